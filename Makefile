@@ -1,0 +1,72 @@
+# ostree-mount build, test, demo and benchmarks.
+#
+#   make demo    build, make a small tree, commit it, and show it
+#   make test    install dependencies, lint, unit tests (-race), fuzz briefly,
+#                end-to-end tests against real ostree
+#   make bench   benchmarks (not part of make test)
+
+GO        ?= go
+BIN       := bin/ostree-mount
+GOBIN     := $(shell $(GO) env GOPATH)/bin
+STATICCHECK_VERSION := v0.8.2
+# Every fuzz target, as package:Target; each runs FUZZTIME in make test.
+FUZZ_TARGETS := ./repo/gvariant:FuzzUnmarshal ./repo/gvariant:FuzzParseText ./repo:FuzzParseObjects
+FUZZTIME  ?= 10s
+
+# Debian packages the tests and benchmarks use.
+APT_PACKAGES := ostree fuse3 attr umoci skopeo buildah fuse-overlayfs libarchive-tools \
+	zstd debootstrap hyperfine fio psmisc
+
+.PHONY: all build deps tools lint unit fuzz e2e test demo bench clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/ostree-mount
+
+# Idempotent: installs only what is missing (apt-get update once, then).
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+tools:
+	@test -x $(GOBIN)/staticcheck || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+lint: tools
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+		if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GOBIN)/staticcheck ./...
+
+# Unit tests with the race detector; -count=1 disables the test cache.
+unit:
+	$(GO) test -race -count=1 ./repo/... ./cache/... ./compose/... ./fs/... ./cmd/...
+
+# Each fuzz target briefly, starting from its seed corpus in testdata/fuzz.
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz $$pkg $$name ($(FUZZTIME))"; \
+		$(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) $$pkg; \
+	done
+
+# End-to-end tests: the real binary against real ostree, umoci and FUSE.
+# -p 1: they share the machine's FUSE and page cache; -timeout bounds a hang.
+e2e: build
+	$(GO) test -count=1 -p 1 -timeout 30m ./tests/...
+
+test: deps lint unit fuzz e2e
+
+demo: deps build
+	./scripts/demo.sh
+
+bench: deps build
+	./scripts/bench.sh
+
+clean:
+	rm -rf bin

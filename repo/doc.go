@@ -1,0 +1,53 @@
+// Package repo reads and writes OSTree repositories in pure Go, byte for
+// byte as libostree 2022.7 does, and adds the primitives layered images
+// need: commits whose related list names other commits, weak refs, and a
+// prune that understands both.
+//
+// # Objects
+//
+// Everything is named by a SHA-256 Checksum. There are four object kinds:
+//
+//   - commit (a{sv}aya(say)sstayay): metadata, parent, related list,
+//     subject, body, big-endian timestamp, root dirtree and dirmeta;
+//   - dirtree (a(say)a(sayay)): sorted file entries (name, content
+//     checksum) and subdirectory entries (name, dirtree, dirmeta);
+//   - dirmeta (uuua(ayay)): uid, gid and mode (big-endian) and xattrs;
+//   - file: a regular file or symlink with uid, gid, mode and xattrs.
+//
+// Metadata objects are GVariant in normal form (package gvariant) and are
+// named by the SHA-256 of their bytes. A file is named by the SHA-256 of a
+// BE32 length, four zero bytes, the header (uuuusa(ayay)) and the content.
+// Detached metadata (commitmeta) is an a{sv} named after its commit.
+//
+// # On disk
+//
+// An object lives at objects/XX/YYYY….EXT, where XXYYYY… is its checksum.
+// Content objects depend on the repository Mode:
+//
+//   - bare: a real file or symlink with real ownership, mode and xattrs;
+//   - bare-user: a regular file owned by the writer, the true metadata in
+//     the user.ostreemeta xattr; a symlink is a file holding its target;
+//   - bare-user-only: real files and symlinks, ownership 0:0, no xattrs;
+//     commits are forced to canonical permissions;
+//   - archive (archive-z2): .filez, a (tuuuusa(ayay)) header followed by
+//     raw deflate of the content.
+//
+// Refs are files of 64 hex characters: refs/heads/NAME,
+// refs/remotes/REMOTE/NAME, refs/mirrors/COLLECTION/NAME, and this
+// project's refs/weak/NAME.
+//
+// # Writing
+//
+// A Transaction holds the repository's shared OFD lock (<repo>/.lock, the
+// lock libostree takes) and stages objects in tmp/staging-BOOTID-XXXXXX,
+// each written as an anonymous file and linked under its name only when
+// complete. Commit syncs the filesystem, renames the objects into objects/
+// (commit objects last), syncs the directories, and then writes refs. A
+// crash at any point leaves objects/ holding only complete objects.
+//
+// # Reading
+//
+// Every metadata object is verified against its checksum when read; a
+// mismatch wraps ErrChecksumMismatch. File content is verified by
+// CopyFile and VerifyFile. All errors wrap the sentinels in errors.go.
+package repo

@@ -1,0 +1,270 @@
+package repo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// PruneOptions are the policy of a prune.
+type PruneOptions struct {
+	// Depth is how many parents of each root to keep: -1 all, 0 none.
+	Depth int
+	// KeepYoungerThan, if set, replaces Depth: parents are kept while
+	// their timestamp is at or after it.
+	KeepYoungerThan time.Time
+	// DryRun plans without deleting anything.
+	DryRun bool
+}
+
+// ObjectInfo is an object on disk and its size.
+type ObjectInfo struct {
+	ObjectName
+	Size int64
+}
+
+// Root is a commit that keeps objects alive, and why.
+type Root struct {
+	Name   string // "ref NAME" or "pin PATH"
+	Commit Checksum
+}
+
+// PruneInput is everything PlanPrune decides from, besides the graph.
+type PruneInput struct {
+	// Objects is every loose object. Commitmeta objects are deleted with
+	// their commits and not counted in the total, as in libostree.
+	Objects []ObjectInfo
+	// Roots are the strong refs and the live pins.
+	Roots []Root
+	// WeakRefs never keep anything alive; those whose commit is deleted or
+	// absent are deleted.
+	WeakRefs []Ref
+	Options  PruneOptions
+}
+
+// PrunePlan is what a prune deletes.
+type PrunePlan struct {
+	Total     int          // objects considered
+	Reachable int          // of which live
+	Delete    []ObjectInfo // commits (with their commitmeta) first, then the rest
+	WeakRefs  []Ref        // weak refs to remove, after the objects
+	Bytes     int64        // bytes freed
+}
+
+// Deleted counts the objects in the plan that are not commitmeta.
+func (p *PrunePlan) Deleted() int {
+	n := 0
+	for _, o := range p.Delete {
+		if o.Type != ObjCommitMeta {
+			n++
+		}
+	}
+	return n
+}
+
+// PlanPrune computes what a prune deletes. It reads only the graph: every
+// root commit is live with its tree, its parents per the options, and,
+// transitively, every commit named in a live commit's related list. All
+// other commits, dirtrees, dirmetas and files are deleted, with the
+// commitmeta of deleted commits, and then the weak refs whose commit is
+// gone. A root whose commit is missing, or a live tree that is missing or
+// corrupt, is an error: deleting on partial knowledge could lose data.
+func PlanPrune(g Graph, in *PruneInput) (*PrunePlan, error) {
+	live := Reachable{}
+	opts := TraverseOptions{Depth: in.Options.Depth, KeepYoungerThan: in.Options.KeepYoungerThan, Related: true}
+	for _, root := range in.Roots {
+		if err := Traverse(g, root.Commit, opts, live); err != nil {
+			return nil, fmt.Errorf("prune: %s: %w", root.Name, err)
+		}
+	}
+	plan := &PrunePlan{}
+	deadCommits := map[Checksum]bool{}
+	present := map[Checksum]bool{}
+	var metas []ObjectInfo
+	for _, o := range in.Objects {
+		switch o.Type {
+		case ObjCommitMeta:
+			metas = append(metas, o)
+			continue
+		case ObjFile, ObjDirTree, ObjDirMeta, ObjCommit, ObjPayloadLink:
+		default:
+			continue // tombstones and others are never deleted directly
+		}
+		plan.Total++
+		if o.Type == ObjCommit {
+			present[o.Checksum] = true
+		}
+		if o.Type == ObjPayloadLink {
+			// A payload link lives as long as the file it points to.
+			if live.Has(ObjFile, o.Checksum) {
+				plan.Reachable++
+				continue
+			}
+		} else if live.Has(o.Type, o.Checksum) {
+			plan.Reachable++
+			continue
+		}
+		if o.Type == ObjCommit {
+			deadCommits[o.Checksum] = true
+		}
+		plan.Delete = append(plan.Delete, o)
+		plan.Bytes += o.Size
+	}
+	for _, m := range metas {
+		if deadCommits[m.Checksum] {
+			plan.Delete = append(plan.Delete, m)
+			plan.Bytes += m.Size
+		}
+	}
+	sort.SliceStable(plan.Delete, func(i, j int) bool {
+		return deleteRank(plan.Delete[i].Type) < deleteRank(plan.Delete[j].Type)
+	})
+	for _, w := range in.WeakRefs {
+		if deadCommits[w.Commit] || !present[w.Commit] {
+			plan.WeakRefs = append(plan.WeakRefs, w)
+		}
+	}
+	return plan, nil
+}
+
+// deleteRank orders deletions so that an interrupted prune never leaves a
+// commit whose tree is gone: commits and their commitmeta go first.
+func deleteRank(t ObjectType) int {
+	switch t {
+	case ObjCommit, ObjCommitMeta:
+		return 0
+	case ObjDirTree:
+		return 1
+	}
+	return 2
+}
+
+// Prune deletes every object that no strong ref, live pin or related list
+// keeps alive. It holds the exclusive repository lock from before it
+// reads any ref until the last deletion, so no transaction can add an
+// object, or reuse one, that the plan then deletes.
+func (r *Repo) Prune(ctx context.Context, o PruneOptions) (*PrunePlan, error) {
+	unlock, err := r.lock.Lock(ctx, LockExclusive)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	in := &PruneInput{Options: o}
+	refs, err := r.ListRefs(RefHead, RefRemote, RefMirror)
+	if err != nil {
+		return nil, err
+	}
+	for _, ref := range refs {
+		in.Roots = append(in.Roots, Root{Name: "ref " + ref.Name.String(), Commit: ref.Commit})
+	}
+	pins, err := r.ListPins(!o.DryRun)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range pins {
+		if p.Live {
+			in.Roots = append(in.Roots, Root{Name: "pin " + p.Path, Commit: p.Commit})
+		}
+	}
+	if in.WeakRefs, err = r.ListRefs(RefWeak); err != nil {
+		return nil, err
+	}
+	if in.Objects, err = r.listObjectInfos(ctx); err != nil {
+		return nil, err
+	}
+	plan, err := PlanPrune(r, in)
+	if err != nil {
+		return nil, err
+	}
+	if o.DryRun {
+		return plan, nil
+	}
+	return plan, r.executePrune(ctx, plan)
+}
+
+func (r *Repo) listObjectInfos(ctx context.Context) ([]ObjectInfo, error) {
+	var out []ObjectInfo
+	for i := 0; i < 256; i++ {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		prefix := fmt.Sprintf("%02x", i)
+		d, err := os.Open(filepath.Join(r.path, "objects", prefix))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list objects: %w", err)
+		}
+		names, err := d.Readdirnames(-1)
+		if err != nil {
+			d.Close()
+			return nil, fmt.Errorf("list objects: %w", err)
+		}
+		for _, name := range names {
+			c, ext, ok := parseObjectName(prefix, name)
+			if !ok {
+				continue
+			}
+			t, ok := r.objectTypeForExt(ext)
+			if !ok {
+				continue
+			}
+			var st unix.Stat_t
+			if err := unix.Fstatat(int(d.Fd()), name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+				continue // deleted meanwhile
+			}
+			out = append(out, ObjectInfo{ObjectName{t, c}, st.Blocks * 512})
+		}
+		d.Close()
+	}
+	return out, nil
+}
+
+func (r *Repo) executePrune(ctx context.Context, plan *PrunePlan) error {
+	tombstones, err := r.cfg.Bool("core", "tombstone-commits", false)
+	if err != nil {
+		return err
+	}
+	odfd := int(r.objects.Fd())
+	for _, o := range plan.Delete {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("prune interrupted: %w", err)
+		}
+		err := unix.Unlinkat(odfd, r.objectRel(o.Type, o.Checksum), 0)
+		if err != nil && !errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("prune: delete %s %s: %w", o.Type, o.Checksum, err)
+		}
+		if o.Type == ObjCommit {
+			_ = os.Remove(filepath.Join(r.path, "state", o.Checksum.String()+".commitpartial"))
+			if tombstones {
+				if err := r.writeTombstone(o.Checksum); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	for _, w := range plan.WeakRefs {
+		if err := r.deleteRef(w.Name); err != nil && !errors.Is(err, ErrRefNotFound) {
+			return fmt.Errorf("prune: %w", err)
+		}
+	}
+	return nil
+}
+
+// writeTombstone records a deleted commit, as libostree does when
+// core.tombstone-commits is set.
+func (r *Repo) writeTombstone(c Checksum) error {
+	b, err := MarshalMetadata(Metadata{{Key: "commit", Value: bytesVariant(append([]byte(c.String()), 0))}})
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(r.ObjectPath(ObjTombstone, c), b, 0o644, false)
+}

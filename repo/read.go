@@ -1,0 +1,323 @@
+package repo
+
+import (
+	"bytes"
+	"compress/flate"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// maxMetaObjectSize bounds the metadata objects the reader accepts; a
+// commit with a 70 kB body is 70 kB, and large dirtrees are a few MB.
+const maxMetaObjectSize = 256 << 20
+
+func notFound(t ObjectType, c Checksum, err error) error {
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("%s %s: %w", t, c, ErrObjectNotFound)
+	}
+	return fmt.Errorf("%s %s: %w", t, c, err)
+}
+
+// ReadMetaObject returns the bytes of a dirtree, dirmeta or commit object,
+// after checking that they hash to c.
+func (r *Repo) ReadMetaObject(t ObjectType, c Checksum) ([]byte, error) {
+	b, err := r.readObjectBytes(t, c)
+	if err != nil {
+		return nil, err
+	}
+	if t.IsMeta() && SumBytes(b) != c {
+		return nil, fmt.Errorf("%s %s: %w", t, c, ErrChecksumMismatch)
+	}
+	return b, nil
+}
+
+func (r *Repo) readObjectBytes(t ObjectType, c Checksum) ([]byte, error) {
+	fd, err := unix.Openat(int(r.objects.Fd()), r.objectRel(t, c), unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, notFound(t, c, err)
+	}
+	f := os.NewFile(uintptr(fd), r.objectRel(t, c))
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxMetaObjectSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", t, c, err)
+	}
+	if len(b) > maxMetaObjectSize {
+		return nil, fmt.Errorf("%s %s: larger than %d bytes: %w", t, c, maxMetaObjectSize, ErrCorrupt)
+	}
+	return b, nil
+}
+
+// ReadDirTree reads and verifies a dirtree object.
+func (r *Repo) ReadDirTree(c Checksum) (*DirTree, error) {
+	b, err := r.ReadMetaObject(ObjDirTree, c)
+	if err != nil {
+		return nil, err
+	}
+	t, err := ParseDirTree(b)
+	if err != nil {
+		return nil, fmt.Errorf("dirtree %s: %w", c, err)
+	}
+	return t, nil
+}
+
+// ReadDirMeta reads and verifies a dirmeta object.
+func (r *Repo) ReadDirMeta(c Checksum) (*DirMeta, error) {
+	b, err := r.ReadMetaObject(ObjDirMeta, c)
+	if err != nil {
+		return nil, err
+	}
+	m, err := ParseDirMeta(b)
+	if err != nil {
+		return nil, fmt.Errorf("dirmeta %s: %w", c, err)
+	}
+	return m, nil
+}
+
+// ReadCommit reads and verifies a commit object.
+func (r *Repo) ReadCommit(c Checksum) (*Commit, error) {
+	b, err := r.ReadMetaObject(ObjCommit, c)
+	if err != nil {
+		return nil, err
+	}
+	cm, err := ParseCommit(b)
+	if err != nil {
+		return nil, fmt.Errorf("commit %s: %w", c, err)
+	}
+	return cm, nil
+}
+
+// ReadCommitMeta reads a commit's detached metadata; it returns nil and no
+// error when the commit has none.
+func (r *Repo) ReadCommitMeta(c Checksum) (Metadata, error) {
+	b, err := r.readObjectBytes(ObjCommitMeta, c)
+	if errors.Is(err, ErrObjectNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	m, err := ParseMetadata(b)
+	if err != nil {
+		return nil, fmt.Errorf("commitmeta %s: %w", c, err)
+	}
+	return m, nil
+}
+
+// File is an open content object.
+type File struct {
+	Meta     FileMeta
+	Checksum Checksum
+	f        *os.File // the object file; nil for symlinks stored as links
+	data     int64    // archive: offset of the deflate stream
+	archive  bool
+	inline   []byte // bare-user symlink: the stored target
+}
+
+// Close releases the object file.
+func (f *File) Close() error {
+	if f.f != nil {
+		return f.f.Close()
+	}
+	return nil
+}
+
+// ObjectFile returns the open object file whose bytes are the content, for
+// bare modes; nil in archive mode and for symlinks.
+func (f *File) ObjectFile() *os.File {
+	if f.archive || f.Meta.IsSymlink() {
+		return nil
+	}
+	return f.f
+}
+
+// Reader returns the file content as a stream.
+func (f *File) Reader() io.Reader {
+	if f.Meta.IsSymlink() {
+		return bytes.NewReader(nil)
+	}
+	if f.archive {
+		return flate.NewReader(io.NewSectionReader(f.f, f.data, 1<<62))
+	}
+	return io.NewSectionReader(f.f, 0, f.Meta.Size)
+}
+
+// OpenFile opens a content object and reads its metadata as stored in the
+// repository's mode. The content is not verified; see VerifyFile and
+// CopyFile.
+func (r *Repo) OpenFile(c Checksum) (*File, error) {
+	rel := r.objectRel(ObjFile, c)
+	dfd := int(r.objects.Fd())
+	switch r.mode {
+	case ModeArchive:
+		fd, err := unix.Openat(dfd, rel, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+		if err != nil {
+			return nil, notFound(ObjFile, c, err)
+		}
+		f := os.NewFile(uintptr(fd), rel)
+		hdr := make([]byte, 4096)
+		n, err := io.ReadFull(f, hdr)
+		if err != nil && err != io.ErrUnexpectedEOF {
+			f.Close()
+			return nil, fmt.Errorf("file %s: %w", c, err)
+		}
+		hdr = hdr[:n]
+		if n >= 8 {
+			if hl := int(uint32(hdr[0])<<24 | uint32(hdr[1])<<16 | uint32(hdr[2])<<8 | uint32(hdr[3])); hl+8 > n && hl <= maxHeaderSize {
+				hdr = make([]byte, hl+8)
+				if _, err := f.ReadAt(hdr, 0); err != nil {
+					f.Close()
+					return nil, fmt.Errorf("file %s: header: %w: %w", c, ErrCorrupt, err)
+				}
+			}
+		}
+		m, off, err := parseArchiveHeader(hdr)
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("file %s: %w", c, err)
+		}
+		return &File{Meta: *m, Checksum: c, f: f, data: int64(off), archive: true}, nil
+	case ModeBareUser:
+		fd, err := unix.Openat(dfd, rel, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+		if err != nil {
+			return nil, notFound(ObjFile, c, err)
+		}
+		f := os.NewFile(uintptr(fd), rel)
+		meta, err := fgetxattr(fd, "user.ostreemeta")
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("file %s: user.ostreemeta: %w: %w", c, ErrCorrupt, err)
+		}
+		m, err := parseOstreeMeta(meta)
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("file %s: %w", c, err)
+		}
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("file %s: %w", c, err)
+		}
+		file := &File{Meta: *m, Checksum: c, f: f}
+		switch m.Mode & ModeFmt {
+		case ModeSymlink:
+			b, err := io.ReadAll(io.LimitReader(f, 1<<20))
+			f.Close()
+			file.f = nil
+			if err != nil {
+				return nil, fmt.Errorf("file %s: %w", c, err)
+			}
+			if len(b) == 0 || b[len(b)-1] != 0 {
+				return nil, fmt.Errorf("file %s: bare-user symlink not NUL-terminated: %w", c, ErrCorrupt)
+			}
+			file.Meta.Target = string(b[:len(b)-1])
+		case ModeRegular:
+			file.Meta.Size = st.Size
+		default:
+			f.Close()
+			return nil, fmt.Errorf("file %s: mode %#o: %w", c, m.Mode, ErrCorrupt)
+		}
+		if err := file.Meta.Validate(); err != nil {
+			file.Close()
+			return nil, fmt.Errorf("file %s: %w (%w)", c, ErrCorrupt, err)
+		}
+		return file, nil
+	default: // bare, bare-user-only: the stat data is the metadata
+		var st unix.Stat_t
+		if err := unix.Fstatat(dfd, rel, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return nil, notFound(ObjFile, c, err)
+		}
+		m := FileMeta{UID: st.Uid, GID: st.Gid, Mode: st.Mode}
+		if r.mode == ModeBareUserOnly {
+			m.UID, m.GID = 0, 0
+		}
+		file := &File{Checksum: c}
+		switch st.Mode & ModeFmt {
+		case ModeSymlink:
+			t, err := readlinkat(dfd, rel)
+			if err != nil {
+				return nil, fmt.Errorf("file %s: %w", c, err)
+			}
+			m.Target = t
+			if r.mode == ModeBare {
+				if m.Xattrs, err = listXattrs(r.ObjectPath(ObjFile, c), true); err != nil {
+					return nil, fmt.Errorf("file %s: %w", c, err)
+				}
+			}
+		case ModeRegular:
+			fd, err := unix.Openat(dfd, rel, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+			if err != nil {
+				return nil, notFound(ObjFile, c, err)
+			}
+			file.f = os.NewFile(uintptr(fd), rel)
+			m.Size = st.Size
+			if r.mode == ModeBare {
+				if m.Xattrs, err = flistXattrs(fd); err != nil {
+					file.Close()
+					return nil, fmt.Errorf("file %s: %w", c, err)
+				}
+			}
+		default:
+			return nil, fmt.Errorf("file %s: object is not a regular file or symlink: %w", c, ErrCorrupt)
+		}
+		file.Meta = m
+		return file, nil
+	}
+}
+
+// ReadFileMeta returns a content object's metadata.
+func (r *Repo) ReadFileMeta(c Checksum) (*FileMeta, error) {
+	f, err := r.OpenFile(c)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	m := f.Meta
+	return &m, nil
+}
+
+// CopyFile writes a content object's content to w and verifies the whole
+// object against its checksum. On a mismatch, the error wraps
+// ErrChecksumMismatch; what was written to w must then be discarded.
+func (r *Repo) CopyFile(c Checksum, w io.Writer) (*FileMeta, error) {
+	f, err := r.OpenFile(c)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	h.Write(f.Meta.hashedHeader())
+	n, err := io.Copy(io.MultiWriter(w, h), f.Reader())
+	if err != nil {
+		if errors.Is(err, flate.CorruptInputError(0)) || isFlateError(err) {
+			return nil, fmt.Errorf("file %s: %w: %w", c, ErrChecksumMismatch, err)
+		}
+		return nil, fmt.Errorf("file %s: %w", c, err)
+	}
+	if !f.Meta.IsSymlink() && n != f.Meta.Size {
+		return nil, fmt.Errorf("file %s: content is %d bytes, header says %d: %w", c, n, f.Meta.Size, ErrChecksumMismatch)
+	}
+	if Checksum(h.Sum(nil)) != c {
+		return nil, fmt.Errorf("file %s: %w", c, ErrChecksumMismatch)
+	}
+	m := f.Meta
+	return &m, nil
+}
+
+func isFlateError(err error) bool {
+	var ce flate.CorruptInputError
+	var ie *flate.ReadError
+	return errors.As(err, &ce) || errors.As(err, &ie) || errors.Is(err, io.ErrUnexpectedEOF)
+}
+
+// VerifyFile checks a content object against its checksum.
+func (r *Repo) VerifyFile(c Checksum) error {
+	_, err := r.CopyFile(c, io.Discard)
+	return err
+}

@@ -1,0 +1,596 @@
+package repo
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/klauspost/compress/flate"
+	"golang.org/x/sys/unix"
+)
+
+// Transaction stages objects and refs and makes them visible together on
+// Commit. It holds the repository's shared lock from Begin to Commit or
+// Abort, so a prune (which takes the exclusive lock) never sees a
+// half-made commit and never deletes an object the transaction decided to
+// reuse. Its write methods are safe for concurrent use.
+//
+// Objects are written as anonymous files (O_TMPFILE) in a staging
+// directory under tmp/, linked there under their final name when complete,
+// and renamed into objects/ at Commit: no object is ever visible in
+// objects/ half-written. A process killed mid-transaction leaves only its
+// staging directory, which the next transaction removes.
+type Transaction struct {
+	r       *Repo
+	unlock  func()
+	name    string   // staging directory name under tmp/
+	dir     *os.File // staging directory
+	lockf   *os.File // tmp/<name>-lock, OFD-locked while we live
+	mu      sync.Mutex
+	staged  map[ObjectName]bool
+	subdirs map[string]bool
+	refs    []refUpdate
+	metas   map[Checksum][]byte // detached metadata to write
+	done    bool
+}
+
+type refUpdate struct {
+	name   RefName
+	commit Checksum // zero: delete
+}
+
+func bootID() string {
+	if id := os.Getenv("OSTREE_BOOTID"); id != "" {
+		return id
+	}
+	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return "unknown"
+	}
+	return strings.TrimSpace(string(b))
+}
+
+func randomSuffix() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])[:6]
+}
+
+// Begin starts a transaction.
+func (r *Repo) Begin(ctx context.Context) (*Transaction, error) {
+	unlock, err := r.lock.Lock(ctx, LockShared)
+	if err != nil {
+		return nil, err
+	}
+	tx := &Transaction{r: r, unlock: unlock, staged: map[ObjectName]bool{}, subdirs: map[string]bool{}, metas: map[Checksum][]byte{}}
+	tmp := filepath.Join(r.path, "tmp")
+	if err := os.MkdirAll(tmp, 0o755); err != nil {
+		unlock()
+		return nil, fmt.Errorf("begin transaction: %w", err)
+	}
+	for attempt := 0; ; attempt++ {
+		tx.name = "staging-" + bootID() + "-" + randomSuffix()
+		lf, err := os.OpenFile(filepath.Join(tmp, tx.name+"-lock"), os.O_CREATE|os.O_EXCL|os.O_RDWR|unix.O_CLOEXEC, 0o600)
+		if errors.Is(err, fs.ErrExist) && attempt < 100 {
+			continue
+		}
+		if err != nil {
+			unlock()
+			return nil, fmt.Errorf("begin transaction: %w", err)
+		}
+		if err := ofdLock(lf, unix.F_WRLCK); err != nil {
+			lf.Close()
+			unlock()
+			return nil, fmt.Errorf("begin transaction: lock staging: %w", err)
+		}
+		tx.lockf = lf
+		break
+	}
+	sp := filepath.Join(tmp, tx.name)
+	if err := os.Mkdir(sp, 0o775); err != nil {
+		tx.release()
+		return nil, fmt.Errorf("begin transaction: %w", err)
+	}
+	if tx.dir, err = os.Open(sp); err != nil {
+		tx.release()
+		return nil, fmt.Errorf("begin transaction: %w", err)
+	}
+	return tx, nil
+}
+
+// release removes the staging directory and drops the locks.
+func (tx *Transaction) release() {
+	tmp := filepath.Join(tx.r.path, "tmp")
+	if tx.dir != nil {
+		tx.dir.Close()
+	}
+	os.RemoveAll(filepath.Join(tmp, tx.name))
+	if tx.lockf != nil {
+		os.Remove(filepath.Join(tmp, tx.name+"-lock"))
+		tx.lockf.Close()
+	}
+	tx.unlock()
+	tx.done = true
+}
+
+// Abort discards everything the transaction staged.
+func (tx *Transaction) Abort() error {
+	if tx.done {
+		return nil
+	}
+	tx.release()
+	return nil
+}
+
+// has reports whether an object is already in objects/ or staged.
+func (tx *Transaction) has(t ObjectType, c Checksum) (bool, error) {
+	tx.mu.Lock()
+	ok := tx.staged[ObjectName{t, c}]
+	tx.mu.Unlock()
+	if ok {
+		return true, nil
+	}
+	return tx.r.HasObject(t, c)
+}
+
+// stagePath makes sure staging/XX exists and returns the object's path
+// relative to the staging directory.
+func (tx *Transaction) stagePath(t ObjectType, c Checksum) (string, error) {
+	rel := tx.r.objectRel(t, c)
+	sub := rel[:2]
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	if !tx.subdirs[sub] {
+		if err := unix.Mkdirat(int(tx.dir.Fd()), sub, 0o777); err != nil && !errors.Is(err, unix.EEXIST) {
+			return "", fmt.Errorf("staging %s: %w", sub, err)
+		}
+		tx.subdirs[sub] = true
+	}
+	return rel, nil
+}
+
+func (tx *Transaction) markStaged(t ObjectType, c Checksum) {
+	tx.mu.Lock()
+	tx.staged[ObjectName{t, c}] = true
+	tx.mu.Unlock()
+}
+
+// tmpFile opens an anonymous file in the staging directory. link gives it
+// a name once it is complete.
+type tmpFile struct {
+	f     *os.File
+	named string // fallback: a named temporary file
+}
+
+func (tx *Transaction) newTmpFile() (*tmpFile, error) {
+	fd, err := unix.Openat(int(tx.dir.Fd()), ".", unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o600)
+	if err == nil {
+		return &tmpFile{f: os.NewFile(uintptr(fd), "tmpfile")}, nil
+	}
+	if !errors.Is(err, unix.EOPNOTSUPP) && !errors.Is(err, unix.EISDIR) && !errors.Is(err, unix.EINVAL) {
+		return nil, fmt.Errorf("staging tmpfile: %w", err)
+	}
+	for i := 0; i < 100; i++ {
+		name := "tmpobject." + randomSuffix()
+		fd, err := unix.Openat(int(tx.dir.Fd()), name, unix.O_CREAT|unix.O_EXCL|unix.O_RDWR|unix.O_CLOEXEC, 0o600)
+		if errors.Is(err, unix.EEXIST) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("staging tmpfile: %w", err)
+		}
+		return &tmpFile{f: os.NewFile(uintptr(fd), name), named: name}, nil
+	}
+	return nil, fmt.Errorf("staging tmpfile: no free name")
+}
+
+// discard drops an unlinked or named temporary file.
+func (t *tmpFile) discard(dfd int) {
+	t.f.Close()
+	if t.named != "" {
+		_ = unix.Unlinkat(dfd, t.named, 0)
+	}
+}
+
+// link names the complete file rel in the staging directory.
+func (t *tmpFile) link(dfd int, rel string) error {
+	var err error
+	if t.named != "" {
+		err = unix.Renameat(dfd, t.named, dfd, rel)
+	} else {
+		err = unix.Linkat(unix.AT_FDCWD, fmt.Sprintf("/proc/self/fd/%d", t.f.Fd()), dfd, rel, unix.AT_SYMLINK_FOLLOW)
+		if errors.Is(err, unix.EEXIST) {
+			err = nil // staged concurrently by another writer of this transaction
+		}
+	}
+	t.f.Close()
+	if err != nil {
+		return fmt.Errorf("stage %s: %w", rel, err)
+	}
+	return nil
+}
+
+// WriteMeta stores a metadata object (dirtree, dirmeta, commit) given its
+// serialized bytes and returns its checksum.
+func (tx *Transaction) WriteMeta(t ObjectType, data []byte) (Checksum, error) {
+	c := SumBytes(data)
+	if ok, err := tx.has(t, c); err != nil || ok {
+		return c, err
+	}
+	rel, err := tx.stagePath(t, c)
+	if err != nil {
+		return c, err
+	}
+	tf, err := tx.newTmpFile()
+	if err != nil {
+		return c, err
+	}
+	dfd := int(tx.dir.Fd())
+	if _, err := tf.f.Write(data); err != nil {
+		tf.discard(dfd)
+		return c, fmt.Errorf("%s %s: %w", t, c.Str(), err)
+	}
+	if err := tf.f.Chmod(0o644); err != nil {
+		tf.discard(dfd)
+		return c, fmt.Errorf("%s %s: %w", t, c.Str(), err)
+	}
+	if err := tf.link(dfd, rel); err != nil {
+		return c, err
+	}
+	tx.markStaged(t, c)
+	return c, nil
+}
+
+// WriteDirMeta stores a dirmeta object.
+func (tx *Transaction) WriteDirMeta(m *DirMeta) (Checksum, error) {
+	return tx.WriteMeta(ObjDirMeta, m.Marshal())
+}
+
+// WriteDirTree stores a dirtree object.
+func (tx *Transaction) WriteDirTree(t *DirTree) (Checksum, error) {
+	return tx.WriteMeta(ObjDirTree, t.Marshal())
+}
+
+// WriteCommit stores a commit object.
+func (tx *Transaction) WriteCommit(c *Commit) (Checksum, error) {
+	b, err := c.Marshal()
+	if err != nil {
+		return Checksum{}, err
+	}
+	return tx.WriteMeta(ObjCommit, b)
+}
+
+// SetCommitMeta sets a commit's detached metadata, written at Commit.
+func (tx *Transaction) SetCommitMeta(commit Checksum, m Metadata) error {
+	b, err := MarshalMetadata(m)
+	if err != nil {
+		return fmt.Errorf("commitmeta %s: %w", commit.Str(), err)
+	}
+	tx.mu.Lock()
+	tx.metas[commit] = b
+	tx.mu.Unlock()
+	return nil
+}
+
+// SetRef sets (or, with a zero checksum, deletes) a ref at Commit.
+func (tx *Transaction) SetRef(name RefName, commit Checksum) {
+	tx.mu.Lock()
+	tx.refs = append(tx.refs, refUpdate{name, commit})
+	tx.mu.Unlock()
+}
+
+// FileChecksum computes the checksum of a content object from its metadata
+// and content, without writing anything.
+func FileChecksum(m *FileMeta, content io.Reader) (Checksum, error) {
+	if err := m.Validate(); err != nil {
+		return Checksum{}, err
+	}
+	h := sha256.New()
+	h.Write(m.hashedHeader())
+	if !m.IsSymlink() && content != nil {
+		if _, err := io.Copy(h, content); err != nil {
+			return Checksum{}, err
+		}
+	}
+	return Checksum(h.Sum(nil)), nil
+}
+
+// WriteFile stores a content object. For a regular file, content must
+// yield exactly m.Size bytes; for a symlink it is ignored. It returns the
+// object's checksum. The object is hashed while it is written, so content
+// is read once.
+func (tx *Transaction) WriteFile(m *FileMeta, content io.Reader) (Checksum, error) {
+	if err := m.Validate(); err != nil {
+		return Checksum{}, err
+	}
+	if m.Size < 0 {
+		return Checksum{}, fmt.Errorf("file size %d: %w", m.Size, ErrCorrupt)
+	}
+	if m.IsSymlink() {
+		m.Size = 0
+		if tx.r.mode == ModeBare || tx.r.mode == ModeBareUserOnly {
+			return tx.writeSymlink(m)
+		}
+		content = strings.NewReader("")
+	}
+	dfd := int(tx.dir.Fd())
+	tf, err := tx.newTmpFile()
+	if err != nil {
+		return Checksum{}, err
+	}
+	c, err := tx.fillFile(tf.f, m, content)
+	if err != nil {
+		tf.discard(dfd)
+		return c, err
+	}
+	if ok, err := tx.has(ObjFile, c); err != nil || ok {
+		tf.discard(dfd)
+		return c, err
+	}
+	rel, err := tx.stagePath(ObjFile, c)
+	if err != nil {
+		tf.discard(dfd)
+		return c, err
+	}
+	if err := tf.link(dfd, rel); err != nil {
+		return c, err
+	}
+	tx.markStaged(ObjFile, c)
+	return c, nil
+}
+
+// countingWriter counts bytes.
+type countingWriter struct{ n int64 }
+
+func (w *countingWriter) Write(p []byte) (int, error) { w.n += int64(len(p)); return len(p), nil }
+
+// fillFile writes the object's bytes for this repository mode into f and
+// returns the checksum.
+func (tx *Transaction) fillFile(f *os.File, m *FileMeta, content io.Reader) (Checksum, error) {
+	h := sha256.New()
+	h.Write(m.hashedHeader())
+	cnt := &countingWriter{}
+	fd := int(f.Fd())
+	var err error
+	switch tx.r.mode {
+	case ModeArchive:
+		if _, err = f.Write(m.archiveHeader()); err != nil {
+			return Checksum{}, fmt.Errorf("write object: %w", err)
+		}
+		if !m.IsSymlink() {
+			zw, err := flate.NewWriter(f, tx.r.level)
+			if err != nil {
+				return Checksum{}, fmt.Errorf("deflate: %w", err)
+			}
+			if _, err := io.Copy(io.MultiWriter(zw, h, cnt), content); err != nil {
+				return Checksum{}, fmt.Errorf("write object: %w", err)
+			}
+			if err := zw.Close(); err != nil {
+				return Checksum{}, fmt.Errorf("write object: %w", err)
+			}
+		}
+		err = f.Chmod(0o644)
+	case ModeBareUser:
+		if m.IsSymlink() {
+			_, err = io.WriteString(f, m.Target+"\x00")
+		} else {
+			_, err = io.Copy(io.MultiWriter(f, h, cnt), content)
+		}
+		if err != nil {
+			return Checksum{}, fmt.Errorf("write object: %w", err)
+		}
+		mode := uint32(0o644)
+		if !m.IsSymlink() {
+			mode = m.Mode&0o775 | 0o400
+		}
+		if err = unix.Fchmod(fd, mode); err == nil {
+			err = unix.Fsetxattr(fd, "user.ostreemeta", marshalOstreeMeta(m), 0)
+		}
+	default: // bare, bare-user-only: content plus real metadata
+		if _, err = io.Copy(io.MultiWriter(f, h, cnt), content); err != nil {
+			return Checksum{}, fmt.Errorf("write object: %w", err)
+		}
+		if tx.r.mode == ModeBare {
+			if err = unix.Fchown(fd, int(m.UID), int(m.GID)); err == nil {
+				for _, x := range m.Xattrs {
+					if err = unix.Fsetxattr(fd, x.Name, x.Value, 0); err != nil {
+						err = fmt.Errorf("xattr %s: %w", x.Name, err)
+						break
+					}
+				}
+			}
+		}
+		if err == nil {
+			err = unix.Fchmod(fd, m.Mode&0o7777)
+		}
+	}
+	if err != nil {
+		return Checksum{}, fmt.Errorf("write object: %w", err)
+	}
+	if !m.IsSymlink() && cnt.n != m.Size {
+		return Checksum{}, fmt.Errorf("write object: content is %d bytes, expected %d: %w", cnt.n, m.Size, io.ErrUnexpectedEOF)
+	}
+	if tx.r.mode != ModeArchive {
+		ts := []unix.Timespec{{Sec: 0}, {Sec: 0}}
+		if err := unix.UtimesNanoAt(unix.AT_FDCWD, fmt.Sprintf("/proc/self/fd/%d", fd), ts, 0); err != nil {
+			return Checksum{}, fmt.Errorf("write object: mtime: %w", err)
+		}
+	}
+	return Checksum(h.Sum(nil)), nil
+}
+
+// writeSymlink stores a symlink as a real symlink (bare, bare-user-only).
+func (tx *Transaction) writeSymlink(m *FileMeta) (Checksum, error) {
+	c, err := FileChecksum(m, nil)
+	if err != nil {
+		return c, err
+	}
+	if ok, err := tx.has(ObjFile, c); err != nil || ok {
+		return c, err
+	}
+	rel, err := tx.stagePath(ObjFile, c)
+	if err != nil {
+		return c, err
+	}
+	dfd := int(tx.dir.Fd())
+	tmp := "tmplink." + randomSuffix()
+	if err := unix.Symlinkat(m.Target, dfd, tmp); err != nil {
+		return c, fmt.Errorf("symlink object: %w", err)
+	}
+	fail := func(err error) (Checksum, error) {
+		_ = unix.Unlinkat(dfd, tmp, 0)
+		return c, fmt.Errorf("symlink object: %w", err)
+	}
+	if tx.r.mode == ModeBare {
+		if err := unix.Fchownat(dfd, tmp, int(m.UID), int(m.GID), unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return fail(err)
+		}
+		p := filepath.Join(tx.dir.Name(), tmp)
+		for _, x := range m.Xattrs {
+			if err := unix.Lsetxattr(p, x.Name, x.Value, 0); err != nil {
+				return fail(fmt.Errorf("xattr %s: %w", x.Name, err))
+			}
+		}
+	}
+	if err := unix.Renameat(dfd, tmp, dfd, rel); err != nil {
+		return fail(err)
+	}
+	tx.markStaged(ObjFile, c)
+	return c, nil
+}
+
+// Commit makes the staged objects, detached metadata and refs visible, in
+// that order, and ends the transaction. Commit objects are moved last, so
+// a crash never leaves a commit whose tree is incomplete.
+func (tx *Transaction) Commit() error {
+	if tx.done {
+		return fmt.Errorf("commit transaction: already ended")
+	}
+	defer tx.release()
+	r := tx.r
+	if r.fsync {
+		if err := unix.Syncfs(int(tx.dir.Fd())); err != nil {
+			return fmt.Errorf("commit transaction: syncfs: %w", err)
+		}
+	}
+	names := make([]ObjectName, 0, len(tx.staged))
+	for n := range tx.staged {
+		names = append(names, n)
+	}
+	// Commits last; within a type, by name for a deterministic order.
+	sort.Slice(names, func(i, j int) bool {
+		ci, cj := names[i].Type == ObjCommit, names[j].Type == ObjCommit
+		if ci != cj {
+			return cj
+		}
+		return string(names[i].Checksum[:]) < string(names[j].Checksum[:])
+	})
+	sdfd, odfd := int(tx.dir.Fd()), int(r.objects.Fd())
+	touched := map[string]bool{}
+	var commitDirs []string
+	for i, n := range names {
+		if n.Type == ObjCommit && (i == 0 || names[i-1].Type != ObjCommit) {
+			// Everything a commit needs is in place: make it durable first.
+			if err := tx.syncObjectDirs(touched); err != nil {
+				return err
+			}
+		}
+		rel := r.objectRel(n.Type, n.Checksum)
+		sub := rel[:2]
+		if !touched[sub] {
+			if err := unix.Mkdirat(odfd, sub, 0o777); err != nil && !errors.Is(err, unix.EEXIST) {
+				return fmt.Errorf("commit transaction: objects/%s: %w", sub, err)
+			}
+			touched[sub] = true
+		}
+		err := unix.Renameat2(sdfd, rel, odfd, rel, unix.RENAME_NOREPLACE)
+		if errors.Is(err, unix.EEXIST) {
+			err = nil // written meanwhile by another transaction: same bytes
+		}
+		if err != nil {
+			return fmt.Errorf("commit transaction: %s %s: %w", n.Type, n.Checksum.Str(), err)
+		}
+		if n.Type == ObjCommit {
+			commitDirs = append(commitDirs, sub)
+			_ = unix.Unlinkat(odfd, r.objectRel(ObjTombstone, n.Checksum), 0)
+		}
+	}
+	for c, b := range tx.metas {
+		if err := writeFileAtomic(r.ObjectPath(ObjCommitMeta, c), b, 0o644, r.fsync); err != nil {
+			return fmt.Errorf("commit transaction: commitmeta %s: %w", c.Str(), err)
+		}
+	}
+	if err := tx.syncObjectDirs(touched); err != nil {
+		return err
+	}
+	for _, u := range tx.refs {
+		var err error
+		if u.commit.IsZero() {
+			err = r.deleteRef(u.name)
+		} else {
+			err = r.writeRef(u.name, u.commit)
+		}
+		if err != nil {
+			return fmt.Errorf("commit transaction: %w", err)
+		}
+	}
+	r.cleanTmp(tx.name)
+	return nil
+}
+
+func (tx *Transaction) syncObjectDirs(dirs map[string]bool) error {
+	if !tx.r.fsync {
+		return nil
+	}
+	for sub := range dirs {
+		if err := syncDir(filepath.Join(tx.r.path, "objects", sub)); err != nil {
+			return fmt.Errorf("commit transaction: sync objects/%s: %w", sub, err)
+		}
+	}
+	return tx.r.objects.Sync()
+}
+
+// cleanTmp removes staging directories left by dead processes: a staging
+// directory whose lock file can be locked has no live owner, and nothing
+// outside it names its objects.
+func (r *Repo) cleanTmp(keep string) {
+	tmp := filepath.Join(r.path, "tmp")
+	ents, err := os.ReadDir(tmp)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		name := e.Name()
+		if !e.IsDir() || !strings.HasPrefix(name, "staging-") || name == keep {
+			continue
+		}
+		lockPath := filepath.Join(tmp, name+"-lock")
+		lf, err := os.OpenFile(lockPath, os.O_RDWR|unix.O_CLOEXEC, 0)
+		if err != nil {
+			if !errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			// No lock file: ostree's own staging directories always have
+			// one, so this was left between mkdir and lock; take it over.
+			lf, err = os.OpenFile(lockPath, os.O_CREATE|os.O_RDWR|unix.O_CLOEXEC, 0o600)
+			if err != nil {
+				continue
+			}
+		}
+		if ofdLock(lf, unix.F_WRLCK) == nil {
+			os.RemoveAll(filepath.Join(tmp, name))
+			os.Remove(lockPath)
+		}
+		lf.Close()
+	}
+}
