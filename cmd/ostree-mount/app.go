@@ -44,8 +44,12 @@ func repoPath(c *cli.Context) string {
 	if slices.Contains(c.LocalFlagNames(), "repo") {
 		return c.String("repo")
 	}
-	lineage := c.Lineage()
-	return lineage[len(lineage)-1].String("repo")
+	for _, ctx := range c.Lineage()[1:] {
+		if v := ctx.String("repo"); v != "" {
+			return v // the app's flag, with $OSTREE_REPO and the default
+		}
+	}
+	return "/ostree/repo"
 }
 
 func openRepo(c *cli.Context) (*repo.Repo, error) {
