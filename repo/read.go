@@ -38,7 +38,11 @@ func (r *Repo) ReadMetaObject(t ObjectType, c Checksum) ([]byte, error) {
 }
 
 func (r *Repo) readObjectBytes(t ObjectType, c Checksum) ([]byte, error) {
-	fd, err := unix.Openat(int(r.objects.Fd()), r.objectRel(t, c), unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	return r.readObjectBytesIn(int(r.objects.Fd()), t, c)
+}
+
+func (r *Repo) readObjectBytesIn(dfd int, t ObjectType, c Checksum) ([]byte, error) {
+	fd, err := unix.Openat(dfd, r.objectRel(t, c), unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
 	if err != nil {
 		return nil, notFound(t, c, err)
 	}
@@ -152,8 +156,11 @@ func (f *File) Reader() io.Reader {
 // repository's mode. The content is not verified; see VerifyFile and
 // CopyFile.
 func (r *Repo) OpenFile(c Checksum) (*File, error) {
+	return r.openFileIn(int(r.objects.Fd()), c)
+}
+
+func (r *Repo) openFileIn(dfd int, c Checksum) (*File, error) {
 	rel := r.objectRel(ObjFile, c)
-	dfd := int(r.objects.Fd())
 	switch r.mode {
 	case ModeArchive:
 		fd, err := unix.Openat(dfd, rel, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
@@ -246,7 +253,7 @@ func (r *Repo) OpenFile(c Checksum) (*File, error) {
 			}
 			m.Target = t
 			if r.mode == ModeBare {
-				if m.Xattrs, err = listXattrs(r.ObjectPath(ObjFile, c), true); err != nil {
+				if m.Xattrs, err = listXattrs(fmt.Sprintf("/proc/self/fd/%d/%s", dfd, rel), true); err != nil {
 					return nil, fmt.Errorf("file %s: %w", c, err)
 				}
 			}

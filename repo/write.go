@@ -594,3 +594,6 @@ func (r *Repo) cleanTmp(keep string) {
 		lf.Close()
 	}
 }
+
+// Repo returns the transaction's repository.
+func (tx *Transaction) Repo() *Repo { return tx.r }

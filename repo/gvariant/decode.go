@@ -37,7 +37,7 @@ func unmarshal(t *Type, data []byte, verify bool) (any, error) {
 		return nil, fmt.Errorf("%w: type %s: %v", ErrMalformed, t, perr)
 	}
 	if verify {
-		out, err := Marshal(t, v)
+		out, err := marshal(t, v, make([]byte, 0, len(data)))
 		if err != nil {
 			return nil, fmt.Errorf("%w: type %s: decoded value does not re-encode: %v", ErrMalformed, t, err)
 		}

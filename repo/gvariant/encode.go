@@ -88,7 +88,12 @@ func Marshal(t *Type, v any) ([]byte, error) {
 	if t == nil {
 		return nil, fmt.Errorf("gvariant: cannot marshal: nil type")
 	}
-	var e encoder
+	return marshal(t, v, nil)
+}
+
+// marshal appends the serialization of v to buf[:0].
+func marshal(t *Type, v any, buf []byte) ([]byte, error) {
+	e := encoder{buf: buf[:0]}
 	if err := e.value(t, v, 0); err != nil {
 		return nil, fmt.Errorf("gvariant: cannot marshal %s value: %w", t, err)
 	}

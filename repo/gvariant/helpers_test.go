@@ -200,8 +200,8 @@ func randValue(r *rand.Rand, t *Type, vdepth int) any {
 		return Maybe{Valid: true, Value: randValue(r, t.elem, vdepth)}
 	case 'a':
 		n := r.Intn(4)
-		if r.Intn(10) == 0 {
-			n = 40 + r.Intn(60)
+		if r.Intn(10) == 0 && t.elem.depth == 0 {
+			n = 40 + r.Intn(260) // large enough for 2-byte offsets
 		}
 		if t.elem.kind == 'y' {
 			b := make([]byte, n)

@@ -680,6 +680,9 @@ func unify(a, b *pattern, level int) *pattern {
 		}
 		return nil // same basic kind but different types cannot happen
 	}
+	if a.kind == 'N' && b.kind == 'D' || a.kind == 'D' && b.kind == 'N' {
+		return floatPattern
+	}
 	if b.kind == 'N' || b.kind == 'D' || b.kind == 'S' {
 		a, b = b, a
 	}

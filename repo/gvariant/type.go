@@ -24,12 +24,13 @@ type Type struct {
 }
 
 // basicTypes holds one shared Type for every basic type and for 'v'.
-var basicTypes [256]*Type
+var basicTypes = makeBasicTypes()
 
 // commonTypes caches frequently used complete types (by signature).
-var commonTypes = map[string]*Type{}
+var commonTypes = makeCommonTypes()
 
-func init() {
+func makeBasicTypes() *[256]*Type {
+	var bt [256]*Type
 	for _, c := range []byte("bynqiuxthdsogv") {
 		t := &Type{kind: c, sig: string(c), align: 1}
 		switch c {
@@ -44,8 +45,17 @@ func init() {
 		case 'v':
 			t.align = 8
 		}
-		basicTypes[c] = t
-		commonTypes[t.sig] = t
+		bt[c] = t
+	}
+	return &bt
+}
+
+func makeCommonTypes() map[string]*Type {
+	m := map[string]*Type{}
+	for _, t := range basicTypes {
+		if t != nil {
+			m[t.sig] = t
+		}
 	}
 	for _, s := range []string{
 		"ay", "as", "aay", "av", "ao", "ag", "au", "at", "a{sv}", "a{ss}",
@@ -57,8 +67,9 @@ func init() {
 		if err != nil || n != len(s) {
 			panic("gvariant: bad builtin type " + s)
 		}
-		commonTypes[s] = t
+		m[s] = t
 	}
+	return m
 }
 
 // typeSyntaxError describes an invalid type string.

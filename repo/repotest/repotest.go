@@ -26,6 +26,21 @@ func NewRepo(t testing.TB, mode repo.Mode) *repo.Repo {
 	return r
 }
 
+// NewRepoNoSync is NewRepo with core.fsync=false, for tests of logic
+// above the storage layer that would otherwise wait on syncfs.
+func NewRepoNoSync(t testing.TB, mode repo.Mode) *repo.Repo {
+	t.Helper()
+	r := NewRepo(t, mode)
+	cfgPath := filepath.Join(r.Path(), "config")
+	b, err := os.ReadFile(cfgPath)
+	must(t, err)
+	must(t, os.WriteFile(cfgPath, append(b, []byte("fsync=false\n")...), 0o644))
+	r2, err := repo.Open(r.Path())
+	must(t, err)
+	t.Cleanup(func() { r2.Close() })
+	return r2
+}
+
 func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {

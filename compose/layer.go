@@ -1,0 +1,489 @@
+package compose
+
+import (
+	"archive/tar"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/ostree-mount/ostree-mount/repo"
+)
+
+// Limits bound what one layer may make the importer do.
+type Limits struct {
+	MaxEntries     int64 // tar entries per layer
+	MaxPathLen     int   // bytes of an entry's path
+	MaxDepth       int   // components of an entry's path
+	MaxBytes       int64 // decompressed bytes per layer
+	MaxSymlinkHops int   // symlinks followed resolving one path
+}
+
+// DefaultLimits are generous: far above real images, far below what
+// exhausts a machine.
+var DefaultLimits = Limits{
+	MaxEntries:     10_000_000,
+	MaxPathLen:     4096,
+	MaxDepth:       512,
+	MaxBytes:       256 << 30,
+	MaxSymlinkHops: 255,
+}
+
+// ErrLimit is wrapped when a layer exceeds a limit.
+var ErrLimit = errors.New("limit exceeded")
+
+// ErrBadLayer is wrapped for a layer that is malformed or hostile.
+var ErrBadLayer = errors.New("invalid layer")
+
+// lnode is a node of the layer being imported: a directory (explicit or
+// implicit) or a file object (regular, symlink, special or whiteout).
+type lnode struct {
+	dir      bool
+	explicit bool         // directory from an entry of this layer
+	meta     repo.DirMeta // explicit directory's metadata
+	kids     map[string]*lnode
+	opaque   bool // holds .wh..wh..opq
+	noLower  bool // nothing of lower layers lies beneath (new or replaced)
+	sum      repo.Checksum
+	symlink  bool
+	target   string
+}
+
+func newDir(noLower bool) *lnode {
+	return &lnode{dir: true, kids: map[string]*lnode{}, noLower: noLower}
+}
+
+// LayerResult describes an imported layer tree.
+type LayerResult struct {
+	Tree, Meta repo.Checksum
+	// BaseDependent is set when the tree depends on the layers below:
+	// a path resolved through a lower layer's symlink, or a hardlink to a
+	// lower layer's file. Such a layer is shared by chain ID, not diff_id.
+	BaseDependent bool
+	Entries       int64
+	HasXattrs     bool
+}
+
+type layerImport struct {
+	ctx      context.Context
+	tx       *repo.Transaction
+	lower    *Tree
+	lim      Limits
+	root     *lnode
+	whiteout repo.Checksum
+	res      LayerResult
+}
+
+// ImportLayer reads an uncompressed layer tar and stores it as a tree in
+// OCI dialect: whiteouts stay as .wh. entries and opaque markers as
+// .wh..wh..opq, so that the tree is the layer's changeset. Paths are
+// resolved as umoci applies a layer onto the layers below (lower, nil for
+// the base): a parent directory that is a symlink, in this layer or a
+// lower one, is followed inside the image root. Nothing outside the
+// repository is ever touched.
+func ImportLayer(ctx context.Context, tx *repo.Transaction, lower *Tree, r io.Reader, lim Limits) (*LayerResult, error) {
+	li := &layerImport{ctx: ctx, tx: tx, lower: lower, lim: lim, root: newDir(lower == nil)}
+	var err error
+	if li.whiteout, err = tx.WriteFile(&repo.FileMeta{Mode: repo.ModeRegular | 0o644}, strings.NewReader("")); err != nil {
+		return nil, err
+	}
+	tr := tar.NewReader(&limitReader{r: r, left: lim.MaxBytes})
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			if errors.Is(err, ErrLimit) {
+				return nil, err
+			}
+			return nil, fmt.Errorf("%w: tar entry %d: %w", ErrBadLayer, li.res.Entries+1, err)
+		}
+		li.res.Entries++
+		if li.res.Entries > lim.MaxEntries {
+			return nil, fmt.Errorf("more than %d entries: %w", lim.MaxEntries, ErrLimit)
+		}
+		if err := li.entry(hdr, tr); err != nil {
+			return nil, fmt.Errorf("entry %q: %w", hdr.Name, err)
+		}
+	}
+	// Drain what follows the end-of-archive marker, so the caller's digest
+	// covers the whole blob.
+	if _, err := io.Copy(io.Discard, r); err != nil {
+		return nil, err
+	}
+	tree, meta, _, err := li.write(li.root)
+	if err != nil {
+		return nil, err
+	}
+	li.res.Tree, li.res.Meta = tree, meta
+	return &li.res, nil
+}
+
+// limitReader fails once more than left bytes are read.
+type limitReader struct {
+	r    io.Reader
+	left int64
+}
+
+func (l *limitReader) Read(p []byte) (int, error) {
+	n, err := l.r.Read(p)
+	l.left -= int64(n)
+	if l.left < 0 {
+		return n, fmt.Errorf("decompressed layer larger than the limit: %w", ErrLimit)
+	}
+	return n, err
+}
+
+// cleanPath splits a tar path into components: leading "/" and "./" go,
+// "." components go, ".." is refused, and every component must be UTF-8.
+func (li *layerImport) cleanPath(p string) ([]string, error) {
+	if len(p) > li.lim.MaxPathLen {
+		return nil, fmt.Errorf("path of %d bytes: %w", len(p), ErrLimit)
+	}
+	var parts []string
+	for _, c := range strings.Split(p, "/") {
+		switch c {
+		case "", ".":
+			continue
+		case "..":
+			return nil, fmt.Errorf("path contains '..': %w", ErrBadLayer)
+		}
+		if !utf8.ValidString(c) {
+			return nil, fmt.Errorf("name %q is not UTF-8, which OSTree cannot store: %w", c, ErrBadLayer)
+		}
+		parts = append(parts, c)
+	}
+	if len(parts) > li.lim.MaxDepth {
+		return nil, fmt.Errorf("path of %d components: %w", len(parts), ErrLimit)
+	}
+	return parts, nil
+}
+
+// lowerEntry looks a resolved path up in the layers below.
+func (li *layerImport) lowerEntry(path []string) (*Entry, error) {
+	if li.lower == nil {
+		return nil, nil
+	}
+	e, err := li.lower.Lookup(li.ctx, strings.Join(path, "/"))
+	if errors.Is(err, ErrNotExist) || errors.Is(err, ErrNotDir) {
+		return nil, nil
+	}
+	return e, err
+}
+
+// resolveDir resolves directory components in the merged view (this
+// layer over the layers below) with the image root as "/": symlinks are
+// followed, ".." stops at the root. With create, missing directories
+// become implicit ones; without, a missing one returns nil.
+func (li *layerImport) resolveDir(parts []string, create bool) (*lnode, []string, error) {
+	stack := []*lnode{li.root}
+	var path []string
+	queue := append([]string(nil), parts...)
+	hops := 0
+	follow := func(target string, fromLower bool) error {
+		hops++
+		if hops > li.lim.MaxSymlinkHops {
+			return fmt.Errorf("too many levels of symbolic links: %w", ErrBadLayer)
+		}
+		if fromLower {
+			li.res.BaseDependent = true
+		}
+		if strings.HasPrefix(target, "/") {
+			stack, path = stack[:1], nil
+		}
+		var tparts []string
+		for _, c := range strings.Split(target, "/") {
+			if c != "" && c != "." {
+				tparts = append(tparts, c)
+			}
+		}
+		queue = append(tparts, queue...)
+		return nil
+	}
+	for len(queue) > 0 {
+		c := queue[0]
+		queue = queue[1:]
+		if c == ".." {
+			if len(path) > 0 {
+				stack, path = stack[:len(stack)-1], path[:len(path)-1]
+			}
+			continue
+		}
+		cur := stack[len(stack)-1]
+		if child, ok := cur.kids[c]; ok {
+			switch {
+			case child.dir:
+				stack, path = append(stack, child), append(path, c)
+				continue
+			case child.symlink:
+				if err := follow(child.target, false); err != nil {
+					return nil, nil, err
+				}
+				continue
+			}
+			return nil, nil, fmt.Errorf("%s: %w", strings.Join(append(path, c), "/"), ErrNotDir)
+		}
+		hidden := cur.noLower || cur.opaque || cur.kids[".wh."+c] != nil
+		noLower := true
+		if !hidden {
+			le, err := li.lowerEntry(append(path, c))
+			if err != nil {
+				return nil, nil, err
+			}
+			switch {
+			case le == nil:
+			case le.IsDir():
+				noLower = false
+			case le.Mode&repo.ModeFmt == repo.ModeSymlink:
+				if err := follow(le.Target, true); err != nil {
+					return nil, nil, err
+				}
+				continue
+			default:
+				return nil, nil, fmt.Errorf("%s (in a lower layer): %w", strings.Join(append(path, c), "/"), ErrNotDir)
+			}
+		}
+		if !create {
+			if noLower {
+				return nil, nil, nil
+			}
+		}
+		child := newDir(noLower)
+		cur.kids[c] = child
+		stack, path = append(stack, child), append(path, c)
+	}
+	return stack[len(stack)-1], path, nil
+}
+
+func (li *layerImport) xattrs(hdr *tar.Header) []repo.Xattr {
+	var xs []repo.Xattr
+	schily := false
+	for k, v := range hdr.PAXRecords {
+		if name, ok := strings.CutPrefix(k, "SCHILY.xattr."); ok {
+			schily = true
+			if !droppedXattr(name) {
+				xs = append(xs, repo.Xattr{Name: name, Value: []byte(v)})
+			}
+		}
+	}
+	if !schily {
+		for k, v := range hdr.PAXRecords {
+			enc, ok := strings.CutPrefix(k, "LIBARCHIVE.xattr.")
+			if !ok {
+				continue
+			}
+			name, err1 := url.QueryUnescape(enc)
+			val, err2 := base64.StdEncoding.DecodeString(v)
+			if err1 == nil && err2 == nil && !droppedXattr(name) {
+				xs = append(xs, repo.Xattr{Name: name, Value: val})
+			}
+		}
+	}
+	xs = repo.NormalizeXattrs(xs)
+	if len(xs) > 0 {
+		li.res.HasXattrs = true
+	}
+	return xs
+}
+
+func (li *layerImport) entry(hdr *tar.Header, tr *tar.Reader) error {
+	parts, err := li.cleanPath(hdr.Name)
+	if err != nil {
+		return err
+	}
+	perm := uint32(hdr.Mode) & 0o7777 // buildah puts S_IFMT bits in the mode field
+	uid, gid := uint32(hdr.Uid), uint32(hdr.Gid)
+	if hdr.Uid < 0 || hdr.Gid < 0 || int64(hdr.Uid) > 1<<32-1 || int64(hdr.Gid) > 1<<32-1 {
+		return fmt.Errorf("uid/gid %d/%d out of range: %w", hdr.Uid, hdr.Gid, ErrBadLayer)
+	}
+	if len(parts) == 0 {
+		if hdr.Typeflag != tar.TypeDir {
+			return fmt.Errorf("the root entry must be a directory: %w", ErrBadLayer)
+		}
+		li.root.explicit = true
+		li.root.meta = repo.DirMeta{UID: uid, GID: gid, Mode: repo.ModeDir | perm, Xattrs: li.xattrs(hdr)}
+		return nil
+	}
+	base := parts[len(parts)-1]
+	if wname, ok := strings.CutPrefix(base, ".wh."); ok && hdr.Typeflag != tar.TypeDir {
+		return li.whiteoutEntry(parts[:len(parts)-1], base, wname)
+	}
+	parent, _, err := li.resolveDir(parts[:len(parts)-1], true)
+	if err != nil {
+		return err
+	}
+	var n *lnode
+	switch hdr.Typeflag {
+	case tar.TypeDir:
+		if old, ok := parent.kids[base]; ok && old.dir {
+			n = old
+		} else {
+			n = newDir(parent.noLower)
+			if ok {
+				// A non-directory of this layer replaced by a directory:
+				// the lower layers' directory must not show through.
+				li.addWhiteout(parent, ".wh."+base)
+				n.noLower = true
+			}
+		}
+		n.explicit = true
+		n.meta = repo.DirMeta{UID: uid, GID: gid, Mode: repo.ModeDir | perm, Xattrs: li.xattrs(hdr)}
+		parent.kids[base] = n
+		return nil
+	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse:
+		m := &repo.FileMeta{UID: uid, GID: gid, Mode: repo.ModeRegular | perm, Xattrs: li.xattrs(hdr), Size: hdr.Size}
+		sum, err := li.tx.WriteFile(m, tr)
+		if err != nil {
+			return err
+		}
+		n = &lnode{sum: sum}
+	case tar.TypeSymlink:
+		if hdr.Linkname == "" {
+			return fmt.Errorf("symlink with an empty target: %w", ErrBadLayer)
+		}
+		if !utf8.ValidString(hdr.Linkname) {
+			return fmt.Errorf("symlink target %q is not UTF-8: %w", hdr.Linkname, ErrBadLayer)
+		}
+		m := &repo.FileMeta{UID: uid, GID: gid, Mode: repo.ModeSymlink | 0o777, Target: hdr.Linkname, Xattrs: li.xattrs(hdr)}
+		sum, err := li.tx.WriteFile(m, nil)
+		if err != nil {
+			return err
+		}
+		n = &lnode{sum: sum, symlink: true, target: hdr.Linkname}
+	case tar.TypeLink:
+		if n, err = li.hardlink(hdr.Linkname); err != nil {
+			return err
+		}
+	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
+		s := Special{Type: 'p'}
+		if hdr.Typeflag == tar.TypeChar || hdr.Typeflag == tar.TypeBlock {
+			s = Special{Type: 'c', Major: uint32(hdr.Devmajor), Minor: uint32(hdr.Devminor)}
+			if hdr.Typeflag == tar.TypeBlock {
+				s.Type = 'b'
+			}
+		}
+		if li.tx.Repo().Mode() == repo.ModeBareUserOnly {
+			return fmt.Errorf("%s: a bare-user-only repository cannot keep device nodes or fifos: %w", s, repo.ErrUnsupported)
+		}
+		xs := repo.NormalizeXattrs(append(li.xattrs(hdr), repo.Xattr{Name: SpecialXattr, Value: []byte(s.String())}))
+		sum, err := li.tx.WriteFile(&repo.FileMeta{UID: uid, GID: gid, Mode: repo.ModeRegular | perm, Xattrs: xs}, strings.NewReader(""))
+		if err != nil {
+			return err
+		}
+		n = &lnode{sum: sum}
+	case tar.TypeXGlobalHeader:
+		return nil
+	default:
+		return fmt.Errorf("unsupported tar entry type %q: %w", hdr.Typeflag, ErrBadLayer)
+	}
+	parent.kids[base] = n
+	return nil
+}
+
+// addWhiteout records .wh.NAME in a directory of this layer.
+func (li *layerImport) addWhiteout(d *lnode, name string) {
+	d.kids[name] = &lnode{sum: li.whiteout}
+}
+
+// whiteoutEntry handles .wh.NAME and .wh..wh..opq. A whiteout only ever
+// hides lower layers' entries, so it never removes this layer's own.
+func (li *layerImport) whiteoutEntry(dirParts []string, base, wname string) error {
+	switch {
+	case base == ".wh..wh..opq":
+	case wname == "" || wname == "." || wname == "..":
+		return fmt.Errorf("invalid whiteout name %q: %w", base, ErrBadLayer)
+	case strings.HasPrefix(wname, ".wh."):
+		return nil // other AUFS metadata (.wh..wh.plnk, ...): ignored, as moby does
+	}
+	parent, _, err := li.resolveDir(dirParts, true)
+	if errors.Is(err, ErrNotDir) {
+		return nil // a whiteout below a non-directory hides nothing
+	}
+	if err != nil {
+		return err
+	}
+	if base == ".wh..wh..opq" {
+		parent.opaque = true
+	}
+	li.addWhiteout(parent, base)
+	return nil
+}
+
+// hardlink finds a link's target, in this layer or a lower one, inside
+// the image root; the link shares the target's object.
+func (li *layerImport) hardlink(target string) (*lnode, error) {
+	parts, err := li.cleanPath(target)
+	if err != nil {
+		return nil, fmt.Errorf("hardlink target: %w", err)
+	}
+	if len(parts) == 0 {
+		return nil, fmt.Errorf("hardlink to the root: %w", ErrBadLayer)
+	}
+	dir, path, err := li.resolveDir(parts[:len(parts)-1], false)
+	if err != nil {
+		return nil, fmt.Errorf("hardlink target %q: %w", target, err)
+	}
+	base := parts[len(parts)-1]
+	if dir != nil {
+		if n, ok := dir.kids[base]; ok {
+			if n.dir {
+				return nil, fmt.Errorf("hardlink to directory %q: %w", target, ErrBadLayer)
+			}
+			return &lnode{sum: n.sum, symlink: n.symlink, target: n.target}, nil
+		}
+		if !dir.noLower && !dir.opaque && dir.kids[".wh."+base] == nil {
+			le, err := li.lowerEntry(append(path, base))
+			if err != nil {
+				return nil, err
+			}
+			if le != nil && !le.IsDir() {
+				li.res.BaseDependent = true
+				isLink := le.Mode&repo.ModeFmt == repo.ModeSymlink
+				return &lnode{sum: le.Object, symlink: isLink, target: le.Target}, nil
+			}
+		}
+	}
+	return nil, fmt.Errorf("hardlink target %q does not exist (yet): %w", target, ErrBadLayer)
+}
+
+// write stores a directory bottom-up and reports whether anything but
+// whiteouts lies beneath it.
+func (li *layerImport) write(n *lnode) (tree, meta repo.Checksum, real bool, err error) {
+	dt := &repo.DirTree{}
+	for name, k := range n.kids {
+		if !k.dir {
+			dt.Files = append(dt.Files, repo.TreeFile{Name: name, Checksum: k.sum})
+			if !strings.HasPrefix(name, ".wh.") {
+				real = true
+			}
+			continue
+		}
+		t, m, r, err := li.write(k)
+		if err != nil {
+			return tree, meta, false, err
+		}
+		real = real || r
+		dt.Dirs = append(dt.Dirs, repo.TreeDir{Name: name, Tree: t, Meta: m})
+	}
+	if tree, err = li.tx.WriteDirTree(dt); err != nil {
+		return
+	}
+	dm := n.meta
+	if !n.explicit {
+		kind := "1"
+		if !real {
+			kind = "w"
+		}
+		dm = repo.DirMeta{Mode: repo.ModeDir | 0o755, Xattrs: []repo.Xattr{{Name: ImplicitXattr, Value: []byte(kind)}}}
+	}
+	meta, err = li.tx.WriteDirMeta(&dm)
+	return tree, meta, real || n.explicit, err
+}

@@ -1,0 +1,419 @@
+package compose
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/ostree-mount/ostree-mount/cache"
+	"github.com/ostree-mount/ostree-mount/repo"
+)
+
+// Metadata keys of the commits this package writes.
+const (
+	KeyMode      = "ostree-mount.mode"       // layered, precomposed or squashed (manifest commits)
+	KeyManifest  = "ostree-mount.manifest"   // manifest JSON
+	KeyConfig    = "ostree-mount.config"     // config JSON
+	KeyDigest    = "ostree-mount.digest"     // manifest digest
+	KeySource    = "ostree-mount.source"     // the import source
+	KeyLayer     = "ostree-mount.layer"      // layer commits: blob digest
+	KeyDiffID    = "ostree-mount.diff-id"    // layer commits: diff_id
+	KeyMediaType = "ostree-mount.media-type" // layer commits: blob media type
+	KeyChainID   = "ostree-mount.chain-id"   // layer commits that depend on their base
+	KeyXattrs    = "ostree-mount.has-xattrs" // manifest commits: whether any entry has xattrs
+)
+
+// Storage modes of a manifest commit.
+const (
+	ModeLayered     = "layered"
+	ModePrecomposed = "precomposed"
+	ModeSquashed    = "squashed"
+)
+
+// ErrNotExist is wrapped by lookups of missing paths.
+var ErrNotExist = errors.New("no such file or directory")
+
+// ErrNotDir is wrapped when a path component is not a directory.
+var ErrNotDir = errors.New("not a directory")
+
+// Attr is the metadata of a composed entry, as stat reports it.
+type Attr struct {
+	Mode     uint32 // full st_mode
+	UID, GID uint32
+	Rdev     uint64
+	Size     int64
+	Target   string // symlink target
+	Xattrs   []repo.Xattr
+}
+
+// IsDir reports whether a describes a directory.
+func (a *Attr) IsDir() bool { return a.Mode&repo.ModeFmt == repo.ModeDir }
+
+// layerDir is one layer's directory that contributes to a composed one.
+type layerDir struct {
+	tree, meta repo.Checksum
+}
+
+// Entry is one name in a composed directory.
+type Entry struct {
+	Name string
+	Attr
+	// Object is the content object of a file, symlink or special file.
+	Object repo.Checksum
+	// dirs are the contributing layer directories, base first (directories only).
+	dirs []layerDir
+	// key identifies the composed directory (directories only).
+	key string
+}
+
+// Key identifies a directory's composed content: directories with equal
+// keys have equal entries. It is empty for non-directories.
+func (e *Entry) Key() string { return e.key }
+
+// Dir is a composed directory.
+type Dir struct {
+	Entries []*Entry // sorted by name (strcmp order)
+	size    int64
+}
+
+// Lookup finds an entry by name.
+func (d *Dir) Lookup(name string) (*Entry, bool) {
+	i := sort.Search(len(d.Entries), func(i int) bool { return d.Entries[i].Name >= name })
+	if i < len(d.Entries) && d.Entries[i].Name == name {
+		return d.Entries[i], true
+	}
+	return nil, false
+}
+
+// Tree composes a commit's tree, directory by directory. For a layered
+// manifest commit it overlays the layer commits of its related list by
+// the OCI rules; for any other commit it serves the commit's own tree,
+// decoding only this package's side channels. It is safe for concurrent
+// use, and never walks more than the directories asked for.
+type Tree struct {
+	r       repo.ObjectReader
+	commit  repo.Checksum
+	info    *repo.Commit
+	layered bool
+	root    *Entry
+	cache   *cache.Cache[any]
+}
+
+// Options configure Open.
+type Options struct {
+	// Cache holds composed directories and file metadata; it may be shared
+	// between trees (keys are content-derived). If nil, a private 64 MiB
+	// cache is used.
+	Cache *cache.Cache[any]
+}
+
+// Open prepares the composition of commit c. It reads only the commit and
+// the layer commits' headers.
+//
+// r is usually the *repo.Repo; an importer passes its *repo.Transaction,
+// which also reads what it has staged.
+func Open(r repo.ObjectReader, c repo.Checksum, o Options) (*Tree, error) {
+	cm, err := r.ReadCommit(c)
+	if err != nil {
+		return nil, err
+	}
+	mode, _ := cm.Metadata.String(KeyMode)
+	if mode != ModeLayered {
+		return newTree(r, c, cm, false, []layerDir{{cm.RootTree, cm.RootMeta}}, o)
+	}
+	var layers []repo.Checksum
+	for _, rel := range cm.Related {
+		layers = append(layers, rel.Commit)
+	}
+	return openLayers(r, c, cm, layers, o)
+}
+
+// OpenLayers composes the given layer commits, base first, as a layered
+// manifest commit naming them would be.
+func OpenLayers(r repo.ObjectReader, layers []repo.Checksum, o Options) (*Tree, error) {
+	return openLayers(r, repo.Checksum{}, nil, layers, o)
+}
+
+func openLayers(r repo.ObjectReader, c repo.Checksum, cm *repo.Commit, layers []repo.Checksum, o Options) (*Tree, error) {
+	roots := make([]layerDir, 0, len(layers))
+	for _, l := range layers {
+		lc, err := r.ReadCommit(l)
+		if err != nil {
+			return nil, fmt.Errorf("layer commit %s: %w", l.Str(), err)
+		}
+		roots = append(roots, layerDir{lc.RootTree, lc.RootMeta})
+	}
+	return newTree(r, c, cm, true, roots, o)
+}
+
+func newTree(r repo.ObjectReader, c repo.Checksum, cm *repo.Commit, layered bool, roots []layerDir, o Options) (*Tree, error) {
+	t := &Tree{r: r, commit: c, info: cm, cache: o.Cache, layered: layered}
+	if t.cache == nil {
+		var err error
+		if t.cache, err = cache.New[any](64 << 20); err != nil {
+			return nil, err
+		}
+	}
+	root := &Entry{Name: "/", dirs: roots}
+	root.key = dirKey(t.layered, roots)
+	if err := t.dirAttr(root); err != nil {
+		return nil, err
+	}
+	t.root = root
+	return t, nil
+}
+
+// Commit returns the commit being composed.
+func (t *Tree) Commit() (repo.Checksum, *repo.Commit) { return t.commit, t.info }
+
+// Layered reports whether the tree overlays layers.
+func (t *Tree) Layered() bool { return t.layered }
+
+// Reader returns what the tree reads objects from.
+func (t *Tree) Reader() repo.ObjectReader { return t.r }
+
+// Root returns the root directory's entry.
+func (t *Tree) Root() *Entry { return t.root }
+
+func dirKey(layered bool, dirs []layerDir) string {
+	h := sha256.New()
+	if layered {
+		h.Write([]byte{1})
+	} else {
+		h.Write([]byte{0})
+	}
+	for _, d := range dirs {
+		h.Write(d.tree[:])
+		h.Write(d.meta[:])
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// dirMeta reads a dirmeta through the cache.
+func (t *Tree) dirMeta(c repo.Checksum) (*repo.DirMeta, error) {
+	v, err := t.cache.GetOrLoad(context.Background(), "m"+string(c[:]), func() (any, int64, error) {
+		m, err := t.r.ReadDirMeta(c)
+		if err != nil {
+			return nil, 0, err
+		}
+		return m, 64 + int64(xattrBytes(m.Xattrs)), nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*repo.DirMeta), nil
+}
+
+func xattrBytes(xs []repo.Xattr) int {
+	n := 0
+	for _, x := range xs {
+		n += len(x.Name) + len(x.Value) + 16
+	}
+	return n
+}
+
+// implicitKind returns "" for an explicit directory, else the value of
+// its ImplicitXattr: "1" (an implicit parent) or "w" (one holding only
+// whiteouts).
+func implicitKind(m *repo.DirMeta) string {
+	for _, x := range m.Xattrs {
+		if x.Name == ImplicitXattr {
+			return string(x.Value)
+		}
+	}
+	return ""
+}
+
+// dirAttr sets a directory entry's attributes: those of its topmost
+// explicit layer directory, or 0755 root:root if every one is implicit.
+func (t *Tree) dirAttr(e *Entry) error {
+	e.Attr = Attr{Mode: repo.ModeDir | 0o755}
+	for i := len(e.dirs) - 1; i >= 0; i-- {
+		m, err := t.dirMeta(e.dirs[i].meta)
+		if err != nil {
+			return err
+		}
+		if t.layered && implicitKind(m) != "" {
+			continue
+		}
+		own, _, _ := splitPrivate(m.Xattrs)
+		e.Attr = Attr{Mode: m.Mode, UID: m.UID, GID: m.GID, Xattrs: own}
+		break
+	}
+	return nil
+}
+
+// whiteoutOnly reports whether every layer directory of e holds nothing
+// but whiteouts, so that the directory does not exist in the image.
+func (t *Tree) whiteoutOnly(e *Entry) (bool, error) {
+	for _, d := range e.dirs {
+		m, err := t.dirMeta(d.meta)
+		if err != nil {
+			return false, err
+		}
+		if implicitKind(m) != "w" {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// fileAttr reads a content object's attributes through the cache.
+func (t *Tree) fileAttr(c repo.Checksum) (*Attr, error) {
+	v, err := t.cache.GetOrLoad(context.Background(), "f"+string(c[:]), func() (any, int64, error) {
+		f, err := t.r.OpenFile(c)
+		if err != nil {
+			return nil, 0, err
+		}
+		fm := f.Meta
+		f.Close()
+		a, err := attrFromFile(&fm)
+		if err != nil {
+			return nil, 0, fmt.Errorf("file %s: %w", c, err)
+		}
+		return a, 96 + int64(len(a.Target)+xattrBytes(a.Xattrs)), nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*Attr), nil
+}
+
+func attrFromFile(fm *repo.FileMeta) (*Attr, error) {
+	own, special, _ := splitPrivate(fm.Xattrs)
+	a := &Attr{Mode: fm.Mode, UID: fm.UID, GID: fm.GID, Size: fm.Size, Target: fm.Target, Xattrs: own}
+	if fm.IsSymlink() {
+		a.Size = int64(len(fm.Target))
+	}
+	if special != nil && fm.Mode&repo.ModeFmt == repo.ModeRegular {
+		s, err := ParseSpecial(special)
+		if err != nil {
+			return nil, err
+		}
+		a.Mode = s.Mode() | fm.Mode&0o7777
+		a.Rdev = s.Rdev()
+		a.Size = 0
+	}
+	return a, nil
+}
+
+// ReadDir composes directory e.
+func (t *Tree) ReadDir(ctx context.Context, e *Entry) (*Dir, error) {
+	if !e.IsDir() {
+		return nil, fmt.Errorf("%s: %w", e.Name, ErrNotDir)
+	}
+	v, err := t.cache.GetOrLoad(ctx, "d"+e.key, func() (any, int64, error) {
+		d, err := t.compose(e.dirs)
+		if err != nil {
+			return nil, 0, err
+		}
+		return d, d.size, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*Dir), nil
+}
+
+// compose overlays the layer directories, base first, by the OCI rules:
+//   - an opaque marker .wh..wh..opq hides every entry of lower layers,
+//     and applies before the rest of its layer, wherever it sits;
+//   - .wh.NAME hides NAME of lower layers only, never its own layer's;
+//   - a directory over a directory merges; anything else replaces;
+//   - whiteouts themselves never appear.
+func (t *Tree) compose(dirs []layerDir) (*Dir, error) {
+	type slot struct {
+		file bool
+		obj  repo.Checksum
+		dirs []layerDir
+	}
+	entries := map[string]*slot{}
+	for _, ld := range dirs {
+		dt, err := t.r.ReadDirTree(ld.tree)
+		if err != nil {
+			return nil, err
+		}
+		if t.layered {
+			if _, ok := dt.LookupFile(".wh..wh..opq"); ok {
+				clear(entries)
+			}
+			for _, f := range dt.Files {
+				if name, ok := strings.CutPrefix(f.Name, ".wh."); ok {
+					delete(entries, name)
+				}
+			}
+		}
+		for _, f := range dt.Files {
+			if t.layered && strings.HasPrefix(f.Name, ".wh.") {
+				continue
+			}
+			entries[f.Name] = &slot{file: true, obj: f.Checksum}
+		}
+		for _, d := range dt.Dirs {
+			s, ok := entries[d.Name]
+			if !ok || s.file {
+				s = &slot{}
+				entries[d.Name] = s
+			}
+			s.dirs = append(s.dirs, layerDir{d.Tree, d.Meta})
+		}
+	}
+	out := &Dir{Entries: make([]*Entry, 0, len(entries))}
+	for name, s := range entries {
+		e := &Entry{Name: name}
+		if s.file {
+			a, err := t.fileAttr(s.obj)
+			if err != nil {
+				return nil, err
+			}
+			e.Attr, e.Object = *a, s.obj
+		} else {
+			e.dirs = s.dirs
+			e.key = dirKey(t.layered, s.dirs)
+			if t.layered {
+				hide, err := t.whiteoutOnly(e)
+				if err != nil {
+					return nil, err
+				}
+				if hide {
+					continue
+				}
+			}
+			if err := t.dirAttr(e); err != nil {
+				return nil, err
+			}
+		}
+		out.Entries = append(out.Entries, e)
+		out.size += int64(len(name)) + 200 + int64(len(e.Target)+xattrBytes(e.Xattrs)+len(e.dirs)*64)
+	}
+	sort.Slice(out.Entries, func(i, j int) bool { return out.Entries[i].Name < out.Entries[j].Name })
+	return out, nil
+}
+
+// Lookup returns the entry at a slash-separated path, following no
+// symlinks ("" and "/" are the root).
+func (t *Tree) Lookup(ctx context.Context, p string) (*Entry, error) {
+	e := t.root
+	for _, name := range strings.Split(p, "/") {
+		if name == "" || name == "." {
+			continue
+		}
+		if !e.IsDir() {
+			return nil, fmt.Errorf("%s: %w", p, ErrNotDir)
+		}
+		d, err := t.ReadDir(ctx, e)
+		if err != nil {
+			return nil, err
+		}
+		c, ok := d.Lookup(name)
+		if !ok {
+			return nil, fmt.Errorf("%s: %w", p, ErrNotExist)
+		}
+		e = c
+	}
+	return e, nil
+}

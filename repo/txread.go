@@ -1,0 +1,87 @@
+package repo
+
+import (
+	"fmt"
+)
+
+// ObjectReader reads objects. *Repo implements it, and so does
+// *Transaction, which also sees the objects it has staged.
+type ObjectReader interface {
+	ReadCommit(Checksum) (*Commit, error)
+	ReadDirTree(Checksum) (*DirTree, error)
+	ReadDirMeta(Checksum) (*DirMeta, error)
+	OpenFile(Checksum) (*File, error)
+}
+
+var (
+	_ ObjectReader = (*Repo)(nil)
+	_ ObjectReader = (*Transaction)(nil)
+)
+
+func (tx *Transaction) isStaged(t ObjectType, c Checksum) bool {
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	return tx.staged[ObjectName{t, c}]
+}
+
+// readMeta reads and verifies a metadata object, staged or committed.
+func (tx *Transaction) readMeta(t ObjectType, c Checksum) ([]byte, error) {
+	if !tx.isStaged(t, c) {
+		return tx.r.ReadMetaObject(t, c)
+	}
+	b, err := tx.r.readObjectBytesIn(int(tx.dir.Fd()), t, c)
+	if err != nil {
+		return nil, err
+	}
+	if SumBytes(b) != c {
+		return nil, fmt.Errorf("%s %s: %w", t, c, ErrChecksumMismatch)
+	}
+	return b, nil
+}
+
+// ReadCommit reads a commit, staged or committed.
+func (tx *Transaction) ReadCommit(c Checksum) (*Commit, error) {
+	b, err := tx.readMeta(ObjCommit, c)
+	if err != nil {
+		return nil, err
+	}
+	cm, err := ParseCommit(b)
+	if err != nil {
+		return nil, fmt.Errorf("commit %s: %w", c, err)
+	}
+	return cm, nil
+}
+
+// ReadDirTree reads a dirtree, staged or committed.
+func (tx *Transaction) ReadDirTree(c Checksum) (*DirTree, error) {
+	b, err := tx.readMeta(ObjDirTree, c)
+	if err != nil {
+		return nil, err
+	}
+	t, err := ParseDirTree(b)
+	if err != nil {
+		return nil, fmt.Errorf("dirtree %s: %w", c, err)
+	}
+	return t, nil
+}
+
+// ReadDirMeta reads a dirmeta, staged or committed.
+func (tx *Transaction) ReadDirMeta(c Checksum) (*DirMeta, error) {
+	b, err := tx.readMeta(ObjDirMeta, c)
+	if err != nil {
+		return nil, err
+	}
+	m, err := ParseDirMeta(b)
+	if err != nil {
+		return nil, fmt.Errorf("dirmeta %s: %w", c, err)
+	}
+	return m, nil
+}
+
+// OpenFile opens a content object, staged or committed.
+func (tx *Transaction) OpenFile(c Checksum) (*File, error) {
+	if tx.isStaged(ObjFile, c) {
+		return tx.r.openFileIn(int(tx.dir.Fd()), c)
+	}
+	return tx.r.OpenFile(c)
+}
