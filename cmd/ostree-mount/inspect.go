@@ -9,6 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/ostree-mount/ostree-mount/compose"
 	"github.com/ostree-mount/ostree-mount/repo"
 	"github.com/ostree-mount/ostree-mount/repo/gvariant"
 )
@@ -318,6 +319,23 @@ var _ = register(&cli.Command{
 		if err != nil {
 			return err
 		}
-		return r.Checkout(context.Background(), sum, c.String("subpath"), c.Args().Get(1), repo.CheckoutOptions{UserMode: c.Bool("user-mode")})
+		cm, err := r.ReadCommit(sum)
+		if err != nil {
+			return err
+		}
+		o := repo.CheckoutOptions{UserMode: c.Bool("user-mode")}
+		ctx := context.Background()
+		if _, ok := cm.Metadata.Get(compose.KeyMode); !ok {
+			return r.Checkout(ctx, sum, c.String("subpath"), c.Args().Get(1), o)
+		}
+		// An image: compose it (layered) and decode special files.
+		t, err := compose.Open(r, sum, compose.Options{})
+		if err != nil {
+			return err
+		}
+		if sp := c.String("subpath"); sp != "" && sp != "/" {
+			return fmt.Errorf("checkout: --subpath is not supported for images")
+		}
+		return compose.Checkout(ctx, r, t, c.Args().Get(1), o)
 	}),
 })

@@ -1,0 +1,73 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/ostree-mount/ostree-mount/compose"
+	"github.com/ostree-mount/ostree-mount/compose/source"
+	"github.com/ostree-mount/ostree-mount/repo"
+)
+
+var _ = register(&cli.Command{
+	Name:      "import",
+	Usage:     "import an OCI or Docker image; prints the manifest commit's checksum",
+	ArgsUsage: "SOURCE",
+	Description: `SOURCE is oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE[:NAME:TAG].
+Each layer becomes a layer commit (shared with other images through a weak
+ref refs/weak/ostree-mount/layer/sha256/DIFFID); the image becomes a manifest
+commit whose related list names them, base first, under a strong ref.
+The default ref is image/NAME/TAG (image/sha256/DIGEST for unnamed images).
+Modes: layered (composed on demand), precomposed (composed tree stored too),
+squashed (composed tree only; the layers become garbage for prune).`,
+	Flags: []cli.Flag{
+		&cli.StringFlag{Name: "ref", Usage: "strong ref for the image (default image/NAME/TAG)"},
+		&cli.StringFlag{Name: "mode", Value: compose.ModeLayered, Usage: "layered, precomposed or squashed"},
+		&cli.StringFlag{Name: "platform", Usage: "OS/ARCH[/VARIANT] to pick from a multi-platform index (default: this host)"},
+		&cli.Int64Flag{Name: "max-layer-bytes", Value: compose.DefaultLimits.MaxBytes, Usage: "decompressed bytes allowed per layer"},
+		&cli.Int64Flag{Name: "max-entries", Value: compose.DefaultLimits.MaxEntries, Usage: "tar entries allowed per layer"},
+		&cli.IntFlag{Name: "max-path-length", Value: compose.DefaultLimits.MaxPathLen, Usage: "bytes allowed in an entry's path"},
+		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress on stderr"},
+	},
+	Action: withRepo(func(c *cli.Context, r *repo.Repo) error {
+		if c.NArg() != 1 {
+			return usageError(c, "import: want one SOURCE")
+		}
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		src := c.Args().First()
+		img, err := source.Open(ctx, src, source.Options{Platform: c.String("platform")})
+		if err != nil {
+			return err
+		}
+		defer img.Close()
+		lim := compose.DefaultLimits
+		lim.MaxBytes = c.Int64("max-layer-bytes")
+		lim.MaxEntries = c.Int64("max-entries")
+		lim.MaxPathLen = c.Int("max-path-length")
+		o := compose.ImportOptions{Ref: c.String("ref"), Mode: c.String("mode"), Source: src, Limits: lim}
+		if !c.Bool("quiet") {
+			o.Progress = func(l compose.LayerReport) {
+				how := fmt.Sprintf("imported, %d bytes read", l.Bytes)
+				if l.Reused {
+					how = "already present"
+				}
+				fmt.Fprintf(c.App.ErrWriter, "layer %d %s: %s (%s)\n", l.Index, l.DiffID, l.Commit, how)
+			}
+		}
+		res, err := compose.Import(ctx, r, img, o)
+		if err != nil {
+			return fmt.Errorf("import %s: %w", src, err)
+		}
+		if !c.Bool("quiet") {
+			fmt.Fprintf(c.App.ErrWriter, "ref %s\n", res.Ref)
+		}
+		fmt.Fprintln(c.App.Writer, res.Commit)
+		return nil
+	}),
+})

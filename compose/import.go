@@ -1,0 +1,362 @@
+package compose
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/ostree-mount/ostree-mount/cache"
+	"github.com/ostree-mount/ostree-mount/compose/source"
+	"github.com/ostree-mount/ostree-mount/repo"
+	"github.com/ostree-mount/ostree-mount/repo/gvariant"
+)
+
+// ImportOptions configure Import.
+type ImportOptions struct {
+	// Ref is the strong ref of the manifest commit; "" means DefaultRef.
+	Ref string
+	// Mode is ModeLayered (the default), ModePrecomposed or ModeSquashed.
+	Mode string
+	// Source is recorded in the manifest commit.
+	Source string
+	Limits Limits
+	// Progress, if set, is told about each layer.
+	Progress func(LayerReport)
+}
+
+// LayerReport describes one layer of an import.
+type LayerReport struct {
+	Index  int
+	DiffID digest.Digest
+	Commit repo.Checksum
+	Reused bool // already in the repository: its blob was not read
+	Bytes  int64
+}
+
+// ImportResult describes a finished import.
+type ImportResult struct {
+	Commit repo.Checksum
+	Ref    string
+	Layers []LayerReport
+}
+
+// Weak ref names of layer commits: by diff_id for layers that do not
+// depend on their base, by chain ID for those that do.
+func layerRef(diffID digest.Digest) repo.RefName {
+	return repo.Weak("ostree-mount/layer/" + diffID.Algorithm().String() + "/" + diffID.Encoded())
+}
+
+func chainRef(chain digest.Digest) repo.RefName {
+	return repo.Weak("ostree-mount/chain/" + chain.Algorithm().String() + "/" + chain.Encoded())
+}
+
+var refUnsafe = regexp.MustCompile(`[^\p{L}\p{N}_.-]`)
+
+// DefaultRef is the strong ref an image is stored under when none is
+// given: "image/" followed by the image's name with ':' turned into '/'
+// ("example/final:latest" → image/example/final/latest), each component
+// made valid; an image without a name gets image/sha256/<manifest digest>.
+func DefaultRef(img *source.Image) string {
+	name := strings.ReplaceAll(img.Name, ":", "/")
+	var parts []string
+	for _, p := range strings.Split(name, "/") {
+		if p == "" {
+			continue
+		}
+		p = refUnsafe.ReplaceAllString(p, "_")
+		if p[0] == '-' || p[0] == '.' {
+			p = "_" + p
+		}
+		parts = append(parts, p)
+	}
+	if len(parts) == 0 {
+		return "image/" + img.ManifestDigest.Algorithm().String() + "/" + img.ManifestDigest.Encoded()
+	}
+	return "image/" + strings.Join(parts, "/")
+}
+
+// Import stores an image: one layer commit per layer (reusing layers
+// already present, found through their weak refs), then a manifest commit
+// whose related list names the layer commits, base first, under a strong
+// ref. Everything happens in one transaction: a failed import leaves no
+// ref, no commit and no object behind.
+func Import(ctx context.Context, r *repo.Repo, img *source.Image, o ImportOptions) (*ImportResult, error) {
+	if o.Mode == "" {
+		o.Mode = ModeLayered
+	}
+	if o.Mode != ModeLayered && o.Mode != ModePrecomposed && o.Mode != ModeSquashed {
+		return nil, fmt.Errorf("mode %q: want layered, precomposed or squashed", o.Mode)
+	}
+	if o.Limits == (Limits{}) {
+		o.Limits = DefaultLimits
+	}
+	ref := o.Ref
+	if ref == "" {
+		ref = DefaultRef(img)
+	}
+	refName, err := repo.ParseRefName(ref)
+	if err != nil {
+		return nil, err
+	}
+	if refName.Kind == repo.RefWeak {
+		return nil, fmt.Errorf("ref %s: an image needs a strong ref", ref)
+	}
+	c, err := cache.New[any](64 << 20)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	tx, err := r.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Abort()
+
+	res := &ImportResult{Ref: refName.String()}
+	var layers []repo.Checksum
+	var related []repo.Related
+	var chain digest.Digest
+	hasXattrs := false
+	for i := range img.Layers {
+		l := &img.Layers[i]
+		if chain == "" {
+			chain = l.DiffID
+		} else {
+			chain = digest.FromString(chain.String() + " " + l.DiffID.String())
+		}
+		rep := LayerReport{Index: i, DiffID: l.DiffID}
+		commit, ok, err := reuseLayer(tx, l.DiffID, chain)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			rep.Commit, rep.Reused = commit, true
+		} else {
+			var lower *Tree
+			if len(layers) > 0 {
+				if lower, err = OpenLayers(tx, layers, Options{Cache: c}); err != nil {
+					return nil, err
+				}
+			}
+			lr, n, err := importBlob(ctx, tx, lower, l, o.Limits)
+			if err != nil {
+				return nil, fmt.Errorf("layer %d (%s): %w", i, l.Digest, err)
+			}
+			rep.Bytes = n
+			md := repo.Metadata{}
+			md.SetString(KeyLayer, l.Digest.String())
+			md.SetString(KeyDiffID, l.DiffID.String())
+			md.SetString(KeyMediaType, l.MediaType)
+			weak := layerRef(l.DiffID)
+			if lr.BaseDependent {
+				md.SetString(KeyChainID, chain.String())
+				weak = chainRef(chain)
+			}
+			md.Set(KeyXattrs, boolVariant(lr.HasXattrs))
+			commit, err = tx.WriteCommitFor(lr.Tree, lr.Meta, &repo.CommitOptions{
+				Subject:    "layer " + l.DiffID.String(),
+				Timestamp:  time.Unix(0, 0),
+				NoParent:   true,
+				NoBindings: true,
+				Metadata:   md,
+			})
+			if err != nil {
+				return nil, err
+			}
+			tx.SetRef(weak, commit)
+			rep.Commit = commit
+		}
+		lc, err := tx.ReadCommit(rep.Commit)
+		if err != nil {
+			return nil, err
+		}
+		if v, ok := lc.Metadata.Get(KeyXattrs); !ok || v.Value != false {
+			hasXattrs = true
+		}
+		layers = append(layers, rep.Commit)
+		related = append(related, repo.Related{Name: l.DiffID.String(), Commit: rep.Commit})
+		res.Layers = append(res.Layers, rep)
+		if o.Progress != nil {
+			o.Progress(rep)
+		}
+	}
+
+	md := repo.Metadata{}
+	md.SetString(KeyMode, o.Mode)
+	md.SetString(KeyDigest, img.ManifestDigest.String())
+	md.SetString(KeySource, o.Source)
+	md.SetString(KeyManifest, string(img.Manifest))
+	md.SetString(KeyConfig, string(img.Config))
+	md.Set(KeyXattrs, boolVariant(hasXattrs))
+	co := &repo.CommitOptions{
+		Subject:    "image " + img.Name,
+		Timestamp:  configCreated(img.Config),
+		NoParent:   true,
+		Branch:     ref,
+		NoBindings: true,
+		Metadata:   md,
+	}
+	var rootTree, rootMeta repo.Checksum
+	switch o.Mode {
+	case ModeLayered:
+		// The image is composed on demand; the commit's own tree is empty.
+		if rootMeta, err = tx.WriteDirMeta(&repo.DirMeta{Mode: repo.ModeDir | 0o755}); err != nil {
+			return nil, err
+		}
+		if rootTree, err = tx.WriteDirTree(&repo.DirTree{}); err != nil {
+			return nil, err
+		}
+		co.Related = related
+	default:
+		tree, err := OpenLayers(tx, layers, Options{Cache: c})
+		if err != nil {
+			return nil, err
+		}
+		if rootTree, rootMeta, err = WriteComposed(ctx, tx, tree); err != nil {
+			return nil, err
+		}
+		if o.Mode == ModePrecomposed {
+			co.Related = related
+		}
+	}
+	if res.Commit, err = tx.WriteCommitFor(rootTree, rootMeta, co); err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+func boolVariant(b bool) gvariant.Variant {
+	return gvariant.Variant{Type: gvariant.MustParseType("b"), Value: b}
+}
+
+// configCreated returns the image's creation time, or the epoch, so that
+// importing the same image twice gives the same commit.
+func configCreated(cfg []byte) time.Time {
+	var c struct {
+		Created *time.Time `json:"created"`
+	}
+	if json.Unmarshal(cfg, &c) == nil && c.Created != nil && c.Created.Unix() > 0 {
+		return *c.Created
+	}
+	return time.Unix(0, 0)
+}
+
+// reuseLayer finds a layer commit already in the repository: by chain ID
+// (layers that depend on their base), then by diff_id.
+func reuseLayer(tx *repo.Transaction, diffID, chain digest.Digest) (repo.Checksum, bool, error) {
+	for _, n := range []repo.RefName{chainRef(chain), layerRef(diffID)} {
+		c, err := tx.Repo().ReadRef(n)
+		if errors.Is(err, repo.ErrRefNotFound) {
+			continue
+		}
+		if err != nil {
+			return c, false, err
+		}
+		if _, err := tx.ReadCommit(c); err != nil {
+			if errors.Is(err, repo.ErrObjectNotFound) {
+				continue // a dangling weak ref: prune will remove it
+			}
+			return c, false, err
+		}
+		return c, true, nil
+	}
+	return repo.Checksum{}, false, nil
+}
+
+// importBlob streams one layer blob: verified against its digest as it is
+// read, decompressed, verified against its diff_id, and imported.
+func importBlob(ctx context.Context, tx *repo.Transaction, lower *Tree, l *source.Layer, lim Limits) (*LayerResult, int64, error) {
+	blob, err := l.Open()
+	if err != nil {
+		return nil, 0, err
+	}
+	defer blob.Close()
+	cnt := &countingReader{r: blob}
+	zr, _, err := decompress(cnt)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer zr.Close()
+	if l.DiffID.Algorithm() != digest.SHA256 {
+		return nil, 0, fmt.Errorf("diff_id %s: only sha256 is supported: %w", l.DiffID, source.ErrUnsupported)
+	}
+	h := sha256.New()
+	res, err := ImportLayer(ctx, tx, lower, io.TeeReader(zr, h), lim)
+	if err != nil {
+		return nil, cnt.n, err
+	}
+	// Read the blob to its end, past any compressor padding, so that its
+	// digest and size are checked.
+	if _, err := io.Copy(io.Discard, cnt); err != nil {
+		return nil, cnt.n, err
+	}
+	if got := digest.NewDigestFromBytes(digest.SHA256, h.Sum(nil)); got != l.DiffID {
+		return nil, cnt.n, fmt.Errorf("uncompressed content has diff_id %s, config says %s: %w", got, l.DiffID, source.ErrDigestMismatch)
+	}
+	return res, cnt.n, nil
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// WriteComposed stores a composed tree as ordinary OSTree dirtrees and
+// dirmetas (whiteouts applied, side channels of special files kept) and
+// returns its root. Identical subtrees are composed once.
+func WriteComposed(ctx context.Context, tx *repo.Transaction, t *Tree) (repo.Checksum, repo.Checksum, error) {
+	done := map[string][2]repo.Checksum{}
+	var walk func(e *Entry) (repo.Checksum, repo.Checksum, error)
+	walk = func(e *Entry) (repo.Checksum, repo.Checksum, error) {
+		if v, ok := done[e.key]; ok {
+			return v[0], v[1], nil
+		}
+		if err := ctx.Err(); err != nil {
+			return repo.Checksum{}, repo.Checksum{}, err
+		}
+		d, err := t.ReadDir(ctx, e)
+		if err != nil {
+			return repo.Checksum{}, repo.Checksum{}, err
+		}
+		dt := &repo.DirTree{}
+		for _, c := range d.Entries {
+			if !c.IsDir() {
+				dt.Files = append(dt.Files, repo.TreeFile{Name: c.Name, Checksum: c.Object})
+				continue
+			}
+			ct, cm, err := walk(c)
+			if err != nil {
+				return ct, cm, err
+			}
+			dt.Dirs = append(dt.Dirs, repo.TreeDir{Name: c.Name, Tree: ct, Meta: cm})
+		}
+		tree, err := tx.WriteDirTree(dt)
+		if err != nil {
+			return tree, repo.Checksum{}, err
+		}
+		meta, err := tx.WriteDirMeta(&repo.DirMeta{UID: e.UID, GID: e.GID, Mode: e.Mode, Xattrs: e.Xattrs})
+		if err != nil {
+			return tree, meta, err
+		}
+		done[e.key] = [2]repo.Checksum{tree, meta}
+		return tree, meta, nil
+	}
+	return walk(t.Root())
+}

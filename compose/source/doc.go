@@ -1,0 +1,48 @@
+// Package source opens a container image given in skopeo's transport syntax
+// and exposes its manifest, config and layer blobs as verified streams.
+//
+// # Transports
+//
+//   - oci:DIR[:TAG] — an OCI image layout directory (oci-layout with
+//     imageLayoutVersion 1.0.0, index.json, blobs/<alg>/<encoded>). TAG
+//     matches the org.opencontainers.image.ref.name annotation of an
+//     index.json entry; without TAG, index.json must hold exactly one entry.
+//     Entries may be manifests or (nested) indexes; indexes are resolved by
+//     platform, the first match winning.
+//   - oci-archive:FILE[:TAG] — a tar of an OCI image layout.
+//   - docker-archive:FILE[:NAME:TAG] (or FILE:@N) — the `docker save` /
+//     skopeo format (manifest.json listing Config, RepoTags and Layers),
+//     both the legacy layout (<diffid>.tar files, <v1id>/layer.tar symlinks)
+//     and the Docker ≥25 layout (blobs/sha256/<hex> paths). The image has no
+//     manifest of its own; a Docker v2s2 manifest is synthesized from the
+//     files in the archive.
+//
+// Archives are never extracted: their tar headers are scanned once and every
+// member is served as a section of the archive file. Symlink and hardlink
+// members are resolved inside the archive namespace and can never point
+// outside it.
+//
+// # Verification
+//
+// Every digest string is validated (sha256 or sha512 only) before it is used
+// to build a path, and every file name taken from metadata must be clean,
+// relative and free of "..". Manifests, nested indexes and configs are read
+// into memory (at most MaxJSONSize bytes each) and checked against the size
+// and digest of the descriptor that references them. Documents holding both
+// "manifests" and "layers"/"config" are rejected (CVE-2021-41190), as are
+// Docker schema1 manifests, configs whose rootfs.type is not "layers" and
+// configs whose diff_ids do not match the manifest's layers in number.
+//
+// Layer blobs are never read by Open. Layer.Open returns a stream of the blob
+// as stored (usually compressed); it never yields more than the descriptor's
+// size, and reading it to the end checks the size and digest, reporting
+// ErrSizeMismatch or ErrDigestMismatch instead of the final io.EOF. Checking
+// DiffIDs (digests of the uncompressed tar) is the consumer's job.
+//
+// # What is never done
+//
+// No network access: registry transports (docker://, …) are unsupported and
+// the urls of foreign / non-distributable layers are never fetched; a blob
+// missing from the layout is reported as ErrNotFound. Nothing is unpacked or
+// written to disk, and no layer is held in memory.
+package source
