@@ -9,7 +9,6 @@ import (
 	"sort"
 	"strings"
 	"testing"
-	"time"
 
 	ct "github.com/ostree-mount/ostree-mount/compose/composetest"
 	"github.com/ostree-mount/ostree-mount/repo"
@@ -40,7 +39,7 @@ func importLayers(t *testing.T, r *repo.Repo, layers ...[]byte) (*Tree, []*Layer
 			return nil, nil, fmt.Errorf("layer %d: %w", i, err)
 		}
 		results = append(results, res)
-		c, err := tx.WriteCommitFor(res.Tree, res.Meta, &repo.CommitOptions{Timestamp: time.Unix(0, 0), NoBindings: true})
+		c, err := WriteLayerCommit(tx, res, "test layer", repo.Metadata{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -369,5 +368,32 @@ func TestLimits(t *testing.T) {
 	}
 	if _, err := ImportLayer(ctx, tx, nil, bytes.NewReader([]byte("not a tar at all, just some bytes that are not 512 long")), DefaultLimits); !errors.Is(err, ErrBadLayer) {
 		t.Errorf("garbage: %v", err)
+	}
+}
+
+func TestHardlinkGroups(t *testing.T) {
+	r := repotest.NewRepoNoSync(t, repo.ModeBareUser)
+	tree, _, err := importLayers(t, r,
+		ct.Tar(t, ct.File("a", "x"), ct.Link("b", "a"), ct.Link("c", "b"), ct.File("d", "x"), ct.File("e", "y"), ct.Link("f", "e")),
+		ct.Tar(t, ct.File("e", "new")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	key := func(p string) string {
+		e, err := tree.Lookup(ctx, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tree.InodeKey(e, p)
+	}
+	if ka := key("a"); ka == "" || ka != key("b") || ka != key("c") {
+		t.Errorf("a, b, c are one group: %q %q %q", key("a"), key("b"), key("c"))
+	}
+	if key("d") != "" {
+		t.Errorf("d has the same content as a but is no hardlink: %q", key("d"))
+	}
+	if key("e") == key("f") {
+		t.Errorf("e was replaced in layer 2, so f is no longer its hardlink: %q %q", key("e"), key("f"))
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"sort"
 	"strings"
 	"time"
 
@@ -160,15 +161,7 @@ func Import(ctx context.Context, r *repo.Repo, img *source.Image, o ImportOption
 				md.SetString(KeyChainID, chain.String())
 				weak = chainRef(chain)
 			}
-			md.Set(KeyXattrs, boolVariant(lr.HasXattrs))
-			commit, err = tx.WriteCommitFor(lr.Tree, lr.Meta, &repo.CommitOptions{
-				Subject:    "layer " + l.DiffID.String(),
-				Timestamp:  time.Unix(0, 0),
-				NoParent:   true,
-				NoBindings: true,
-				Metadata:   md,
-			})
-			if err != nil {
+			if commit, err = WriteLayerCommit(tx, lr, "layer "+l.DiffID.String(), md); err != nil {
 				return nil, err
 			}
 			tx.SetRef(weak, commit)
@@ -220,8 +213,12 @@ func Import(ctx context.Context, r *repo.Repo, img *source.Image, o ImportOption
 		if err != nil {
 			return nil, err
 		}
-		if rootTree, rootMeta, err = WriteComposed(ctx, tx, tree); err != nil {
+		var links map[string]string
+		if rootTree, rootMeta, links, err = WriteComposed(ctx, tx, tree); err != nil {
 			return nil, err
+		}
+		if len(links) > 0 {
+			md.Set(KeyHardlinks, linksVariant(links))
 		}
 		if o.Mode == ModePrecomposed {
 			co.Related = related
@@ -234,6 +231,24 @@ func Import(ctx context.Context, r *repo.Repo, img *source.Image, o ImportOption
 		return nil, err
 	}
 	return res, nil
+}
+
+// WriteLayerCommit writes the commit of an imported layer tree, adding
+// to md what the layer result records (xattrs present, hardlink groups).
+// Its timestamp is the epoch, so the same layer always gives the same
+// commit.
+func WriteLayerCommit(tx *repo.Transaction, lr *LayerResult, subject string, md repo.Metadata) (repo.Checksum, error) {
+	md.Set(KeyXattrs, boolVariant(lr.HasXattrs))
+	if len(lr.Hardlinks) > 0 {
+		md.Set(KeyHardlinks, linksVariant(lr.Hardlinks))
+	}
+	return tx.WriteCommitFor(lr.Tree, lr.Meta, &repo.CommitOptions{
+		Subject:    subject,
+		Timestamp:  time.Unix(0, 0),
+		NoParent:   true,
+		NoBindings: true,
+		Metadata:   md,
+	})
 }
 
 func boolVariant(b bool) gvariant.Variant {
@@ -320,43 +335,76 @@ func (c *countingReader) Read(p []byte) (int, error) {
 
 // WriteComposed stores a composed tree as ordinary OSTree dirtrees and
 // dirmetas (whiteouts applied, side channels of special files kept) and
-// returns its root. Identical subtrees are composed once.
-func WriteComposed(ctx context.Context, tx *repo.Transaction, t *Tree) (repo.Checksum, repo.Checksum, error) {
-	done := map[string][2]repo.Checksum{}
-	var walk func(e *Entry) (repo.Checksum, repo.Checksum, error)
-	walk = func(e *Entry) (repo.Checksum, repo.Checksum, error) {
-		if v, ok := done[e.key]; ok {
-			return v[0], v[1], nil
-		}
+// returns its root and its hardlink groups (path -> first path of the
+// group). Identical subtrees are composed once.
+func WriteComposed(ctx context.Context, tx *repo.Transaction, t *Tree) (repo.Checksum, repo.Checksum, map[string]string, error) {
+	type sums struct{ tree, meta repo.Checksum }
+	done := map[string]sums{}
+	groups := map[string][]string{}
+	var walk func(e *Entry, p string) (sums, error)
+	walk = func(e *Entry, p string) (sums, error) {
 		if err := ctx.Err(); err != nil {
-			return repo.Checksum{}, repo.Checksum{}, err
+			return sums{}, err
 		}
 		d, err := t.ReadDir(ctx, e)
 		if err != nil {
-			return repo.Checksum{}, repo.Checksum{}, err
+			return sums{}, err
 		}
 		dt := &repo.DirTree{}
 		for _, c := range d.Entries {
+			cp := c.Name
+			if p != "" {
+				cp = p + "/" + c.Name
+			}
 			if !c.IsDir() {
 				dt.Files = append(dt.Files, repo.TreeFile{Name: c.Name, Checksum: c.Object})
+				if k := t.InodeKey(c, cp); k != "" {
+					groups[k] = append(groups[k], cp)
+				}
 				continue
 			}
-			ct, cm, err := walk(c)
-			if err != nil {
-				return ct, cm, err
+			s, ok := done[c.key]
+			if !ok || t.hasLinksBelow(c) {
+				if s, err = walk(c, cp); err != nil {
+					return s, err
+				}
 			}
-			dt.Dirs = append(dt.Dirs, repo.TreeDir{Name: c.Name, Tree: ct, Meta: cm})
+			dt.Dirs = append(dt.Dirs, repo.TreeDir{Name: c.Name, Tree: s.tree, Meta: s.meta})
 		}
-		tree, err := tx.WriteDirTree(dt)
-		if err != nil {
-			return tree, repo.Checksum{}, err
+		var s sums
+		if s.tree, err = tx.WriteDirTree(dt); err != nil {
+			return s, err
 		}
-		meta, err := tx.WriteDirMeta(&repo.DirMeta{UID: e.UID, GID: e.GID, Mode: e.Mode, Xattrs: e.Xattrs})
-		if err != nil {
-			return tree, meta, err
+		if s.meta, err = tx.WriteDirMeta(&repo.DirMeta{UID: e.UID, GID: e.GID, Mode: e.Mode, Xattrs: e.Xattrs}); err != nil {
+			return s, err
 		}
-		done[e.key] = [2]repo.Checksum{tree, meta}
-		return tree, meta, nil
+		done[e.key] = s
+		return s, nil
 	}
-	return walk(t.Root())
+	s, err := walk(t.Root(), "")
+	if err != nil {
+		return s.tree, s.meta, nil, err
+	}
+	links := map[string]string{}
+	for _, members := range groups {
+		if len(members) < 2 {
+			continue
+		}
+		sort.Strings(members)
+		for _, m := range members {
+			links[m] = members[0]
+		}
+	}
+	return s.tree, s.meta, links, nil
+}
+
+// hasLinksBelow reports whether any layer records hardlinks, in which case
+// identical subtrees at different paths must still be walked for them.
+func (t *Tree) hasLinksBelow(*Entry) bool {
+	for _, m := range t.links {
+		if len(m) > 0 {
+			return true
+		}
+	}
+	return false
 }

@@ -66,6 +66,9 @@ type LayerResult struct {
 	BaseDependent bool
 	Entries       int64
 	HasXattrs     bool
+	// Hardlinks maps the path of every member of a hardlink group made by
+	// this layer's tar to the group's first path (its target).
+	Hardlinks map[string]string
 }
 
 type layerImport struct {
@@ -76,6 +79,7 @@ type layerImport struct {
 	root     *lnode
 	whiteout repo.Checksum
 	res      LayerResult
+	links    map[string]string // resolved path -> group leader path
 }
 
 // ImportLayer reads an uncompressed layer tar and stores it as a tree in
@@ -86,7 +90,7 @@ type layerImport struct {
 // lower one, is followed inside the image root. Nothing outside the
 // repository is ever touched.
 func ImportLayer(ctx context.Context, tx *repo.Transaction, lower *Tree, r io.Reader, lim Limits) (*LayerResult, error) {
-	li := &layerImport{ctx: ctx, tx: tx, lower: lower, lim: lim, root: newDir(lower == nil)}
+	li := &layerImport{ctx: ctx, tx: tx, lower: lower, lim: lim, root: newDir(lower == nil), links: map[string]string{}}
 	var err error
 	if li.whiteout, err = tx.WriteFile(&repo.FileMeta{Mode: repo.ModeRegular | 0o644}, strings.NewReader("")); err != nil {
 		return nil, err
@@ -124,6 +128,7 @@ func ImportLayer(ctx context.Context, tx *repo.Transaction, lower *Tree, r io.Re
 		return nil, err
 	}
 	li.res.Tree, li.res.Meta = tree, meta
+	li.res.Hardlinks = li.liveLinks()
 	return &li.res, nil
 }
 
@@ -316,10 +321,12 @@ func (li *layerImport) entry(hdr *tar.Header, tr *tar.Reader) error {
 	if wname, ok := strings.CutPrefix(base, ".wh."); ok && hdr.Typeflag != tar.TypeDir {
 		return li.whiteoutEntry(parts[:len(parts)-1], base, wname)
 	}
-	parent, _, err := li.resolveDir(parts[:len(parts)-1], true)
+	parent, ppath, err := li.resolveDir(parts[:len(parts)-1], true)
 	if err != nil {
 		return err
 	}
+	full := strings.Join(append(ppath, base), "/")
+	delete(li.links, full) // whatever was here is replaced
 	var n *lnode
 	switch hdr.Typeflag {
 	case tar.TypeDir:
@@ -359,8 +366,13 @@ func (li *layerImport) entry(hdr *tar.Header, tr *tar.Reader) error {
 		}
 		n = &lnode{sum: sum, symlink: true, target: hdr.Linkname}
 	case tar.TypeLink:
-		if n, err = li.hardlink(hdr.Linkname); err != nil {
+		var leader string
+		if n, leader, err = li.hardlink(hdr.Linkname); err != nil {
 			return err
+		}
+		if leader != "" {
+			li.links[leader] = leader
+			li.links[full] = leader
 		}
 	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
 		s := Special{Type: 'p'}
@@ -418,40 +430,79 @@ func (li *layerImport) whiteoutEntry(dirParts []string, base, wname string) erro
 }
 
 // hardlink finds a link's target, in this layer or a lower one, inside
-// the image root; the link shares the target's object.
-func (li *layerImport) hardlink(target string) (*lnode, error) {
+// the image root; the link shares the target's object. For a target in
+// this layer it also returns the group's leader path, so that the mount
+// can give the group one inode.
+func (li *layerImport) hardlink(target string) (*lnode, string, error) {
 	parts, err := li.cleanPath(target)
 	if err != nil {
-		return nil, fmt.Errorf("hardlink target: %w", err)
+		return nil, "", fmt.Errorf("hardlink target: %w", err)
 	}
 	if len(parts) == 0 {
-		return nil, fmt.Errorf("hardlink to the root: %w", ErrBadLayer)
+		return nil, "", fmt.Errorf("hardlink to the root: %w", ErrBadLayer)
 	}
 	dir, path, err := li.resolveDir(parts[:len(parts)-1], false)
 	if err != nil {
-		return nil, fmt.Errorf("hardlink target %q: %w", target, err)
+		return nil, "", fmt.Errorf("hardlink target %q: %w", target, err)
 	}
 	base := parts[len(parts)-1]
 	if dir != nil {
 		if n, ok := dir.kids[base]; ok {
 			if n.dir {
-				return nil, fmt.Errorf("hardlink to directory %q: %w", target, ErrBadLayer)
+				return nil, "", fmt.Errorf("hardlink to directory %q: %w", target, ErrBadLayer)
 			}
-			return &lnode{sum: n.sum, symlink: n.symlink, target: n.target}, nil
+			tpath := strings.Join(append(path, base), "/")
+			leader := tpath
+			if l, ok := li.links[tpath]; ok {
+				leader = l
+			}
+			return &lnode{sum: n.sum, symlink: n.symlink, target: n.target}, leader, nil
 		}
 		if !dir.noLower && !dir.opaque && dir.kids[".wh."+base] == nil {
 			le, err := li.lowerEntry(append(path, base))
 			if err != nil {
-				return nil, err
+				return nil, "", err
 			}
 			if le != nil && !le.IsDir() {
+				// A link to a lower layer's file shares its content but,
+				// in the mount, not its inode.
 				li.res.BaseDependent = true
 				isLink := le.Mode&repo.ModeFmt == repo.ModeSymlink
-				return &lnode{sum: le.Object, symlink: isLink, target: le.Target}, nil
+				return &lnode{sum: le.Object, symlink: isLink, target: le.Target}, "", nil
 			}
 		}
 	}
-	return nil, fmt.Errorf("hardlink target %q does not exist (yet): %w", target, ErrBadLayer)
+	return nil, "", fmt.Errorf("hardlink target %q does not exist (yet): %w", target, ErrBadLayer)
+}
+
+// liveLinks keeps the hardlink records whose path still holds a file of
+// this layer at the end, and drops groups left with one member.
+func (li *layerImport) liveLinks() map[string]string {
+	count := map[string]int{}
+	live := map[string]string{}
+	for p, leader := range li.links {
+		n := li.root
+		for _, c := range strings.Split(p, "/") {
+			if n == nil || !n.dir {
+				n = nil
+				break
+			}
+			n = n.kids[c]
+		}
+		if n != nil && !n.dir {
+			live[p] = leader
+			count[leader]++
+		}
+	}
+	for p, leader := range live {
+		if count[leader] < 2 {
+			delete(live, p)
+		}
+	}
+	if len(live) == 0 {
+		return nil
+	}
+	return live
 }
 
 // write stores a directory bottom-up and reports whether anything but

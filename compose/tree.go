@@ -11,6 +11,7 @@ import (
 
 	"github.com/ostree-mount/ostree-mount/cache"
 	"github.com/ostree-mount/ostree-mount/repo"
+	"github.com/ostree-mount/ostree-mount/repo/gvariant"
 )
 
 // Metadata keys of the commits this package writes.
@@ -25,6 +26,7 @@ const (
 	KeyMediaType = "ostree-mount.media-type" // layer commits: blob media type
 	KeyChainID   = "ostree-mount.chain-id"   // layer commits that depend on their base
 	KeyXattrs    = "ostree-mount.has-xattrs" // manifest commits: whether any entry has xattrs
+	KeyHardlinks = "ostree-mount.hardlinks"  // a{ss}: path -> first path of its hardlink group
 )
 
 // Storage modes of a manifest commit.
@@ -55,6 +57,7 @@ func (a *Attr) IsDir() bool { return a.Mode&repo.ModeFmt == repo.ModeDir }
 
 // layerDir is one layer's directory that contributes to a composed one.
 type layerDir struct {
+	layer      int // index of the layer in the tree, base 0
 	tree, meta repo.Checksum
 }
 
@@ -64,6 +67,8 @@ type Entry struct {
 	Attr
 	// Object is the content object of a file, symlink or special file.
 	Object repo.Checksum
+	// Layer is the index of the layer that provides a non-directory.
+	Layer int
 	// dirs are the contributing layer directories, base first (directories only).
 	dirs []layerDir
 	// key identifies the composed directory (directories only).
@@ -101,6 +106,11 @@ type Tree struct {
 	layered bool
 	root    *Entry
 	cache   *cache.Cache[any]
+	// links holds, per layer, the hardlink groups its tar made (path ->
+	// group leader). For a plain commit (not an image) it is nil and
+	// identical file objects count as hardlinks, as in ostree checkouts.
+	links []map[string]string
+	image bool
 }
 
 // Options configure Open.
@@ -121,9 +131,17 @@ func Open(r repo.ObjectReader, c repo.Checksum, o Options) (*Tree, error) {
 	if err != nil {
 		return nil, err
 	}
-	mode, _ := cm.Metadata.String(KeyMode)
+	mode, isImage := cm.Metadata.String(KeyMode)
 	if mode != ModeLayered {
-		return newTree(r, c, cm, false, []layerDir{{cm.RootTree, cm.RootMeta}}, o)
+		t, err := newTree(r, c, cm, false, []layerDir{{0, cm.RootTree, cm.RootMeta}}, o)
+		if err != nil {
+			return nil, err
+		}
+		if isImage {
+			t.image = true
+			t.links = []map[string]string{readLinks(cm)}
+		}
+		return t, nil
 	}
 	var layers []repo.Checksum
 	for _, rel := range cm.Related {
@@ -140,14 +158,21 @@ func OpenLayers(r repo.ObjectReader, layers []repo.Checksum, o Options) (*Tree, 
 
 func openLayers(r repo.ObjectReader, c repo.Checksum, cm *repo.Commit, layers []repo.Checksum, o Options) (*Tree, error) {
 	roots := make([]layerDir, 0, len(layers))
-	for _, l := range layers {
+	links := make([]map[string]string, 0, len(layers))
+	for i, l := range layers {
 		lc, err := r.ReadCommit(l)
 		if err != nil {
 			return nil, fmt.Errorf("layer commit %s: %w", l.Str(), err)
 		}
-		roots = append(roots, layerDir{lc.RootTree, lc.RootMeta})
+		roots = append(roots, layerDir{i, lc.RootTree, lc.RootMeta})
+		links = append(links, readLinks(lc))
 	}
-	return newTree(r, c, cm, true, roots, o)
+	t, err := newTree(r, c, cm, true, roots, o)
+	if err != nil {
+		return nil, err
+	}
+	t.image, t.links = true, links
+	return t, nil
 }
 
 func newTree(r repo.ObjectReader, c repo.Checksum, cm *repo.Commit, layered bool, roots []layerDir, o Options) (*Tree, error) {
@@ -187,6 +212,7 @@ func dirKey(layered bool, dirs []layerDir) string {
 		h.Write([]byte{0})
 	}
 	for _, d := range dirs {
+		h.Write([]byte{byte(d.layer >> 8), byte(d.layer)})
 		h.Write(d.tree[:])
 		h.Write(d.meta[:])
 	}
@@ -327,9 +353,10 @@ func (t *Tree) ReadDir(ctx context.Context, e *Entry) (*Dir, error) {
 //   - whiteouts themselves never appear.
 func (t *Tree) compose(dirs []layerDir) (*Dir, error) {
 	type slot struct {
-		file bool
-		obj  repo.Checksum
-		dirs []layerDir
+		file  bool
+		obj   repo.Checksum
+		layer int
+		dirs  []layerDir
 	}
 	entries := map[string]*slot{}
 	for _, ld := range dirs {
@@ -351,7 +378,7 @@ func (t *Tree) compose(dirs []layerDir) (*Dir, error) {
 			if t.layered && strings.HasPrefix(f.Name, ".wh.") {
 				continue
 			}
-			entries[f.Name] = &slot{file: true, obj: f.Checksum}
+			entries[f.Name] = &slot{file: true, obj: f.Checksum, layer: ld.layer}
 		}
 		for _, d := range dt.Dirs {
 			s, ok := entries[d.Name]
@@ -359,7 +386,7 @@ func (t *Tree) compose(dirs []layerDir) (*Dir, error) {
 				s = &slot{}
 				entries[d.Name] = s
 			}
-			s.dirs = append(s.dirs, layerDir{d.Tree, d.Meta})
+			s.dirs = append(s.dirs, layerDir{ld.layer, d.Tree, d.Meta})
 		}
 	}
 	out := &Dir{Entries: make([]*Entry, 0, len(entries))}
@@ -370,7 +397,7 @@ func (t *Tree) compose(dirs []layerDir) (*Dir, error) {
 			if err != nil {
 				return nil, err
 			}
-			e.Attr, e.Object = *a, s.obj
+			e.Attr, e.Object, e.Layer = *a, s.obj, s.layer
 		} else {
 			e.dirs = s.dirs
 			e.key = dirKey(t.layered, s.dirs)
@@ -416,4 +443,63 @@ func (t *Tree) Lookup(ctx context.Context, p string) (*Entry, error) {
 		e = c
 	}
 	return e, nil
+}
+
+// readLinks decodes a commit's hardlink groups.
+func readLinks(cm *repo.Commit) map[string]string {
+	v, ok := cm.Metadata.Get(KeyHardlinks)
+	if !ok {
+		return nil
+	}
+	arr, ok := v.Value.([]any)
+	if !ok {
+		return nil
+	}
+	m := make(map[string]string, len(arr))
+	for _, e := range arr {
+		if de, ok := e.(gvariant.DictEntry); ok {
+			k, _ := de.Key.(string)
+			v, _ := de.Value.(string)
+			m[k] = v
+		}
+	}
+	return m
+}
+
+// linksVariant encodes hardlink groups as a{ss}, sorted by path.
+func linksVariant(m map[string]string) gvariant.Variant {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	arr := make([]any, len(keys))
+	for i, k := range keys {
+		arr[i] = gvariant.DictEntry{Key: k, Value: m[k]}
+	}
+	return gvariant.Variant{Type: gvariant.MustParseType("a{ss}"), Value: arr}
+}
+
+// InodeKey identifies the inode of the non-directory e found at path p
+// (slash-separated, no leading slash): entries with equal keys are
+// hardlinks of each other. In an image, only paths that were hardlinks in
+// a layer tar share a key, so the mount shows the hardlinks umoci unpack
+// makes; "" means the path has an inode of its own. In a plain commit,
+// regular files with the same object share one, as in an ostree checkout.
+func (t *Tree) InodeKey(e *Entry, p string) string {
+	if e.IsDir() {
+		return ""
+	}
+	if !t.image {
+		if e.Mode&repo.ModeFmt == repo.ModeRegular {
+			return "o" + string(e.Object[:])
+		}
+		return ""
+	}
+	if e.Layer < len(t.links) {
+		if leader, ok := t.links[e.Layer][p]; ok {
+			return fmt.Sprintf("l%d:%s", e.Layer, leader)
+		}
+	}
+	return ""
 }

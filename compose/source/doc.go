@@ -27,7 +27,7 @@
 // Every digest string is validated (sha256 or sha512 only) before it is used
 // to build a path, and every file name taken from metadata must be clean,
 // relative and free of "..". Manifests, nested indexes and configs are read
-// into memory (at most MaxJSONSize bytes each) and checked against the size
+// into memory (at most 16 MiB each) and checked against the size
 // and digest of the descriptor that references them. Documents holding both
 // "manifests" and "layers"/"config" are rejected (CVE-2021-41190), as are
 // Docker schema1 manifests, configs whose rootfs.type is not "layers" and

@@ -49,7 +49,9 @@ func TestRealTools(t *testing.T) {
 	}
 	run(t, w, "umoci", "repack", "--image", "L:t", "b")
 
-	skopeo := func(args ...string) { run(t, w, "skopeo", append([]string{"--insecure-policy", "copy", "-q"}, args...)...) }
+	skopeo := func(args ...string) {
+		run(t, w, "skopeo", append([]string{"--insecure-policy", "copy", "-q"}, args...)...)
+	}
 	skopeo("oci:L:t", "oci-archive:A.tar:t")
 	skopeo("oci:L:t", "docker-archive:D.tar:ex/img:latest")
 	skopeo("--format", "v2s2", "oci:L:t", "oci:L2:t")

@@ -973,3 +973,14 @@ func TestContextCanceled(t *testing.T) {
 		t.Errorf("err %v", err)
 	}
 }
+
+func TestIndexNestingLimit(t *testing.T) {
+	l := newLayout(t)
+	a := l.image(imageSpec{layers: []map[string]string{filesA}})
+	d := a.desc
+	for i := 0; i < maxIndexDepth+1; i++ {
+		d = l.index(v1.MediaTypeImageIndex, d)
+	}
+	l.setIndex(d)
+	openErr(t, "oci:"+l.writeDir("deep"), Options{}, ErrInvalid, "nested")
+}

@@ -59,14 +59,23 @@ func readBlob(st fileStore, d v1.Descriptor, foreignMsg bool) ([]byte, error) {
 	if d.Size > maxJSONSize {
 		return nil, fmt.Errorf("%w: %s is %d bytes, more than the %d-byte limit for JSON documents", ErrInvalid, d.Digest, d.Size, maxJSONSize)
 	}
-	b, err := readSmallFile(st, blobPath(d.Digest))
+	rc, _, err := st.open(blobPath(d.Digest))
 	if err != nil {
 		if errNotExist(err) {
 			return nil, notFoundBlob(d, foreignMsg)
 		}
-		return nil, err
+		return nil, fmt.Errorf("opening blob %s: %w", d.Digest, err)
+	}
+	defer rc.Close()
+	// Read one byte more than expected to notice a longer blob.
+	b, err := io.ReadAll(io.LimitReader(rc, d.Size+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading blob %s: %w", d.Digest, err)
 	}
 	if int64(len(b)) != d.Size {
+		if int64(len(b)) > d.Size {
+			return nil, fmt.Errorf("%w: blob %s is larger than the %d bytes its descriptor says", ErrSizeMismatch, d.Digest, d.Size)
+		}
 		return nil, fmt.Errorf("%w: blob %s is %d bytes, descriptor says %d", ErrSizeMismatch, d.Digest, len(b), d.Size)
 	}
 	if got := d.Digest.Algorithm().FromBytes(b); got != d.Digest {
