@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 
 	"github.com/urfave/cli/v2"
@@ -41,13 +42,13 @@ func repoFlag(global bool) cli.Flag {
 // repoPath returns the --repo given to the command, or else the global one
 // (which falls back to $OSTREE_REPO and /ostree/repo).
 func repoPath(c *cli.Context) string {
-	if slices.Contains(c.LocalFlagNames(), "repo") {
-		return c.String("repo")
-	}
-	for _, ctx := range c.Lineage()[1:] {
-		if v := ctx.String("repo"); v != "" {
-			return v // the app's flag, with $OSTREE_REPO and the default
+	for _, ctx := range c.Lineage() {
+		if slices.Contains(ctx.LocalFlagNames(), "repo") {
+			return ctx.String("repo")
 		}
+	}
+	if v := os.Getenv("OSTREE_REPO"); v != "" {
+		return v
 	}
 	return "/ostree/repo"
 }
@@ -83,15 +84,19 @@ func New() *cli.App {
 		Name:                   "ostree-mount",
 		Usage:                  "store container images in OSTree and mount commits lazily",
 		UsageText:              "ostree-mount [--repo PATH] COMMAND [options] [args]",
-		Flags:                  []cli.Flag{repoFlag(true)},
+		Flags:                  append([]cli.Flag{repoFlag(true)}, mountFlags()...),
 		Commands:               commands,
 		UseShortOptionHandling: true,
 		HideHelpCommand:        true,
 		Action: func(c *cli.Context) error {
-			if c.NArg() == 0 {
+			switch c.NArg() {
+			case 0:
 				return cli.ShowAppHelp(c)
+			case 2:
+				// ostree-mount REV MOUNTPOINT
+				return withRepo(runMount)(c)
 			}
-			return usageError(c, "unknown command %q", c.Args().First())
+			return usageError(c, "unknown command %q (or give REV MOUNTPOINT to mount)", c.Args().First())
 		},
 	}
 	app.Setup()

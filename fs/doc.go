@@ -1,0 +1,42 @@
+// Package fs serves a composed tree (package compose) as a read-only FUSE
+// filesystem with go-fuse. It is the only package that imports go-fuse.
+//
+// # Laziness
+//
+// Mounting reads the commit and the layer commits' headers, nothing more.
+// A directory is composed when it is first looked up or listed; a file's
+// object is opened when the file is opened. Nodes are created with
+// NewInode, so the kernel's FORGET frees them and the inode tree stays
+// bounded by what the kernel caches.
+//
+// # Inode numbers
+//
+// Numbers are derived from content and paths, so they are the same at
+// every mount of the same commit: the root is 1; a directory, and a file
+// that is not a hardlink, gets a hash of its parent's number and its name;
+// the members of a hardlink group (as the layer tars made them, or, for a
+// plain commit, identical file objects as in an ostree checkout) share a
+// hash of the group's key.
+//
+// # Kernel caching
+//
+// Content never changes under a mount, so entries and attributes are
+// cached by the kernel for a day, files are opened with FOPEN_KEEP_CACHE
+// and directories with FOPEN_CACHE_DIR. When the daemon runs as root and
+// the repository stores plain files (bare modes), reads are passed
+// through to the object files (FUSE passthrough), so the page cache is the
+// object's, shared by every image that contains it. Xattrs are answered
+// from memory; for images recorded as having none, the kernel is told not
+// to ask.
+//
+// # Errors
+//
+// Every error is mapped to an errno in one place (errno.go): missing
+// names are ENOENT, corrupt or unreadable objects are EIO and are logged
+// once with the object's checksum.
+//
+// # Parallelism
+//
+// go-fuse serves requests concurrently; the composer and its cache are
+// safe for concurrent use, and file handles use pread only.
+package fs

@@ -1,0 +1,205 @@
+package fs
+
+import (
+	"compress/flate"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"syscall"
+
+	fusefs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
+
+	"github.com/ostree-mount/ostree-mount/cache"
+	"github.com/ostree-mount/ostree-mount/repo"
+)
+
+// Open opens a regular file's object. Content objects are verified
+// first when the mount was made with --verify.
+func (n *node) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
+	if flags&(syscall.O_WRONLY|syscall.O_RDWR|syscall.O_TRUNC|syscall.O_APPEND) != 0 {
+		return nil, 0, syscall.EROFS
+	}
+	if n.e.Mode&syscall.S_IFMT != syscall.S_IFREG {
+		return nil, 0, syscall.EINVAL
+	}
+	obj := n.e.Object
+	if n.fs.verify {
+		if errno := n.fs.verifyObject(obj, n.path); errno != 0 {
+			return nil, 0, errno
+		}
+	}
+	f, err := n.fs.repo.OpenFile(obj)
+	if err != nil {
+		return nil, 0, n.fs.toErrno(err, "open /"+n.path)
+	}
+	if of := f.ObjectFile(); of != nil {
+		return &fileHandle{f: f, fd: int(of.Fd()), passthrough: n.fs.passthrough}, fuse.FOPEN_KEEP_CACHE, 0
+	}
+	h := &archiveHandle{fs: n.fs, f: f, size: n.e.Size}
+	return h, fuse.FOPEN_KEEP_CACHE, 0
+}
+
+// verifyObject checks an object once per mount; a mismatch is logged and
+// every open of it fails with EIO.
+func (f *filesystem) verifyObject(c repo.Checksum, path string) syscall.Errno {
+	if v, ok := f.verified.Load(c); ok {
+		if v != nil {
+			return syscall.EIO
+		}
+		return 0
+	}
+	err := f.repo.VerifyFile(c)
+	if err != nil {
+		f.log.Error("object failed verification", "path", "/"+path, "object", c.String(), "err", err)
+		f.verified.Store(c, err)
+		return syscall.EIO
+	}
+	f.verified.Store(c, nil)
+	return 0
+}
+
+// fileHandle reads an object file that holds the content as it is (bare
+// modes), with pread, or passes it through to the kernel.
+type fileHandle struct {
+	f           *repo.File
+	fd          int
+	passthrough bool
+}
+
+var (
+	_ = (fusefs.FileReader)((*fileHandle)(nil))
+	_ = (fusefs.FileLseeker)((*fileHandle)(nil))
+	_ = (fusefs.FileReleaser)((*fileHandle)(nil))
+	_ = (fusefs.FilePassthroughFder)((*fileHandle)(nil))
+)
+
+func (h *fileHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	n, err := unix.Pread(h.fd, dest, off)
+	if err != nil {
+		return nil, fusefs.ToErrno(err)
+	}
+	return fuse.ReadResultData(dest[:n]), 0
+}
+
+// Lseek implements SEEK_DATA and SEEK_HOLE on the object file; ENXIO past
+// the end, so that cp's sparse-file loop ends.
+func (h *fileHandle) Lseek(ctx context.Context, off uint64, whence uint32) (uint64, syscall.Errno) {
+	n, err := unix.Seek(h.fd, int64(off), int(whence))
+	if err != nil {
+		var errno syscall.Errno
+		if errors.As(err, &errno) {
+			return 0, errno
+		}
+		return 0, syscall.EIO
+	}
+	return uint64(n), 0
+}
+
+func (h *fileHandle) PassthroughFd() (int, bool) { return h.fd, h.passthrough }
+
+func (h *fileHandle) Release(ctx context.Context) syscall.Errno {
+	h.f.Close()
+	return 0
+}
+
+// inflateCache holds the inflated content of small archive-mode files,
+// bounded in bytes.
+type inflateCache struct {
+	c *cache.Cache[[]byte]
+}
+
+// smallFile is the size up to which archive-mode files are inflated whole
+// into the cache; larger ones are streamed.
+const smallFile = 4 << 20
+
+// archiveHandle reads a deflated (archive mode) object: small files from
+// the inflate cache, larger ones by streaming, restarting the stream when
+// a read goes backwards.
+type archiveHandle struct {
+	fs   *filesystem
+	f    *repo.File
+	size int64
+
+	mu  sync.Mutex
+	r   io.Reader
+	pos int64
+}
+
+var (
+	_ = (fusefs.FileReader)((*archiveHandle)(nil))
+	_ = (fusefs.FileLseeker)((*archiveHandle)(nil))
+	_ = (fusefs.FileReleaser)((*archiveHandle)(nil))
+)
+
+func (h *archiveHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	if off >= h.size {
+		return fuse.ReadResultData(nil), 0
+	}
+	if h.size <= smallFile {
+		b, err := h.fs.archive.c.GetOrLoad(ctx, string(h.f.Checksum[:]), func() ([]byte, int64, error) {
+			b, err := io.ReadAll(io.LimitReader(h.f.Reader(), h.size+1))
+			if err == nil && int64(len(b)) != h.size {
+				err = fmt.Errorf("object %s inflates to %d bytes, header says %d: %w", h.f.Checksum, len(b), h.size, repo.ErrCorrupt)
+			}
+			return b, int64(len(b)) + 64, err
+		})
+		if err != nil {
+			return nil, h.fs.toErrno(err, "read")
+		}
+		return fuse.ReadResultData(b[off:min(off+int64(len(dest)), int64(len(b)))]), 0
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.r == nil || off < h.pos {
+		h.r, h.pos = h.f.Reader(), 0
+	}
+	if off > h.pos {
+		n, err := io.CopyN(io.Discard, h.r, off-h.pos)
+		h.pos += n
+		if err != nil {
+			return nil, h.fs.toErrno(flateErr(err), "read")
+		}
+	}
+	want := dest[:min(int64(len(dest)), h.size-off)]
+	n, err := io.ReadFull(h.r, want)
+	h.pos += int64(n)
+	if err != nil && err != io.ErrUnexpectedEOF {
+		return nil, h.fs.toErrno(flateErr(err), "read")
+	}
+	return fuse.ReadResultData(want[:n]), 0
+}
+
+func flateErr(err error) error {
+	var ce flate.CorruptInputError
+	if errors.As(err, &ce) || errors.Is(err, io.EOF) {
+		return fmt.Errorf("%w: %w", repo.ErrCorrupt, err)
+	}
+	return err
+}
+
+// Lseek: archive objects have no holes.
+func (h *archiveHandle) Lseek(ctx context.Context, off uint64, whence uint32) (uint64, syscall.Errno) {
+	switch whence {
+	case unix.SEEK_DATA:
+		if int64(off) >= h.size {
+			return 0, syscall.ENXIO
+		}
+		return off, 0
+	case unix.SEEK_HOLE:
+		if int64(off) >= h.size {
+			return 0, syscall.ENXIO
+		}
+		return uint64(h.size), 0
+	}
+	return 0, syscall.EINVAL
+}
+
+func (h *archiveHandle) Release(ctx context.Context) syscall.Errno {
+	h.f.Close()
+	return 0
+}
+

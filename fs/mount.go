@@ -1,0 +1,127 @@
+package fs
+
+import (
+	"fmt"
+	"log"
+	"log/slog"
+	"os"
+
+	fusefs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/ostree-mount/ostree-mount/cache"
+	"github.com/ostree-mount/ostree-mount/compose"
+	"github.com/ostree-mount/ostree-mount/repo"
+)
+
+// Options configure a mount.
+type Options struct {
+	// AllowOther lets other users see the mount (off by default).
+	AllowOther bool
+	// Suid honours setuid/setgid bits; by default the mount is nosuid.
+	// Device nodes are never usable (nodev).
+	Suid bool
+	// Verify checks every file object's checksum before serving its
+	// first byte; a mismatch gives EIO and is logged.
+	Verify bool
+	// Passthrough lets the kernel read object files directly when the
+	// repository stores plain files and the process may (root); it falls
+	// back to reads through the daemon otherwise.
+	Passthrough bool
+	// InflateCacheBytes bounds the cache of inflated archive-mode files.
+	InflateCacheBytes int64
+	// Name is the source shown in /proc/mounts.
+	Name   string
+	Logger *slog.Logger
+	Debug  bool
+}
+
+// Server is a running mount.
+type Server struct {
+	*fuse.Server
+	Mountpoint string
+}
+
+// MountOptionsFor returns the kernel mount options: always ro and nodev,
+// nosuid unless asked, and default_permissions so that the kernel checks
+// modes.
+func MountOptionsFor(o Options) []string {
+	opts := []string{"ro", "nodev", "default_permissions"}
+	if !o.Suid {
+		opts = append(opts, "nosuid")
+	}
+	return opts
+}
+
+// Mount serves tree at mountpoint and returns once the kernel has the
+// mount.
+func Mount(mountpoint string, r *repo.Repo, tree *compose.Tree, o Options) (*Server, error) {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	if o.InflateCacheBytes <= 0 {
+		o.InflateCacheBytes = 64 << 20
+	}
+	ic, err := cache.New[[]byte](o.InflateCacheBytes)
+	if err != nil {
+		return nil, err
+	}
+	f := &filesystem{
+		tree:        tree,
+		repo:        r,
+		log:         o.Logger,
+		verify:      o.Verify,
+		passthrough: o.Passthrough && r.Mode() != repo.ModeArchive && os.Geteuid() == 0,
+		archive:     &inflateCache{c: ic},
+	}
+	root := &node{fs: f, e: tree.Root()}
+	timeout := cacheTimeout
+	name := o.Name
+	if name == "" {
+		name = "ostree-mount"
+	}
+	fo := &fusefs.Options{
+		EntryTimeout:    &timeout,
+		AttrTimeout:     &timeout,
+		NegativeTimeout: &timeout,
+		NullPermissions: true,
+		RootStableAttr:  &fusefs.StableAttr{Ino: rootIno, Gen: 1},
+		MountOptions: fuse.MountOptions{
+			AllowOther:           o.AllowOther,
+			Options:              MountOptionsFor(o),
+			FsName:               name,
+			Name:                 "ostree-mount",
+			DirectMount:          os.Geteuid() == 0,
+			EnableSymlinkCaching: true,
+			MaxReadAhead:         1 << 20,
+			MaxWrite:             1 << 20,
+			DisableXAttrs:        !treeHasXattrs(tree),
+			Debug:                o.Debug,
+		},
+	}
+	if o.Debug {
+		fo.Logger = log.New(os.Stderr, "fuse: ", 0)
+	}
+	srv, err := fusefs.Mount(mountpoint, root, fo)
+	if err != nil {
+		ic.Close()
+		return nil, fmt.Errorf("mount %s: %w", mountpoint, err)
+	}
+	return &Server{Server: srv, Mountpoint: mountpoint}, nil
+}
+
+// treeHasXattrs reports whether an image may carry xattrs; only images
+// recorded at import as having none let the kernel skip xattr requests.
+func treeHasXattrs(t *compose.Tree) bool {
+	_, cm := t.Commit()
+	if cm == nil {
+		return true
+	}
+	v, ok := cm.Metadata.Get(compose.KeyXattrs)
+	if !ok {
+		return true
+	}
+	b, ok := v.Value.(bool)
+	return !ok || b
+}
+

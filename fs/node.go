@@ -1,0 +1,262 @@
+package fs
+
+import (
+	"context"
+	"hash/fnv"
+	"log/slog"
+	"sync"
+	"syscall"
+	"time"
+
+	fusefs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
+
+	"github.com/ostree-mount/ostree-mount/compose"
+	"github.com/ostree-mount/ostree-mount/repo"
+)
+
+// filesystem is the state shared by every node of a mount.
+type filesystem struct {
+	tree        *compose.Tree
+	repo        *repo.Repo
+	log         *slog.Logger
+	passthrough bool
+	verify      bool
+	verified    sync.Map // repo.Checksum -> error (nil: good)
+	archive     *inflateCache
+}
+
+// node is a composed entry at a path.
+type node struct {
+	fusefs.Inode
+	fs   *filesystem
+	e    *compose.Entry
+	path string // slash-separated, "" for the root
+}
+
+var (
+	_ = (fusefs.NodeLookuper)((*node)(nil))
+	_ = (fusefs.NodeGetattrer)((*node)(nil))
+	_ = (fusefs.NodeOpendirHandler)((*node)(nil))
+	_ = (fusefs.NodeOpener)((*node)(nil))
+	_ = (fusefs.NodeReadlinker)((*node)(nil))
+	_ = (fusefs.NodeGetxattrer)((*node)(nil))
+	_ = (fusefs.NodeListxattrer)((*node)(nil))
+	_ = (fusefs.NodeStatfser)((*node)(nil))
+	_ = (fusefs.NodeSetattrer)((*node)(nil))
+)
+
+// rootIno is the root directory's inode number.
+const rootIno = 1
+
+// inoFor derives a child's inode number: from its hardlink key when it has
+// one, else from the parent's number and its name.
+func inoFor(parent uint64, name, key string) uint64 {
+	h := fnv.New64a()
+	if key != "" {
+		h.Write([]byte{'k'})
+		h.Write([]byte(key))
+	} else {
+		var b [9]byte
+		b[0] = 'p'
+		for i := 0; i < 8; i++ {
+			b[1+i] = byte(parent >> (8 * i))
+		}
+		h.Write(b[:])
+		h.Write([]byte(name))
+	}
+	ino := h.Sum64() &^ (1 << 63) // below go-fuse's automatic numbers
+	if ino <= rootIno {
+		ino += 2
+	}
+	return ino
+}
+
+func childPath(parent, name string) string {
+	if parent == "" {
+		return name
+	}
+	return parent + "/" + name
+}
+
+// dir composes this directory.
+func (n *node) dir(ctx context.Context) (*compose.Dir, syscall.Errno) {
+	d, err := n.fs.tree.ReadDir(ctx, n.e)
+	if err != nil {
+		return nil, n.fs.toErrno(err, "readdir /"+n.path)
+	}
+	return d, 0
+}
+
+// child creates (or finds) the inode of entry c of this directory.
+func (n *node) child(ctx context.Context, c *compose.Entry, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	p := childPath(n.path, c.Name)
+	ino := inoFor(n.StableAttr().Ino, c.Name, n.fs.tree.InodeKey(c, p))
+	if errno := n.fs.fillAttr(ctx, c, ino, &out.Attr); errno != 0 {
+		return nil, errno
+	}
+	ch := &node{fs: n.fs, e: c, path: p}
+	return n.NewInode(ctx, ch, fusefs.StableAttr{Mode: c.Mode & syscall.S_IFMT, Ino: ino, Gen: 1}), 0
+}
+
+// Lookup finds a name in the composed directory.
+func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	d, errno := n.dir(ctx)
+	if errno != 0 {
+		return nil, errno
+	}
+	c, ok := d.Lookup(name)
+	if !ok {
+		return nil, syscall.ENOENT
+	}
+	return n.child(ctx, c, out)
+}
+
+// fillAttr sets stat data; a directory's link count needs its subdirectories.
+func (f *filesystem) fillAttr(ctx context.Context, e *compose.Entry, ino uint64, out *fuse.Attr) syscall.Errno {
+	out.Ino = ino
+	out.Mode = e.Mode
+	out.Uid, out.Gid = e.UID, e.GID
+	out.Rdev = uint32(e.Rdev)
+	out.Size = uint64(e.Size)
+	out.Blocks = (out.Size + 511) / 512
+	out.Blksize = 4096
+	out.Nlink = 1
+	if e.IsDir() {
+		d, err := f.tree.ReadDir(ctx, e)
+		if err != nil {
+			return f.toErrno(err, "stat "+e.Name)
+		}
+		out.Nlink = 2
+		for _, c := range d.Entries {
+			if c.IsDir() {
+				out.Nlink++
+			}
+		}
+		out.Size = 4096
+		out.Blocks = 8
+	}
+	return 0
+}
+
+// Getattr reports the entry's stat data.
+func (n *node) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	return n.fs.fillAttr(ctx, n.e, n.StableAttr().Ino, &out.Attr)
+}
+
+// Setattr refuses every change: the filesystem is read-only.
+func (n *node) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	return syscall.EROFS
+}
+
+// Readlink returns a symlink's target.
+func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
+	if n.e.Mode&syscall.S_IFMT != syscall.S_IFLNK {
+		return nil, syscall.EINVAL
+	}
+	return []byte(n.e.Target), 0
+}
+
+// Getxattr answers from the entry's metadata, in memory.
+func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	for _, x := range n.e.Xattrs {
+		if x.Name == attr {
+			if len(dest) < len(x.Value) {
+				return uint32(len(x.Value)), syscall.ERANGE
+			}
+			return uint32(copy(dest, x.Value)), 0
+		}
+	}
+	return 0, syscall.ENODATA
+}
+
+// Listxattr lists the entry's xattrs.
+func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
+	size := 0
+	for _, x := range n.e.Xattrs {
+		size += len(x.Name) + 1
+	}
+	if len(dest) < size {
+		return uint32(size), syscall.ERANGE
+	}
+	off := 0
+	for _, x := range n.e.Xattrs {
+		off += copy(dest[off:], x.Name)
+		dest[off] = 0
+		off++
+	}
+	return uint32(size), 0
+}
+
+// Statfs reports the repository filesystem's numbers.
+func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
+	var st unix.Statfs_t
+	if err := unix.Statfs(n.fs.repo.Path(), &st); err != nil {
+		return n.fs.toErrno(err, "statfs")
+	}
+	out.Blocks, out.Bfree, out.Bavail = st.Blocks, st.Bfree, st.Bavail
+	out.Files, out.Ffree = st.Files, st.Ffree
+	out.Bsize, out.Frsize = uint32(st.Bsize), uint32(st.Frsize)
+	out.NameLen = 255
+	return 0
+}
+
+// OpendirHandle composes the directory once for the whole listing and
+// lets the kernel cache it.
+func (n *node) OpendirHandle(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
+	d, errno := n.dir(ctx)
+	if errno != 0 {
+		return nil, 0, errno
+	}
+	return &dirHandle{n: n, d: d}, fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE, 0
+}
+
+// dirHandle lists a composed directory. Offsets are entry indexes, so
+// they are stable; readdirplus looks names up in the same composed
+// directory instead of composing it again.
+type dirHandle struct {
+	n   *node
+	d   *compose.Dir
+	pos int
+}
+
+var (
+	_ = (fusefs.FileReaddirenter)((*dirHandle)(nil))
+	_ = (fusefs.FileSeekdirer)((*dirHandle)(nil))
+	_ = (fusefs.FileLookuper)((*dirHandle)(nil))
+)
+
+func (h *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
+	if h.pos >= len(h.d.Entries) {
+		return nil, 0
+	}
+	c := h.d.Entries[h.pos]
+	h.pos++
+	p := childPath(h.n.path, c.Name)
+	return &fuse.DirEntry{
+		Name: c.Name,
+		Mode: c.Mode & syscall.S_IFMT,
+		Ino:  inoFor(h.n.StableAttr().Ino, c.Name, h.n.fs.tree.InodeKey(c, p)),
+		Off:  uint64(h.pos),
+	}, 0
+}
+
+func (h *dirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
+	if off > uint64(len(h.d.Entries)) {
+		return syscall.EINVAL
+	}
+	h.pos = int(off)
+	return 0
+}
+
+func (h *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	c, ok := h.d.Lookup(name)
+	if !ok {
+		return nil, syscall.ENOENT
+	}
+	return h.n.child(ctx, c, out)
+}
+
+// Timeouts for entries and attributes: the content never changes.
+const cacheTimeout = 24 * time.Hour
