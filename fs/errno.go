@@ -33,4 +33,3 @@ func (f *filesystem) toErrno(err error, what string) syscall.Errno {
 	f.log.Error("I/O error", "op", what, "err", err)
 	return syscall.EIO
 }
-

@@ -202,4 +202,3 @@ func (h *archiveHandle) Release(ctx context.Context) syscall.Errno {
 	h.f.Close()
 	return 0
 }
-

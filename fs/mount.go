@@ -124,4 +124,3 @@ func treeHasXattrs(t *compose.Tree) bool {
 	b, ok := v.Value.(bool)
 	return !ok || b
 }
-

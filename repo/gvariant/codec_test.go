@@ -285,7 +285,7 @@ func TestErrorMessages(t *testing.T) {
 		t.Fatal("accepted invalid UTF-8")
 	}
 	msg := err.Error()
-	for _, want := range []string{"gvariant: malformed data", "UTF-8", "byte 0", "$.0[0].0", "(a(say)a(sayay))"} {
+	for _, want := range []string{"gvariant: malformed data", "UTF-8", "at byte 1 ", "$.0[0].0", "(a(say)a(sayay))"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error %q does not mention %q", msg, want)
 		}
@@ -378,6 +378,25 @@ func TestMarshalErrors(t *testing.T) {
 	}
 	if _, err := Unmarshal(nil, nil); !errors.Is(err, ErrMalformed) {
 		t.Error("Unmarshal(nil type) succeeded")
+	}
+}
+
+func TestOffsetWidth(t *testing.T) {
+	cases := []struct{ body, n, w int }{
+		{0, 0, 0}, {10, 0, 0}, {0, 1, 1}, {254, 1, 1}, {255, 1, 2}, {253, 2, 1}, {254, 2, 2},
+		{0xffff - 2, 1, 2}, {0xffff - 1, 1, 4}, {0xffffffff - 4, 1, 4}, {0xffffffff - 3, 1, 8},
+	}
+	for _, c := range cases {
+		w := offsetWidth(c.body, c.n)
+		if w != c.w {
+			t.Errorf("offsetWidth(%d, %d) = %d, want %d", c.body, c.n, w, c.w)
+		}
+		if c.n > 0 && widthForSize(c.body+c.n*w) != w {
+			t.Errorf("widthForSize(%d) != %d", c.body+c.n*w, w)
+		}
+	}
+	if _, err := Unmarshal(commonTypes["as"], append([]byte("a\x00"), 2, 0, 0, 0)); err == nil {
+		t.Error("accepted 4-byte offsets in a 6-byte array")
 	}
 }
 

@@ -121,8 +121,8 @@ func (d *decoder) value(t *Type, off, end, depth int) (any, *pathError) {
 		if b[size-1] != 0 {
 			return nil, newPathError(end-1, "string is not NUL-terminated")
 		}
-		if msg := checkStringBytes(t.kind, b[:size-1]); msg != "" {
-			return nil, newPathError(off, "%s", msg)
+		if msg, at := checkStringBytes(t.kind, b[:size-1]); msg != "" {
+			return nil, newPathError(off+at, "%s", msg)
 		}
 		return string(b[:size-1]), nil
 	case 'v':

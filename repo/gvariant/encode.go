@@ -393,23 +393,32 @@ func checkString(kind byte, s string) *pathError {
 }
 
 // checkStringBytes is checkString for serialized string contents (without
-// the terminating NUL).
-func checkStringBytes(kind byte, b []byte) string {
+// the terminating NUL). It returns a message and the offset in b it refers
+// to, or "" when b is valid.
+func checkStringBytes(kind byte, b []byte) (string, int) {
 	if i := bytes.IndexByte(b, 0); i >= 0 {
-		return fmt.Sprintf("string contains an embedded NUL byte at index %d", i)
+		return "string contains an embedded NUL byte", i
 	}
-	if !utf8.Valid(b) {
-		return "string is not valid UTF-8"
+	for i := 0; i < len(b); {
+		if b[i] < utf8.RuneSelf {
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && size == 1 {
+			return "string is not valid UTF-8", i
+		}
+		i += size
 	}
 	switch kind {
 	case 'o':
 		if !isObjectPath(string(b)) {
-			return fmt.Sprintf("invalid object path %q", b)
+			return fmt.Sprintf("invalid object path %q", b), 0
 		}
 	case 'g':
 		if !isSignature(string(b)) {
-			return fmt.Sprintf("invalid signature %q", b)
+			return fmt.Sprintf("invalid signature %q", b), 0
 		}
 	}
-	return ""
+	return "", 0
 }

@@ -241,10 +241,10 @@ func (t *Type) Elem() *Type { return t.elem }
 // Fields returns the member types of a tuple or dict entry type (a dict
 // entry has two). The returned slice is a copy.
 func (t *Type) Fields() []*Type {
-	if t.fields == nil {
+	if t.kind != '(' && t.kind != '{' {
 		return nil
 	}
-	return append([]*Type(nil), t.fields...)
+	return append([]*Type{}, t.fields...)
 }
 
 // FixedSize returns the serialized size of a fixed-size type, or 0 when the
