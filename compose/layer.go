@@ -2,13 +2,16 @@ package compose
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"net/url"
+	"runtime"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/ostree-mount/ostree-mount/repo"
@@ -49,6 +52,7 @@ type lnode struct {
 	opaque   bool // holds .wh..wh..opq
 	noLower  bool // nothing of lower layers lies beneath (new or replaced)
 	sum      repo.Checksum
+	same     *lnode // a hardlink: the object is that node's (written asynchronously)
 	symlink  bool
 	target   string
 }
@@ -80,6 +84,70 @@ type layerImport struct {
 	whiteout repo.Checksum
 	res      LayerResult
 	links    map[string]string // resolved path -> group leader path
+	pool     *writerPool
+}
+
+// writerPool writes small files in parallel with the reading of the
+// tar: their content is read into memory, then hashed, written and linked
+// by workers while the next entries are decompressed.
+type writerPool struct {
+	jobs chan writeJob
+	wg   sync.WaitGroup
+	mu   sync.Mutex
+	err  error
+	bufs sync.Pool
+}
+
+type writeJob struct {
+	n    *lnode
+	meta repo.FileMeta
+	buf  *[]byte
+}
+
+// asyncMax is the largest file written by the pool; larger ones stream
+// straight from the tar.
+const asyncMax = 1 << 20
+
+func newWriterPool(tx *repo.Transaction, workers int) *writerPool {
+	p := &writerPool{jobs: make(chan writeJob, workers*4)}
+	p.bufs.New = func() any { b := make([]byte, 0, 64<<10); return &b }
+	for i := 0; i < workers; i++ {
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			for j := range p.jobs {
+				sum, err := tx.WriteFile(&j.meta, bytes.NewReader(*j.buf))
+				if err != nil {
+					p.fail(err)
+				}
+				j.n.sum = sum
+				*j.buf = (*j.buf)[:0]
+				p.bufs.Put(j.buf)
+			}
+		}()
+	}
+	return p
+}
+
+func (p *writerPool) fail(err error) {
+	p.mu.Lock()
+	if p.err == nil {
+		p.err = err
+	}
+	p.mu.Unlock()
+}
+
+func (p *writerPool) firstErr() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.err
+}
+
+// wait ends the pool and returns the first write error.
+func (p *writerPool) wait() error {
+	close(p.jobs)
+	p.wg.Wait()
+	return p.firstErr()
 }
 
 // ImportLayer reads an uncompressed layer tar and stores it as a tree in
@@ -95,6 +163,13 @@ func ImportLayer(ctx context.Context, tx *repo.Transaction, lower *Tree, r io.Re
 	if li.whiteout, err = tx.WriteFile(&repo.FileMeta{Mode: repo.ModeRegular | 0o644}, strings.NewReader("")); err != nil {
 		return nil, err
 	}
+	li.pool = newWriterPool(tx, max(2, runtime.GOMAXPROCS(0)))
+	poolDone := false
+	defer func() {
+		if !poolDone {
+			li.pool.wait()
+		}
+	}()
 	tr := tar.NewReader(&limitReader{r: r, left: lim.MaxBytes})
 	for {
 		if err := ctx.Err(); err != nil {
@@ -117,10 +192,17 @@ func ImportLayer(ctx context.Context, tx *repo.Transaction, lower *Tree, r io.Re
 		if err := li.entry(hdr, tr); err != nil {
 			return nil, fmt.Errorf("entry %q: %w", hdr.Name, err)
 		}
+		if err := li.pool.firstErr(); err != nil {
+			return nil, err
+		}
 	}
 	// Drain what follows the end-of-archive marker, so the caller's digest
 	// covers the whole blob.
 	if _, err := io.Copy(io.Discard, r); err != nil {
+		return nil, err
+	}
+	poolDone = true
+	if err := li.pool.wait(); err != nil {
 		return nil, err
 	}
 	tree, meta, _, err := li.write(li.root)
@@ -347,11 +429,22 @@ func (li *layerImport) entry(hdr *tar.Header, tr *tar.Reader) error {
 		return nil
 	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse:
 		m := &repo.FileMeta{UID: uid, GID: gid, Mode: repo.ModeRegular | perm, Xattrs: li.xattrs(hdr), Size: hdr.Size}
-		sum, err := li.tx.WriteFile(m, tr)
-		if err != nil {
-			return err
+		n = &lnode{}
+		if hdr.Size <= asyncMax {
+			buf := li.pool.bufs.Get().(*[]byte)
+			b := bytes.NewBuffer((*buf)[:0])
+			if _, err := io.Copy(b, tr); err != nil {
+				return fmt.Errorf("%w: %w", ErrBadLayer, err)
+			}
+			*buf = b.Bytes()
+			li.pool.jobs <- writeJob{n: n, meta: *m, buf: buf}
+		} else {
+			sum, err := li.tx.WriteFile(m, tr)
+			if err != nil {
+				return err
+			}
+			n.sum = sum
 		}
-		n = &lnode{sum: sum}
 	case tar.TypeSymlink:
 		if hdr.Linkname == "" {
 			return fmt.Errorf("symlink with an empty target: %w", ErrBadLayer)
@@ -456,7 +549,7 @@ func (li *layerImport) hardlink(target string) (*lnode, string, error) {
 			if l, ok := li.links[tpath]; ok {
 				leader = l
 			}
-			return &lnode{sum: n.sum, symlink: n.symlink, target: n.target}, leader, nil
+			return &lnode{same: n, symlink: n.symlink, target: n.target}, leader, nil
 		}
 		if !dir.noLower && !dir.opaque && dir.kids[".wh."+base] == nil {
 			le, err := li.lowerEntry(append(path, base))
@@ -511,7 +604,11 @@ func (li *layerImport) write(n *lnode) (tree, meta repo.Checksum, real bool, err
 	dt := &repo.DirTree{}
 	for name, k := range n.kids {
 		if !k.dir {
-			dt.Files = append(dt.Files, repo.TreeFile{Name: name, Checksum: k.sum})
+			sum := k.sum
+			for o := k; o.same != nil; o = o.same {
+				sum = o.same.sum
+			}
+			dt.Files = append(dt.Files, repo.TreeFile{Name: name, Checksum: sum})
 			if !strings.HasPrefix(name, ".wh.") {
 				real = true
 			}

@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"unsafe"
 
 	"github.com/klauspost/compress/flate"
 	"golang.org/x/sys/unix"
@@ -208,7 +209,11 @@ func (t *tmpFile) link(dfd int, rel string) error {
 	if t.named != "" {
 		err = unix.Renameat(dfd, t.named, dfd, rel)
 	} else {
-		err = unix.Linkat(unix.AT_FDCWD, fmt.Sprintf("/proc/self/fd/%d", t.f.Fd()), dfd, rel, unix.AT_SYMLINK_FOLLOW)
+		// AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH; /proc works for anyone.
+		err = unix.Linkat(int(t.f.Fd()), "", dfd, rel, unix.AT_EMPTY_PATH)
+		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EPERM) {
+			err = unix.Linkat(unix.AT_FDCWD, fmt.Sprintf("/proc/self/fd/%d", t.f.Fd()), dfd, rel, unix.AT_SYMLINK_FOLLOW)
+		}
 		if errors.Is(err, unix.EEXIST) {
 			err = nil // staged concurrently by another writer of this transaction
 		}
@@ -421,8 +426,7 @@ func (tx *Transaction) fillFile(f *os.File, m *FileMeta, content io.Reader) (Che
 		return Checksum{}, fmt.Errorf("write object: content is %d bytes, expected %d: %w", cnt.n, m.Size, io.ErrUnexpectedEOF)
 	}
 	if tx.r.mode != ModeArchive {
-		ts := []unix.Timespec{{Sec: 0}, {Sec: 0}}
-		if err := unix.UtimesNanoAt(unix.AT_FDCWD, fmt.Sprintf("/proc/self/fd/%d", fd), ts, 0); err != nil {
+		if err := futimensZero(fd); err != nil {
 			return Checksum{}, fmt.Errorf("write object: mtime: %w", err)
 		}
 	}
@@ -597,3 +601,14 @@ func (r *Repo) cleanTmp(keep string) {
 
 // Repo returns the transaction's repository.
 func (tx *Transaction) Repo() *Repo { return tx.r }
+
+// futimensZero sets a file's atime and mtime to the epoch, as libostree
+// does for objects: utimensat(fd, NULL, ...) is futimens.
+func futimensZero(fd int) error {
+	ts := [2]unix.Timespec{}
+	_, _, e := unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(fd), 0, uintptr(unsafe.Pointer(&ts[0])), 0, 0, 0)
+	if e != 0 {
+		return e
+	}
+	return nil
+}

@@ -5,11 +5,22 @@ package main
 import (
 	"fmt"
 	"os"
+	"runtime/pprof"
 )
 
 func main() {
-	if err := New().Run(os.Args); err != nil {
+	// OSTREE_MOUNT_CPUPROFILE=FILE writes a CPU profile, for benchmarks.
+	if p := os.Getenv("OSTREE_MOUNT_CPUPROFILE"); p != "" {
+		if f, err := os.Create(p); err == nil {
+			if pprof.StartCPUProfile(f) == nil {
+				defer pprof.StopCPUProfile()
+			}
+		}
+	}
+	err := New().Run(os.Args)
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "ostree-mount: error: %v\n", err)
+		pprof.StopCPUProfile()
 		os.Exit(exitCode(err))
 	}
 }
