@@ -291,13 +291,11 @@ func (t *Tree) whiteoutOnly(e *Entry) (bool, error) {
 // fileAttr reads a content object's attributes through the cache.
 func (t *Tree) fileAttr(c repo.Checksum) (*Attr, error) {
 	v, err := t.cache.GetOrLoad(context.Background(), "f"+string(c[:]), func() (any, int64, error) {
-		f, err := t.r.OpenFile(c)
+		fm, err := t.r.ReadFileMeta(c)
 		if err != nil {
 			return nil, 0, err
 		}
-		fm := f.Meta
-		f.Close()
-		a, err := attrFromFile(&fm)
+		a, err := attrFromFile(fm)
 		if err != nil {
 			return nil, 0, fmt.Errorf("file %s: %w", c, err)
 		}

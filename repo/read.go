@@ -278,8 +278,31 @@ func (r *Repo) openFileIn(dfd int, c Checksum) (*File, error) {
 	}
 }
 
-// ReadFileMeta returns a content object's metadata.
+// ReadFileMeta returns a content object's metadata. In the bare modes it
+// reads only the object's inode (stat, and the user.ostreemeta xattr in
+// bare-user), without opening regular files.
 func (r *Repo) ReadFileMeta(c Checksum) (*FileMeta, error) {
+	if r.mode == ModeBareUser {
+		rel := r.objectRel(ObjFile, c)
+		var st unix.Stat_t
+		if err := unix.Fstatat(int(r.objects.Fd()), rel, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return nil, notFound(ObjFile, c, err)
+		}
+		path := r.path + "/objects/" + rel
+		b, err := getXattr(xattrOps{get: func(n string, d []byte) (int, error) { return unix.Lgetxattr(path, n, d) }}, "user.ostreemeta")
+		if err != nil {
+			return nil, fmt.Errorf("file %s: user.ostreemeta: %w: %w", c, ErrCorrupt, err)
+		}
+		m, err := parseOstreeMeta(b)
+		if err != nil {
+			return nil, fmt.Errorf("file %s: %w", c, err)
+		}
+		if m.Mode&ModeFmt == ModeRegular && st.Mode&ModeFmt == ModeRegular {
+			m.Size = st.Size
+			return m, nil
+		}
+		// Symlinks keep their target in the file: read it the long way.
+	}
 	f, err := r.OpenFile(c)
 	if err != nil {
 		return nil, err

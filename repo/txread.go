@@ -11,6 +11,7 @@ type ObjectReader interface {
 	ReadDirTree(Checksum) (*DirTree, error)
 	ReadDirMeta(Checksum) (*DirMeta, error)
 	OpenFile(Checksum) (*File, error)
+	ReadFileMeta(Checksum) (*FileMeta, error)
 }
 
 var (
@@ -84,4 +85,18 @@ func (tx *Transaction) OpenFile(c Checksum) (*File, error) {
 		return tx.r.openFileIn(int(tx.dir.Fd()), c)
 	}
 	return tx.r.OpenFile(c)
+}
+
+// ReadFileMeta reads a content object's metadata, staged or committed.
+func (tx *Transaction) ReadFileMeta(c Checksum) (*FileMeta, error) {
+	if !tx.isStaged(ObjFile, c) {
+		return tx.r.ReadFileMeta(c)
+	}
+	f, err := tx.OpenFile(c)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	m := f.Meta
+	return &m, nil
 }

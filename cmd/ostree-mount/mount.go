@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -177,6 +178,9 @@ func runMount(c *cli.Context, r *repo.Repo) error {
 
 func serve(c *cli.Context, r *repo.Repo, sum repo.Checksum, rev, mnt string, cacheSize int64, ready func(error)) error {
 	ctx := context.Background()
+	// The daemon's heap is the metadata cache plus the inodes the kernel
+	// holds; a soft limit makes the collector keep RSS near what is live.
+	debug.SetMemoryLimit(cacheSize + 48<<20)
 	pin, err := r.Pin(ctx, sum)
 	if err != nil {
 		return err

@@ -1,0 +1,144 @@
+#!/usr/bin/env python3
+"""Turn the raw results of scripts/bench.sh into a table.
+
+Usage: bench_report.py OUT_DIR RESULTS_DIR BIG_MB RUNS
+Reads hyperfine and fio JSON exports from OUT_DIR; prints a Markdown table
+with ratios to kernel overlayfs and the targets, and writes
+RESULTS_DIR/latest.{json,md} and RESULTS_DIR/<UTC date>.{json,md}.
+"""
+import datetime
+import json
+import os
+import sys
+
+out, results, big_mb, runs = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
+SYSTEMS = ["overlay", "fuseovl", "layered", "precomposed", "checkout"]
+NAMES = {"overlay": "kernel overlayfs", "fuseovl": "fuse-overlayfs", "layered": "ostree-mount layered",
+         "precomposed": "ostree-mount precomposed", "checkout": "ostree checkout"}
+
+
+def median(name):
+    p = os.path.join(out, name + ".json")
+    if not os.path.exists(p):
+        return None
+    with open(p) as f:
+        d = json.load(f)
+    if "results" in d:
+        return d["results"][0]["median"]
+    return d
+
+
+data = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), "runs": int(runs),
+        "big_file_mb": big_mb, "metrics": {}}
+rows = []
+
+
+def row(label, unit, values, lower_is_better=True):
+    data["metrics"][label] = {"unit": unit, "values": values}
+    rows.append((label, unit, values, lower_is_better))
+
+
+for s in SYSTEMS:
+    pass
+row("mount ready + first stat", "ms", {s: (median("mount-" + s) or 0) * 1000 for s in SYSTEMS if median("mount-" + s)})
+row("mount ready + first stat, 50 layers", "ms", {"layered": (median("mount50-layered") or 0) * 1000})
+for m, label in [("find", "find -printf"), ("lslR", "ls -lR"), ("readall", "read all (tar | cat)")]:
+    for t in ("cold", "warm"):
+        row(f"{label}, {t}", "s", {s: median(f"{m}-{t}-{s}") for s in SYSTEMS if median(f"{m}-{t}-{s}") is not None})
+for t in ("cold", "warm"):
+    row(f"sequential read {int(big_mb)} MiB, {t}", "MB/s",
+        {s: big_mb * 1.048576 / median(f"seqread-{t}-{s}") for s in SYSTEMS if median(f"seqread-{t}-{s}")}, False)
+fio = {}
+for s in SYSTEMS:
+    d = median("fio-" + s)
+    try:
+        fio[s] = d["jobs"][0]["read"]["iops"]
+    except (KeyError, IndexError, TypeError):
+        pass
+row("4k random reads (fio, psync)", "IOPS", fio, False)
+row("daemon RSS after a full walk", "MB", {s: median("rss-" + s)["rss_kb"] / 1024 for s in SYSTEMS if median("rss-" + s)})
+row("import (all layers)", "s", {"ostree commit --tree=tar=": median("import-ostree"), "ostree-mount import": median("import-om")})
+row("materialize composed tree", "s", {"checkout": median("materialize-checkout")})
+
+
+def fmt(v):
+    if v is None:
+        return "–"
+    if v >= 100:
+        return f"{v:.0f}"
+    if v >= 10:
+        return f"{v:.1f}"
+    return f"{v:.3g}"
+
+
+cols = SYSTEMS
+lines = ["| metric | unit | " + " | ".join(NAMES[c] for c in cols) + " |", "|---|---|" + "---|" * len(cols)]
+extra = []
+for label, unit, vals, _ in rows:
+    if set(vals) - set(cols):
+        extra.append((label, unit, vals))
+        continue
+    base = vals.get("overlay")
+    cells = []
+    for c in cols:
+        v = vals.get(c)
+        if v is None:
+            cells.append("–")
+        elif base and c != "overlay":
+            cells.append(f"{fmt(v)} ({v / base:.2f}×)")
+        else:
+            cells.append(fmt(v))
+    lines.append(f"| {label} | {unit} | " + " | ".join(cells) + " |")
+for label, unit, vals in extra:
+    lines.append("")
+    lines.append(f"**{label}** ({unit}): " + ", ".join(f"{k} {fmt(v)}" for k, v in vals.items()))
+
+m = data["metrics"]
+
+
+def get(label, s):
+    return m.get(label, {}).get("values", {}).get(s)
+
+
+targets = []
+
+
+def target(desc, ok, detail):
+    targets.append({"target": desc, "met": bool(ok), "detail": detail})
+
+
+mt = get("mount ready + first stat", "layered")
+mt50 = get("mount ready + first stat, 50 layers", "layered")
+target("mount ready ≤ 50 ms (layered, 6 and 50 layers)", mt is not None and mt <= 50 and mt50 is not None and mt50 <= 50,
+       f"{fmt(mt)} ms, {fmt(mt50)} ms with 50 layers")
+for label in ("find -printf, warm", "ls -lR, warm"):
+    o, v = get(label, "overlay"), get(label, "layered")
+    target(f"{label} ≤ 1.5× kernel overlayfs", o and v and v <= 1.5 * o, f"{fmt(v)} s vs {fmt(o)} s ({v / o:.2f}×)" if o and v else "–")
+for label in ("find -printf, cold", "ls -lR, cold"):
+    f, v = get(label, "fuseovl"), get(label, "layered")
+    target(f"{label} no slower than fuse-overlayfs", f and v and v <= f, f"{fmt(v)} s vs {fmt(f)} s" if f and v else "–")
+o, v = get("read all (tar | cat), warm", "overlay"), get("read all (tar | cat), warm", "layered")
+target("warm read-all throughput ≥ 0.8× kernel overlayfs", o and v and o / v >= 0.8, f"{fmt(v)} s vs {fmt(o)} s ({o / v:.2f}× throughput)" if o and v else "–")
+lab = f"sequential read {int(big_mb)} MiB, warm"
+o, v = get(lab, "overlay"), get(lab, "layered")
+target("warm sequential read ≥ 0.8× kernel overlayfs", o and v and v >= 0.8 * o, f"{fmt(v)} MB/s vs {fmt(o)} MB/s" if o and v else "–")
+oi, mi = get("import (all layers)", "ostree commit --tree=tar="), get("import (all layers)", "ostree-mount import")
+target("import ≤ 0.5× ostree commit", oi and mi and mi <= 0.5 * oi, f"{fmt(mi)} s vs {fmt(oi)} s ({mi / oi:.2f}×)" if oi and mi else "–")
+r = get("daemon RSS after a full walk", "layered")
+target("RSS after a full walk ≤ 100 MB", r is not None and r <= 100, f"{fmt(r)} MB")
+data["targets"] = targets
+lines.append("")
+lines.append("| target | met | measured |")
+lines.append("|---|---|---|")
+for t in targets:
+    lines.append(f"| {t['target']} | {'yes' if t['met'] else '**no**'} | {t['detail']} |")
+
+md = f"Benchmark run {data['date']}, medians of {runs} runs (hyperfine), ratios to kernel overlayfs.\n\n" + "\n".join(lines) + "\n"
+print(md)
+os.makedirs(results, exist_ok=True)
+stamp = data["date"].replace(":", "").replace("+0000", "Z")
+for name in ("latest", stamp):
+    with open(os.path.join(results, name + ".json"), "w") as f:
+        json.dump(data, f, indent=1)
+    with open(os.path.join(results, name + ".md"), "w") as f:
+        f.write(md)
