@@ -427,7 +427,7 @@ func (li *layerImport) entry(hdr *tar.Header, tr *tar.Reader) error {
 		n.meta = repo.DirMeta{UID: uid, GID: gid, Mode: repo.ModeDir | perm, Xattrs: li.xattrs(hdr)}
 		parent.kids[base] = n
 		return nil
-	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse:
+	case tar.TypeReg, tar.TypeGNUSparse:
 		m := &repo.FileMeta{UID: uid, GID: gid, Mode: repo.ModeRegular | perm, Xattrs: li.xattrs(hdr), Size: hdr.Size}
 		n = &lnode{}
 		if hdr.Size <= asyncMax {

@@ -20,7 +20,6 @@ var (
 	typeFileHeader  = gvariant.MustParseType("(uuuusa(ayay))")
 	typeArchiveHdr  = gvariant.MustParseType("(tuuuusa(ayay))")
 	typeMetadata    = gvariant.MustParseType("a{sv}")
-	typeXattrs      = gvariant.MustParseType("a(ayay)")
 	typeOstreeMeta  = gvariant.MustParseType("(uuua(ayay))")
 	typeStringArray = gvariant.MustParseType("as")
 	typeString      = gvariant.MustParseType("s")

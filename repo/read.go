@@ -121,7 +121,6 @@ type File struct {
 	f        *os.File // the object file; nil for symlinks stored as links
 	data     int64    // archive: offset of the deflate stream
 	archive  bool
-	inline   []byte // bare-user symlink: the stored target
 }
 
 // Close releases the object file.
@@ -342,8 +341,7 @@ func (r *Repo) CopyFile(c Checksum, w io.Writer) (*FileMeta, error) {
 
 func isFlateError(err error) bool {
 	var ce flate.CorruptInputError
-	var ie *flate.ReadError
-	return errors.As(err, &ce) || errors.As(err, &ie) || errors.Is(err, io.ErrUnexpectedEOF)
+	return errors.As(err, &ce) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // VerifyFile checks a content object against its checksum.

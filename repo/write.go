@@ -501,7 +501,6 @@ func (tx *Transaction) Commit() error {
 	})
 	sdfd, odfd := int(tx.dir.Fd()), int(r.objects.Fd())
 	touched := map[string]bool{}
-	var commitDirs []string
 	for i, n := range names {
 		if n.Type == ObjCommit && (i == 0 || names[i-1].Type != ObjCommit) {
 			// Everything a commit needs is in place: make it durable first.
@@ -525,7 +524,6 @@ func (tx *Transaction) Commit() error {
 			return fmt.Errorf("commit transaction: %s %s: %w", n.Type, n.Checksum.Str(), err)
 		}
 		if n.Type == ObjCommit {
-			commitDirs = append(commitDirs, sub)
 			_ = unix.Unlinkat(odfd, r.objectRel(ObjTombstone, n.Checksum), 0)
 		}
 	}

@@ -189,5 +189,8 @@ for s in layered precomposed fuseovl; do
   echo "{\"rss_kb\": $(rss_of_mount "$MNT/$s")}" > "$OUT/rss-$s.json"
 done
 
+log "prune at scale"
+"$ROOT/scripts/bench_prune.sh" "$OUT"
+
 # ---------------------------------------------------------------- report --
 python3 "$ROOT/scripts/bench_report.py" "$OUT" "$ROOT/bench/results" "$BIG_MB" "$RUNS"

@@ -59,6 +59,7 @@ row("4k random reads (fio, psync)", "IOPS", fio, False)
 row("daemon RSS after a full walk", "MB", {s: median("rss-" + s)["rss_kb"] / 1024 for s in SYSTEMS if median("rss-" + s)})
 row("import (all layers)", "s", {"ostree commit --tree=tar=": median("import-ostree"), "ostree-mount import": median("import-om")})
 row("materialize composed tree", "s", {"checkout": median("materialize-checkout")})
+row("prune, 1,000 commits / ~100k objects", "s", {"ostree prune --refs-only": median("prune-ostree"), "ostree-mount prune": median("prune-om")})
 
 
 def fmt(v):
@@ -124,6 +125,8 @@ o, v = get(lab, "overlay"), get(lab, "layered")
 target("warm sequential read ≥ 0.8× kernel overlayfs", o and v and v >= 0.8 * o, f"{fmt(v)} MB/s vs {fmt(o)} MB/s" if o and v else "–")
 oi, mi = get("import (all layers)", "ostree commit --tree=tar="), get("import (all layers)", "ostree-mount import")
 target("import ≤ 0.5× ostree commit", oi and mi and mi <= 0.5 * oi, f"{fmt(mi)} s vs {fmt(oi)} s ({mi / oi:.2f}×)" if oi and mi else "–")
+po, pm = get("prune, 1,000 commits / ~100k objects", "ostree prune --refs-only"), get("prune, 1,000 commits / ~100k objects", "ostree-mount prune")
+target("prune no slower than ostree prune --refs-only", po and pm and pm <= po, f"{fmt(pm)} s vs {fmt(po)} s" if po and pm else "–")
 r = get("daemon RSS after a full walk", "layered")
 target("RSS after a full walk ≤ 100 MB", r is not None and r <= 100, f"{fmt(r)} MB")
 data["targets"] = targets

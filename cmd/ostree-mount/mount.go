@@ -42,7 +42,7 @@ func mountFlags() []cli.Flag {
 	}
 }
 
-var mountCommand = register(&cli.Command{
+var _ = register(&cli.Command{
 	Name:      "mount",
 	Usage:     "mount a commit read-only; an image is composed lazily from its layers",
 	ArgsUsage: "REV MOUNTPOINT",

@@ -36,7 +36,7 @@ func TestPrint(t *testing.T) {
 		{"d", 0.1, true, "0.10000000000000001"},
 		{"d", 1e20, true, "1e+20"},
 		{"d", 1e16, true, "10000000000000000.0"},
-		{"d", -0.0 * 1, true, "0.0"},
+		{"d", 0.0, true, "0.0"},
 		{"d", math.Copysign(0, -1), true, "-0.0"},
 		{"d", math.Inf(-1), true, "-inf"},
 		{"d", math.NaN(), true, "nan"},
