@@ -343,19 +343,25 @@ func (t *Tree) ReadDir(ctx context.Context, e *Entry) (*Dir, error) {
 	return v.(*Dir), nil
 }
 
-// compose overlays the layer directories, base first, by the OCI rules:
+// slot is a name of a directory being composed: a file from one layer, or
+// a directory merged from several.
+type slot struct {
+	file  bool
+	obj   repo.Checksum
+	layer int
+	dirs  []layerDir
+}
+
+// merge overlays the layer directories, base first, by the OCI rules:
 //   - an opaque marker .wh..wh..opq hides every entry of lower layers,
 //     and applies before the rest of its layer, wherever it sits;
 //   - .wh.NAME hides NAME of lower layers only, never its own layer's;
 //   - a directory over a directory merges; anything else replaces;
 //   - whiteouts themselves never appear.
-func (t *Tree) compose(dirs []layerDir) (*Dir, error) {
-	type slot struct {
-		file  bool
-		obj   repo.Checksum
-		layer int
-		dirs  []layerDir
-	}
+//
+// It reads only dirtrees; directories that hold nothing but whiteouts in
+// every layer are left out.
+func (t *Tree) merge(dirs []layerDir) (map[string]*slot, error) {
 	entries := map[string]*slot{}
 	for _, ld := range dirs {
 		dt, err := t.r.ReadDirTree(ld.tree)
@@ -387,6 +393,29 @@ func (t *Tree) compose(dirs []layerDir) (*Dir, error) {
 			s.dirs = append(s.dirs, layerDir{ld.layer, d.Tree, d.Meta})
 		}
 	}
+	if t.layered {
+		for name, s := range entries {
+			if s.file {
+				continue
+			}
+			hide, err := t.whiteoutOnly(&Entry{dirs: s.dirs})
+			if err != nil {
+				return nil, err
+			}
+			if hide {
+				delete(entries, name)
+			}
+		}
+	}
+	return entries, nil
+}
+
+// compose builds a directory's entries with their attributes.
+func (t *Tree) compose(dirs []layerDir) (*Dir, error) {
+	entries, err := t.merge(dirs)
+	if err != nil {
+		return nil, err
+	}
 	out := &Dir{Entries: make([]*Entry, 0, len(entries))}
 	for name, s := range entries {
 		e := &Entry{Name: name}
@@ -399,15 +428,6 @@ func (t *Tree) compose(dirs []layerDir) (*Dir, error) {
 		} else {
 			e.dirs = s.dirs
 			e.key = dirKey(t.layered, s.dirs)
-			if t.layered {
-				hide, err := t.whiteoutOnly(e)
-				if err != nil {
-					return nil, err
-				}
-				if hide {
-					continue
-				}
-			}
 			if err := t.dirAttr(e); err != nil {
 				return nil, err
 			}
@@ -417,6 +437,37 @@ func (t *Tree) compose(dirs []layerDir) (*Dir, error) {
 	}
 	sort.Slice(out.Entries, func(i, j int) bool { return out.Entries[i].Name < out.Entries[j].Name })
 	return out, nil
+}
+
+// Subdirs counts the subdirectories of directory e (for its link count)
+// from dirtrees alone, without reading any file's metadata.
+func (t *Tree) Subdirs(ctx context.Context, e *Entry) (int, error) {
+	if v, ok := t.cache.Get("d" + e.key); ok {
+		n := 0
+		for _, c := range v.(*Dir).Entries {
+			if c.IsDir() {
+				n++
+			}
+		}
+		return n, nil
+	}
+	v, err := t.cache.GetOrLoad(ctx, "n"+e.key, func() (any, int64, error) {
+		entries, err := t.merge(e.dirs)
+		if err != nil {
+			return nil, 0, err
+		}
+		n := 0
+		for _, s := range entries {
+			if !s.file {
+				n++
+			}
+		}
+		return n, 48, nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return v.(int), nil
 }
 
 // Lookup returns the entry at a slash-separated path, following no

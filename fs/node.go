@@ -124,16 +124,11 @@ func (f *filesystem) fillAttr(ctx context.Context, e *compose.Entry, ino uint64,
 	out.Blksize = 4096
 	out.Nlink = 1
 	if e.IsDir() {
-		d, err := f.tree.ReadDir(ctx, e)
+		n, err := f.tree.Subdirs(ctx, e)
 		if err != nil {
 			return f.toErrno(err, "stat "+e.Name)
 		}
-		out.Nlink = 2
-		for _, c := range d.Entries {
-			if c.IsDir() {
-				out.Nlink++
-			}
-		}
+		out.Nlink = 2 + uint32(n)
 		out.Size = 4096
 		out.Blocks = 8
 	}
