@@ -33,16 +33,28 @@ if [ ! -f "$W/image.done" ]; then
   R=$W/bundle/rootfs
   mkdir -p "$R/usr/local"
   cp -a "$(go env GOROOT)" "$R/usr/local/go"                  # L1: ~17k entries
-  umoci repack --image "$IMG:l1" "$W/bundle"
+  umoci repack --refresh-bundle --image "$IMG:l1" "$W/bundle"
   find "$R/usr/local/go/src/fmt" "$R/usr/local/go/src/strings" -name '*.go' | head -100 |
     while read -r f; do echo "// modified" >> "$f"; done      # L2: modify files
-  umoci repack --image "$IMG:l2" "$W/bundle"
+  umoci repack --refresh-bundle --image "$IMG:l2" "$W/bundle"
   rm -rf "$R/usr/local/go/test"                                # L3: delete a large dir
-  umoci repack --image "$IMG:l3" "$W/bundle"
-  mkdir -p "$W/newmisc/new"; echo replaced > "$W/newmisc/new/file"
-  umoci insert --image "$IMG:l3" --tag l4 --opaque "$W/newmisc" /usr/local/go/misc   # L4: opaque dir
-  umoci unpack --image "$IMG:l4" "$W/bundle2" >/dev/null
-  rm -rf "$W/bundle"; mv "$W/bundle2" "$W/bundle"; R=$W/bundle/rootfs
+  umoci repack --refresh-bundle --image "$IMG:l3" "$W/bundle"
+  # L4: replace a directory with an opaque whiteout (a hand-made tar, since
+  # umoci repack writes only explicit whiteouts).
+  python3 - "$W/opaque.tar" <<'PY'
+import io, sys, tarfile
+with tarfile.open(sys.argv[1], "w", format=tarfile.PAX_FORMAT) as t:
+    for name, data in [("usr/local/go/misc/.wh..wh..opq", b""), ("usr/local/go/misc/new/", None), ("usr/local/go/misc/new/file", b"replaced\n")]:
+        ti = tarfile.TarInfo(name.rstrip("/"))
+        if data is None:
+            ti.type, ti.mode = tarfile.DIRTYPE, 0o755
+            t.addfile(ti)
+        else:
+            ti.size, ti.mode = len(data), 0o644
+            t.addfile(ti, io.BytesIO(data))
+PY
+  umoci raw add-layer --image "$IMG:l3" --tag l4 "$W/opaque.tar"
+  rm -rf "$W/bundle"; umoci unpack --image "$IMG:l4" "$W/bundle" >/dev/null; R=$W/bundle/rootfs
   python3 - "$R/srv/small" <<'PY'                              # L5: 5000 small files
 import os, sys
 root = sys.argv[1]
@@ -53,15 +65,15 @@ for d in range(50):
         with open(os.path.join(p, "f%03d" % f), "w") as fh:
             fh.write(("file %d/%d\n" % (d, f)) * (1 + f % 20))
 PY
-  umoci repack --image "$IMG:l5" "$W/bundle"
+  umoci repack --refresh-bundle --image "$IMG:l5" "$W/bundle"
   head -c "${BIG_MB}M" /dev/urandom > "$R/srv/big"             # L6: one large file
-  umoci repack --image "$IMG:bench" "$W/bundle"
+  umoci repack --refresh-bundle --image "$IMG:bench" "$W/bundle"
   # 50 small layers, for the mount-time-versus-layers measure.
   umoci new --image "$IMG:e50"; umoci unpack --image "$IMG:e50" "$W/b50" >/dev/null
   tag=e50
   for i in $(seq 1 50); do
     mkdir -p "$W/b50/rootfs/layer$i"; echo "$i" > "$W/b50/rootfs/layer$i/f"
-    umoci repack --image "$IMG:l50-$i" "$W/b50" >/dev/null
+    umoci repack --refresh-bundle --image "$IMG:l50-$i" "$W/b50" >/dev/null
   done
   rm -rf "$W/b50"
   touch "$W/image.done"
@@ -76,7 +88,7 @@ if [ ! -f "$W/layers.done" ]; then
   n=0
   for blob in $(python3 -c 'import json,sys; print(" ".join(l["digest"].split(":")[1] for l in json.load(open(sys.argv[1]))["layers"]))' "$IMG/blobs/sha256/$mf"); do
     n=$((n+1)); d=$LAYERS/$n; mkdir -p "$d"
-    tar --numeric-owner --xattrs --xattrs-include='*' -xzf "$IMG/blobs/sha256/$blob" -C "$d"
+    tar --numeric-owner --xattrs --xattrs-include='*' -xf "$IMG/blobs/sha256/$blob" -C "$d"
     find "$d" -name '.wh..wh..opq' | while read -r o; do setfattr -n trusted.overlay.opaque -v y "$(dirname "$o")"; rm "$o"; done
     find "$d" -name '.wh.*' | while read -r w; do b=$(basename "$w"); rm "$w"; mknod "$(dirname "$w")/${b#.wh.}" c 0 0; done
   done
@@ -102,6 +114,9 @@ for b in $BLOBS; do ostree commit --repo=$W/orepo --orphan --tree=tar=\$b --tar-
 SH
 chmod +x "$W/ostree-commit-layers.sh"
 hyperfine --runs "$RUNS" --export-json "$OUT/import-ostree.json" "$W/ostree-commit-layers.sh" >&2
+hyperfine --runs "$RUNS" --export-json "$OUT/import-umoci.json" \
+  --prepare "rm -rf $W/unpacked" "umoci unpack --image $IMG:bench $W/unpacked" >&2
+rm -rf "$W/unpacked"
 hyperfine --runs "$RUNS" --export-json "$OUT/import-om.json" \
   --prepare "rm -rf $W/irepo && $BIN init --repo $W/irepo --mode bare-user" \
   "$BIN import -q --repo $W/irepo oci:$IMG:bench" >&2

@@ -57,7 +57,7 @@ for s in SYSTEMS:
         pass
 row("4k random reads (fio, psync)", "IOPS", fio, False)
 row("daemon RSS after a full walk", "MB", {s: median("rss-" + s)["rss_kb"] / 1024 for s in SYSTEMS if median("rss-" + s)})
-row("import (all layers)", "s", {"ostree commit --tree=tar=": median("import-ostree"), "ostree-mount import": median("import-om")})
+row("import (all layers)", "s", {"ostree commit --tree=tar=": median("import-ostree"), "umoci unpack": median("import-umoci"), "ostree-mount import": median("import-om")})
 row("materialize composed tree", "s", {"checkout": median("materialize-checkout")})
 row("prune, 1,000 commits / ~100k objects", "s", {"ostree prune --refs-only": median("prune-ostree"), "ostree-mount prune": median("prune-om")})
 
