@@ -28,8 +28,10 @@ func New[V any](maxBytes int64) (*Cache[V], error) {
 	if maxBytes <= 0 {
 		return nil, fmt.Errorf("cache size %d: must be positive", maxBytes)
 	}
-	// About ten counters per expected item; items are ~1 KiB on average.
-	counters := maxBytes / 100
+	// Ristretto wants about ten counters per item it may hold; our items
+	// (composed directories, file attributes) average a few KiB, and
+	// counters cost memory of their own.
+	counters := maxBytes / 256
 	if counters < 1000 {
 		counters = 1000
 	}
@@ -83,6 +85,9 @@ func (c *Cache[V]) GetOrLoad(ctx context.Context, key string, load func() (V, in
 	cl.val, cl.cost, cl.err = load()
 	if cl.err == nil {
 		c.rc.Set(key, cl.val, cl.cost)
+		// Let the buffered Set land before the call is forgotten, so that a
+		// caller arriving next finds the value (if it was admitted).
+		c.rc.Wait()
 	}
 	c.mu.Lock()
 	delete(c.inflight, key)

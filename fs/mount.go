@@ -30,11 +30,18 @@ type Options struct {
 	Passthrough bool
 	// InflateCacheBytes bounds the cache of inflated archive-mode files.
 	InflateCacheBytes int64
+	// MaxInodes bounds the inodes the daemon keeps; past it the oldest are
+	// offered back to the kernel. 0 means DefaultMaxInodes; -1, no bound.
+	MaxInodes int
 	// Name is the source shown in /proc/mounts.
 	Name   string
 	Logger *slog.Logger
 	Debug  bool
 }
+
+// DefaultMaxInodes keeps the daemon's inode tree, the largest part of its
+// memory, to a few tens of megabytes.
+const DefaultMaxInodes = 40000
 
 // Server is a running mount.
 type Server struct {
@@ -62,9 +69,12 @@ func Mount(mountpoint string, r *repo.Repo, tree *compose.Tree, o Options) (*Ser
 	if o.InflateCacheBytes <= 0 {
 		o.InflateCacheBytes = 64 << 20
 	}
-	ic, err := cache.New[[]byte](o.InflateCacheBytes)
-	if err != nil {
-		return nil, err
+	var ic *cache.Cache[[]byte]
+	if r.Mode() == repo.ModeArchive {
+		var err error
+		if ic, err = cache.New[[]byte](o.InflateCacheBytes); err != nil {
+			return nil, err
+		}
 	}
 	f := &filesystem{
 		tree:        tree,
@@ -73,6 +83,12 @@ func Mount(mountpoint string, r *repo.Repo, tree *compose.Tree, o Options) (*Ser
 		verify:      o.Verify,
 		passthrough: o.Passthrough && r.Mode() != repo.ModeArchive && os.Geteuid() == 0,
 		archive:     &inflateCache{c: ic},
+	}
+	if o.MaxInodes == 0 {
+		o.MaxInodes = DefaultMaxInodes
+	}
+	if o.MaxInodes > 0 {
+		f.limiter = newInodeLimiter(o.MaxInodes)
 	}
 	root := &node{fs: f, e: tree.Root()}
 	timeout := cacheTimeout
@@ -104,8 +120,15 @@ func Mount(mountpoint string, r *repo.Repo, tree *compose.Tree, o Options) (*Ser
 	}
 	srv, err := fusefs.Mount(mountpoint, root, fo)
 	if err != nil {
-		ic.Close()
+		if ic != nil {
+			ic.Close()
+		}
 		return nil, fmt.Errorf("mount %s: %w", mountpoint, err)
+	}
+	if f.limiter != nil {
+		f.limiter.root = root.EmbeddedInode()
+		go f.limiter.run()
+		go func() { srv.Wait(); f.limiter.close() }()
 	}
 	return &Server{Server: srv, Mountpoint: mountpoint}, nil
 }

@@ -5,6 +5,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -25,14 +26,16 @@ type filesystem struct {
 	verify      bool
 	verified    sync.Map // repo.Checksum -> error (nil: good)
 	archive     *inflateCache
+	limiter     *inodeLimiter
 }
 
 // node is a composed entry at a path.
 type node struct {
 	fusefs.Inode
 	fs   *filesystem
-	e    *compose.Entry
-	path string // slash-separated, "" for the root
+	e      *compose.Entry
+	path   string // slash-separated, "" for the root
+	forgot atomic.Bool
 }
 
 var (
@@ -97,7 +100,11 @@ func (n *node) child(ctx context.Context, c *compose.Entry, out *fuse.EntryOut) 
 		return nil, errno
 	}
 	ch := &node{fs: n.fs, e: c, path: p}
-	return n.NewInode(ctx, ch, fusefs.StableAttr{Mode: c.Mode & syscall.S_IFMT, Ino: ino, Gen: 1}), 0
+	in := n.NewInode(ctx, ch, fusefs.StableAttr{Mode: c.Mode & syscall.S_IFMT, Ino: ino, Gen: 1})
+	if in.Operations() == fusefs.InodeEmbedder(ch) {
+		n.fs.limiter.added(ch)
+	}
+	return in, 0
 }
 
 // Lookup finds a name in the composed directory.

@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -181,6 +182,7 @@ func serve(c *cli.Context, r *repo.Repo, sum repo.Checksum, rev, mnt string, cac
 	// The daemon's heap is the metadata cache plus the inodes the kernel
 	// holds; a soft limit makes the collector keep RSS near what is live.
 	debug.SetMemoryLimit(cacheSize + 48<<20)
+	debug.SetGCPercent(50)
 	pin, err := r.Pin(ctx, sum)
 	if err != nil {
 		return err
@@ -219,6 +221,13 @@ func serve(c *cli.Context, r *repo.Repo, sum repo.Checksum, rev, mnt string, cac
 		}
 	}()
 	srv.Wait()
+	// OSTREE_MOUNT_MEMPROFILE=FILE writes a heap profile at unmount.
+	if p := os.Getenv("OSTREE_MOUNT_MEMPROFILE"); p != "" {
+		if f, err := os.Create(p); err == nil {
+			_ = pprof.Lookup("heap").WriteTo(f, 0)
+			f.Close()
+		}
+	}
 	return nil
 }
 
