@@ -32,7 +32,7 @@ type filesystem struct {
 // node is a composed entry at a path.
 type node struct {
 	fusefs.Inode
-	fs   *filesystem
+	fs     *filesystem
 	e      *compose.Entry
 	path   string // slash-separated, "" for the root
 	forgot atomic.Bool
