@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -74,6 +75,7 @@ type Repo struct {
 	fsync   bool
 	level   int // archive zlib level
 	clock   func() time.Time
+	subdirs sync.Map // objects/XX directories known to exist
 }
 
 // Options are settings for Init.

@@ -511,8 +511,11 @@ func (tx *Transaction) Commit() error {
 		rel := r.objectRel(n.Type, n.Checksum)
 		sub := rel[:2]
 		if !touched[sub] {
-			if err := unix.Mkdirat(odfd, sub, 0o777); err != nil && !errors.Is(err, unix.EEXIST) {
-				return fmt.Errorf("commit transaction: objects/%s: %w", sub, err)
+			if _, ok := r.subdirs.Load(sub); !ok {
+				if err := unix.Mkdirat(odfd, sub, 0o777); err != nil && !errors.Is(err, unix.EEXIST) {
+					return fmt.Errorf("commit transaction: objects/%s: %w", sub, err)
+				}
+				r.subdirs.Store(sub, true)
 			}
 			touched[sub] = true
 		}

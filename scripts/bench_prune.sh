@@ -11,21 +11,9 @@ OUT=${1:-$W/out}
 RUNS=${BENCH_RUNS:-5}
 mkdir -p "$W" "$OUT"
 if [ ! -f "$W/repo.done" ]; then
-  rm -rf "$W/base" "$W/src"
-  "$BIN" init --repo "$W/base" --mode bare-user
-  mkdir -p "$W/src"
-  for i in $(seq 1 1000); do
-    python3 - "$W/src" "$i" <<'PY'
-import os, sys
-root, i = sys.argv[1], int(sys.argv[2])
-d = os.path.join(root, "d%02d" % (i % 7))
-os.makedirs(d, exist_ok=True)
-for f in range(100):
-    with open(os.path.join(d, "f%03d" % f), "w") as fh:
-        fh.write("commit %d file %d\n" % (i, f))
-PY
-    "$BIN" commit --repo "$W/base" -b "branch$((i % 10))" --no-bindings --timestamp "@$((1600000000 + i))" "$W/src" >/dev/null
-  done
+  rm -rf "$W/base"
+  go build -o "$W/genrepo" ./scripts/genrepo
+  "$W/genrepo" -repo "$W/base" -commits 1000 -branches 10 -files 100
   for b in 0 1 2 3 4; do "$BIN" refs --repo "$W/base" --delete "branch$b"; done
   touch "$W/repo.done"
 fi
