@@ -134,19 +134,19 @@ func Import(ctx context.Context, r *repo.Repo, img *source.Image, o ImportOption
 			chain = digest.FromString(chain.String() + " " + l.DiffID.String())
 		}
 		rep := LayerReport{Index: i, DiffID: l.DiffID}
-		commit, ok, err := reuseLayer(tx, l.DiffID, chain)
+		var lower *Tree
+		if len(layers) > 0 {
+			if lower, err = OpenLayers(tx, layers, Options{Cache: c}); err != nil {
+				return nil, err
+			}
+		}
+		commit, ok, err := reuseLayer(ctx, tx, l.DiffID, chain, lower)
 		if err != nil {
 			return nil, err
 		}
 		if ok {
 			rep.Commit, rep.Reused = commit, true
 		} else {
-			var lower *Tree
-			if len(layers) > 0 {
-				if lower, err = OpenLayers(tx, layers, Options{Cache: c}); err != nil {
-					return nil, err
-				}
-			}
 			lr, n, err := importBlob(ctx, tx, lower, l, o.Limits)
 			if err != nil {
 				return nil, fmt.Errorf("layer %d (%s): %w", i, l.Digest, err)
@@ -268,9 +268,10 @@ func configCreated(cfg []byte) time.Time {
 }
 
 // reuseLayer finds a layer commit already in the repository: by chain ID
-// (layers that depend on their base), then by diff_id.
-func reuseLayer(tx *repo.Transaction, diffID, chain digest.Digest) (repo.Checksum, bool, error) {
-	for _, n := range []repo.RefName{chainRef(chain), layerRef(diffID)} {
+// (layers that depend on their base), then by diff_id, if the layer gives
+// the same tree on this base as on the one it was imported on.
+func reuseLayer(ctx context.Context, tx *repo.Transaction, diffID, chain digest.Digest, lower *Tree) (repo.Checksum, bool, error) {
+	for i, n := range []repo.RefName{chainRef(chain), layerRef(diffID)} {
 		c, err := tx.Repo().ReadRef(n)
 		if errors.Is(err, repo.ErrRefNotFound) {
 			continue
@@ -278,15 +279,69 @@ func reuseLayer(tx *repo.Transaction, diffID, chain digest.Digest) (repo.Checksu
 		if err != nil {
 			return c, false, err
 		}
-		if _, err := tx.ReadCommit(c); err != nil {
+		lc, err := tx.ReadCommit(c)
+		if err != nil {
 			if errors.Is(err, repo.ErrObjectNotFound) {
 				continue // a dangling weak ref: prune will remove it
 			}
 			return c, false, err
 		}
+		if i == 1 && lower != nil {
+			ok, err := fitsBase(ctx, tx, lc.RootTree, lower)
+			if err != nil || !ok {
+				return c, false, err
+			}
+		}
 		return c, true, nil
 	}
 	return repo.Checksum{}, false, nil
+}
+
+// fitsBase reports whether a layer tree that did not depend on the base
+// it was imported on also does not depend on lower: no directory of the
+// layer that the lower layers can see may be, below, a symlink or a file,
+// unless the layer's directory is an explicit entry (which replaces it).
+// Otherwise the layer's paths would have resolved through that symlink,
+// and the layer must be imported again for this base.
+func fitsBase(ctx context.Context, r repo.ObjectReader, tree repo.Checksum, lower *Tree) (bool, error) {
+	var walk func(tree repo.Checksum, path string, visible bool) (bool, error)
+	walk = func(tree repo.Checksum, path string, visible bool) (bool, error) {
+		dt, err := r.ReadDirTree(tree)
+		if err != nil {
+			return false, err
+		}
+		_, opaque := dt.LookupFile(".wh..wh..opq")
+		for _, d := range dt.Dirs {
+			p := d.Name
+			if path != "" {
+				p = path + "/" + d.Name
+			}
+			_, whited := dt.LookupFile(".wh." + d.Name)
+			v := visible && !opaque && !whited
+			if v {
+				le, err := lower.Lookup(ctx, p)
+				if err != nil && !errors.Is(err, ErrNotExist) && !errors.Is(err, ErrNotDir) {
+					return false, err
+				}
+				if err == nil && !le.IsDir() {
+					m, err := r.ReadDirMeta(d.Meta)
+					if err != nil {
+						return false, err
+					}
+					if implicitKind(m) != "" {
+						return false, nil
+					}
+					v = false // an explicit directory replaces it
+				}
+			}
+			ok, err := walk(d.Tree, p, v)
+			if err != nil || !ok {
+				return ok, err
+			}
+		}
+		return true, nil
+	}
+	return walk(tree, "", true)
 }
 
 // importBlob streams one layer blob: verified against its digest as it is

@@ -159,10 +159,6 @@ func (p *writerPool) wait() error {
 // repository is ever touched.
 func ImportLayer(ctx context.Context, tx *repo.Transaction, lower *Tree, r io.Reader, lim Limits) (*LayerResult, error) {
 	li := &layerImport{ctx: ctx, tx: tx, lower: lower, lim: lim, root: newDir(lower == nil), links: map[string]string{}}
-	var err error
-	if li.whiteout, err = tx.WriteFile(&repo.FileMeta{Mode: repo.ModeRegular | 0o644}, strings.NewReader("")); err != nil {
-		return nil, err
-	}
 	li.pool = newWriterPool(tx, max(2, runtime.GOMAXPROCS(0)))
 	poolDone := false
 	defer func() {
@@ -170,7 +166,7 @@ func ImportLayer(ctx context.Context, tx *repo.Transaction, lower *Tree, r io.Re
 			li.pool.wait()
 		}
 	}()
-	tr := tar.NewReader(&limitReader{r: r, left: lim.MaxBytes})
+	tr := tar.NewReader(&limitReader{r: r, left: lim.MaxBytes, max: lim.MaxBytes})
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -187,7 +183,7 @@ func ImportLayer(ctx context.Context, tx *repo.Transaction, lower *Tree, r io.Re
 		}
 		li.res.Entries++
 		if li.res.Entries > lim.MaxEntries {
-			return nil, fmt.Errorf("more than %d entries: %w", lim.MaxEntries, ErrLimit)
+			return nil, fmt.Errorf("more than the limit of %d entries (--max-entries): %w", lim.MaxEntries, ErrLimit)
 		}
 		if err := li.entry(hdr, tr); err != nil {
 			return nil, fmt.Errorf("entry %q: %w", hdr.Name, err)
@@ -218,13 +214,14 @@ func ImportLayer(ctx context.Context, tx *repo.Transaction, lower *Tree, r io.Re
 type limitReader struct {
 	r    io.Reader
 	left int64
+	max  int64
 }
 
 func (l *limitReader) Read(p []byte) (int, error) {
 	n, err := l.r.Read(p)
 	l.left -= int64(n)
 	if l.left < 0 {
-		return n, fmt.Errorf("decompressed layer larger than the limit: %w", ErrLimit)
+		return n, fmt.Errorf("decompressed layer larger than the limit of %d bytes (--max-layer-bytes): %w", l.max, ErrLimit)
 	}
 	return n, err
 }
@@ -233,7 +230,7 @@ func (l *limitReader) Read(p []byte) (int, error) {
 // "." components go, ".." is refused, and every component must be UTF-8.
 func (li *layerImport) cleanPath(p string) ([]string, error) {
 	if len(p) > li.lim.MaxPathLen {
-		return nil, fmt.Errorf("path of %d bytes: %w", len(p), ErrLimit)
+		return nil, fmt.Errorf("path of %d bytes is longer than the limit of %d (--max-path-length): %w", len(p), li.lim.MaxPathLen, ErrLimit)
 	}
 	var parts []string
 	for _, c := range strings.Split(p, "/") {
@@ -249,7 +246,7 @@ func (li *layerImport) cleanPath(p string) ([]string, error) {
 		parts = append(parts, c)
 	}
 	if len(parts) > li.lim.MaxDepth {
-		return nil, fmt.Errorf("path of %d components: %w", len(parts), ErrLimit)
+		return nil, fmt.Errorf("path of %d components is deeper than the limit of %d: %w", len(parts), li.lim.MaxDepth, ErrLimit)
 	}
 	return parts, nil
 }
@@ -419,7 +416,9 @@ func (li *layerImport) entry(hdr *tar.Header, tr *tar.Reader) error {
 			if ok {
 				// A non-directory of this layer replaced by a directory:
 				// the lower layers' directory must not show through.
-				li.addWhiteout(parent, ".wh."+base)
+				if err := li.addWhiteout(parent, ".wh."+base); err != nil {
+					return err
+				}
 				n.noLower = true
 			}
 		}
@@ -494,8 +493,18 @@ func (li *layerImport) entry(hdr *tar.Header, tr *tar.Reader) error {
 }
 
 // addWhiteout records .wh.NAME in a directory of this layer.
-func (li *layerImport) addWhiteout(d *lnode, name string) {
+// The whiteout object is an empty 0:0 0644 file, written on first use so
+// that a layer without whiteouts leaves no unreferenced object.
+func (li *layerImport) addWhiteout(d *lnode, name string) error {
+	if li.whiteout.IsZero() {
+		sum, err := li.tx.WriteFile(&repo.FileMeta{Mode: repo.ModeRegular | 0o644}, strings.NewReader(""))
+		if err != nil {
+			return err
+		}
+		li.whiteout = sum
+	}
 	d.kids[name] = &lnode{sum: li.whiteout}
+	return nil
 }
 
 // whiteoutEntry handles .wh.NAME and .wh..wh..opq. A whiteout only ever
@@ -518,8 +527,7 @@ func (li *layerImport) whiteoutEntry(dirParts []string, base, wname string) erro
 	if base == ".wh..wh..opq" {
 		parent.opaque = true
 	}
-	li.addWhiteout(parent, base)
-	return nil
+	return li.addWhiteout(parent, base)
 }
 
 // hardlink finds a link's target, in this layer or a lower one, inside

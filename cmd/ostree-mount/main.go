@@ -17,7 +17,8 @@ func main() {
 			}
 		}
 	}
-	err := New().Run(os.Args)
+	app := New()
+	err := app.Run(permuteArgs(app, os.Args))
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "ostree-mount: error: %v\n", err)
 		pprof.StopCPUProfile()
