@@ -33,7 +33,9 @@ func (r *Repo) Checkout(ctx context.Context, c Checksum, subpath, dest string, o
 	if err != nil {
 		return err
 	}
-	if os.Geteuid() != 0 {
+	// Like ostree: a non-root user, and any bare-user-only repository,
+	// check out in user mode.
+	if os.Geteuid() != 0 || r.mode == ModeBareUserOnly {
 		o.UserMode = true
 	}
 	if _, err := os.Lstat(dest); err == nil {
@@ -130,7 +132,12 @@ func (w *FileWriter) WriteFile(c Checksum, path string) error {
 func (w *FileWriter) applyMeta(fd int, uid, gid, mode uint32, xs []Xattr) error {
 	perm := mode & 0o7777
 	if w.UserMode {
-		perm &^= 0o6000
+		// As ostree checkout -U: files lose setuid/setgid and get u+r so
+		// that the user can read what they checked out; directories keep
+		// their bits (a setgid directory stays one).
+		if mode&ModeFmt != ModeDir {
+			perm = perm&^0o6000 | 0o400
+		}
 		return unix.Fchmod(fd, perm)
 	}
 	if err := unix.Fchown(fd, int(uid), int(gid)); err != nil {

@@ -498,11 +498,34 @@ func cleanupMount(t testing.TB, mnt, logPath string) {
 			for _, pid := range daemonPids(mnt) {
 				_ = syscall.Kill(pid, syscall.SIGKILL)
 			}
+			if !poll(5*time.Second, func() bool { return len(daemonPids(mnt)) == 0 }) {
+				abortFuseConn(t, mnt)
+			}
 		}
 		if t.Failed() && logPath != "" {
 			t.Logf("daemon log %s:\n%s", logPath, readLog(logPath))
 		}
 	})
+}
+
+// abortFuseConn aborts the FUSE connection of the mount at mnt (through
+// the fusectl filesystem, mounted if need be), which frees a daemon stuck
+// on a request to itself.
+func abortFuseConn(t testing.TB, mnt string) {
+	t.Helper()
+	ms := mountedAt(t, mnt)
+	if len(ms) == 0 {
+		return
+	}
+	f := strings.Fields(ms[len(ms)-1].Line)
+	_, minor, _ := strings.Cut(f[2], ":")
+	ctl := "/sys/fs/fuse/connections"
+	if _, err := os.Stat(filepath.Join(ctl, minor)); err != nil {
+		run("mount", "-t", "fusectl", "fusectl", ctl)
+	}
+	if err := os.WriteFile(filepath.Join(ctl, minor, "abort"), []byte("1"), 0o200); err != nil {
+		t.Errorf("aborting the FUSE connection %s of %s: %v", minor, mnt, err)
+	}
 }
 
 // unmount unmounts mnt with ostree-mount umount, checks that it is gone

@@ -1111,13 +1111,19 @@ func TestMountSignals(t *testing.T) {
 			check(t, cmd.Start())
 			done := make(chan error, 1)
 			go func() { done <- cmd.Wait() }()
+			exited := false
 			t.Cleanup(func() {
-				if cmd.ProcessState == nil {
-					_ = cmd.Process.Kill()
-					<-done
+				if exited {
+					return
+				}
+				_ = cmd.Process.Kill()
+				select {
+				case <-done:
+				case <-time.After(5 * time.Second):
+					t.Errorf("the foreground mount did not exit within 5s of SIGKILL; aborting its FUSE connection")
+					abortFuseConn(t, mnt)
 				}
 			})
-			exited := false
 			waitFor(t, 10*time.Second, "the foreground mount to appear in mountinfo", func() bool {
 				select {
 				case err := <-done:

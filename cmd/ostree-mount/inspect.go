@@ -290,7 +290,7 @@ var _ = register(&cli.Command{
 		if err != nil {
 			return err
 		}
-		f, err := r.LookupFile(cm.RootTree, c.Args().Get(1))
+		f, err := resolveFile(r, cm.RootTree, c.Args().Get(1))
 		if err != nil {
 			return err
 		}
@@ -339,3 +339,30 @@ var _ = register(&cli.Command{
 		return compose.Checkout(ctx, r, t, c.Args().Get(1), o)
 	}),
 })
+
+// resolveFile finds the file at p in a tree, following symlinks inside the
+// tree as ostree cat does: relative targets from the link's directory,
+// absolute ones from the root.
+func resolveFile(r *repo.Repo, root repo.Checksum, p string) (repo.Checksum, error) {
+	for hops := 0; ; hops++ {
+		if hops > 40 {
+			return repo.Checksum{}, fmt.Errorf("%s: too many levels of symbolic links", p)
+		}
+		f, err := r.LookupFile(root, p)
+		if err != nil {
+			return f, err
+		}
+		m, err := r.ReadFileMeta(f)
+		if err != nil {
+			return f, err
+		}
+		if !m.IsSymlink() {
+			return f, nil
+		}
+		if path.IsAbs(m.Target) {
+			p = m.Target
+		} else {
+			p = path.Join(path.Dir("/"+p), m.Target)
+		}
+	}
+}
