@@ -58,43 +58,34 @@ func (r *Repo) readObjectBytesIn(dfd int, t ObjectType, c Checksum) ([]byte, err
 	return b, nil
 }
 
+// readParsed reads a metadata object with read and parses it, naming the
+// object in any error.
+func readParsed[T any](read func(ObjectType, Checksum) ([]byte, error), t ObjectType, c Checksum, parse func([]byte) (T, error)) (T, error) {
+	var zero T
+	b, err := read(t, c)
+	if err != nil {
+		return zero, err
+	}
+	v, err := parse(b)
+	if err != nil {
+		return zero, fmt.Errorf("%s %s: %w", t, c, err)
+	}
+	return v, nil
+}
+
 // ReadDirTree reads and verifies a dirtree object.
 func (r *Repo) ReadDirTree(c Checksum) (*DirTree, error) {
-	b, err := r.ReadMetaObject(ObjDirTree, c)
-	if err != nil {
-		return nil, err
-	}
-	t, err := ParseDirTree(b)
-	if err != nil {
-		return nil, fmt.Errorf("dirtree %s: %w", c, err)
-	}
-	return t, nil
+	return readParsed(r.ReadMetaObject, ObjDirTree, c, ParseDirTree)
 }
 
 // ReadDirMeta reads and verifies a dirmeta object.
 func (r *Repo) ReadDirMeta(c Checksum) (*DirMeta, error) {
-	b, err := r.ReadMetaObject(ObjDirMeta, c)
-	if err != nil {
-		return nil, err
-	}
-	m, err := ParseDirMeta(b)
-	if err != nil {
-		return nil, fmt.Errorf("dirmeta %s: %w", c, err)
-	}
-	return m, nil
+	return readParsed(r.ReadMetaObject, ObjDirMeta, c, ParseDirMeta)
 }
 
 // ReadCommit reads and verifies a commit object.
 func (r *Repo) ReadCommit(c Checksum) (*Commit, error) {
-	b, err := r.ReadMetaObject(ObjCommit, c)
-	if err != nil {
-		return nil, err
-	}
-	cm, err := ParseCommit(b)
-	if err != nil {
-		return nil, fmt.Errorf("commit %s: %w", c, err)
-	}
-	return cm, nil
+	return readParsed(r.ReadMetaObject, ObjCommit, c, ParseCommit)
 }
 
 // ReadCommitMeta reads a commit's detached metadata; it returns nil and no

@@ -42,41 +42,17 @@ func (tx *Transaction) readMeta(t ObjectType, c Checksum) ([]byte, error) {
 
 // ReadCommit reads a commit, staged or committed.
 func (tx *Transaction) ReadCommit(c Checksum) (*Commit, error) {
-	b, err := tx.readMeta(ObjCommit, c)
-	if err != nil {
-		return nil, err
-	}
-	cm, err := ParseCommit(b)
-	if err != nil {
-		return nil, fmt.Errorf("commit %s: %w", c, err)
-	}
-	return cm, nil
+	return readParsed(tx.readMeta, ObjCommit, c, ParseCommit)
 }
 
 // ReadDirTree reads a dirtree, staged or committed.
 func (tx *Transaction) ReadDirTree(c Checksum) (*DirTree, error) {
-	b, err := tx.readMeta(ObjDirTree, c)
-	if err != nil {
-		return nil, err
-	}
-	t, err := ParseDirTree(b)
-	if err != nil {
-		return nil, fmt.Errorf("dirtree %s: %w", c, err)
-	}
-	return t, nil
+	return readParsed(tx.readMeta, ObjDirTree, c, ParseDirTree)
 }
 
 // ReadDirMeta reads a dirmeta, staged or committed.
 func (tx *Transaction) ReadDirMeta(c Checksum) (*DirMeta, error) {
-	b, err := tx.readMeta(ObjDirMeta, c)
-	if err != nil {
-		return nil, err
-	}
-	m, err := ParseDirMeta(b)
-	if err != nil {
-		return nil, fmt.Errorf("dirmeta %s: %w", c, err)
-	}
-	return m, nil
+	return readParsed(tx.readMeta, ObjDirMeta, c, ParseDirMeta)
 }
 
 // OpenFile opens a content object, staged or committed.
