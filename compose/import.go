@@ -224,6 +224,7 @@ func Import(ctx context.Context, r *repo.Repo, img *source.Image, o ImportOption
 			co.Related = related
 		}
 	}
+	co.Metadata = md // md may have grown since co was made
 	if res.Commit, err = tx.WriteCommitFor(rootTree, rootMeta, co); err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/ostree-mount/ostree-mount/cache"
 	"github.com/ostree-mount/ostree-mount/repo"
@@ -111,6 +112,9 @@ type Tree struct {
 	// identical file objects count as hardlinks, as in ostree checkouts.
 	links []map[string]string
 	image bool
+
+	groupsOnce sync.Once
+	groups     []map[string][]string // per layer: group leader -> member paths
 }
 
 // Options configure Open.
@@ -551,4 +555,46 @@ func (t *Tree) InodeKey(e *Entry, p string) string {
 		}
 	}
 	return ""
+}
+
+// LinkCount is the link count of the non-directory e at path p: the number
+// of paths of its hardlink group that the composed image still shows (a
+// member replaced or whited out by an upper layer no longer counts).
+func (t *Tree) LinkCount(ctx context.Context, e *Entry, p string) (int, error) {
+	if !t.image || e.IsDir() || e.Layer >= len(t.links) {
+		return 1, nil
+	}
+	leader, ok := t.links[e.Layer][p]
+	if !ok {
+		return 1, nil
+	}
+	t.groupsOnce.Do(func() {
+		t.groups = make([]map[string][]string, len(t.links))
+		for i, m := range t.links {
+			t.groups[i] = map[string][]string{}
+			for member, l := range m {
+				t.groups[i][l] = append(t.groups[i][l], member)
+			}
+		}
+	})
+	v, err := t.cache.GetOrLoad(ctx, fmt.Sprintf("h%d:%s", e.Layer, leader), func() (any, int64, error) {
+		n := 0
+		for _, m := range t.groups[e.Layer][leader] {
+			me, err := t.Lookup(ctx, m)
+			if errors.Is(err, ErrNotExist) || errors.Is(err, ErrNotDir) {
+				continue
+			}
+			if err != nil {
+				return nil, 0, err
+			}
+			if !me.IsDir() && me.Layer == e.Layer && me.Object == e.Object {
+				n++
+			}
+		}
+		return max(n, 1), 32, nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return v.(int), nil
 }

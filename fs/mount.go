@@ -5,6 +5,7 @@ import (
 	"log"
 	"log/slog"
 	"os"
+	"syscall"
 
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -54,10 +55,22 @@ type Server struct {
 // modes.
 func MountOptionsFor(o Options) []string {
 	opts := []string{"ro", "nodev", "default_permissions"}
-	if !o.Suid {
+	if o.Suid {
+		opts = append(opts, "suid")
+	} else {
 		opts = append(opts, "nosuid")
 	}
 	return opts
+}
+
+// directMountFlags are the mount(2) flags of a direct (root) mount;
+// go-fuse would otherwise use MS_NOSUID|MS_NODEV whatever the options.
+func directMountFlags(o Options) uintptr {
+	f := uintptr(syscall.MS_RDONLY | syscall.MS_NODEV)
+	if !o.Suid {
+		f |= syscall.MS_NOSUID
+	}
+	return f
 }
 
 // Mount serves tree at mountpoint and returns once the kernel has the
@@ -108,6 +121,7 @@ func Mount(mountpoint string, r *repo.Repo, tree *compose.Tree, o Options) (*Ser
 			FsName:               name,
 			Name:                 "ostree-mount",
 			DirectMount:          os.Geteuid() == 0,
+			DirectMountFlags:     directMountFlags(o),
 			EnableSymlinkCaching: true,
 			MaxReadAhead:         1 << 20,
 			MaxWrite:             1 << 20,

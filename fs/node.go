@@ -96,7 +96,7 @@ func (n *node) dir(ctx context.Context) (*compose.Dir, syscall.Errno) {
 func (n *node) child(ctx context.Context, c *compose.Entry, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
 	p := childPath(n.path, c.Name)
 	ino := inoFor(n.StableAttr().Ino, c.Name, n.fs.tree.InodeKey(c, p))
-	if errno := n.fs.fillAttr(ctx, c, ino, &out.Attr); errno != 0 {
+	if errno := n.fs.fillAttr(ctx, c, p, ino, &out.Attr); errno != 0 {
 		return nil, errno
 	}
 	ch := &node{fs: n.fs, e: c, path: p}
@@ -121,7 +121,7 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fu
 }
 
 // fillAttr sets stat data; a directory's link count needs its subdirectories.
-func (f *filesystem) fillAttr(ctx context.Context, e *compose.Entry, ino uint64, out *fuse.Attr) syscall.Errno {
+func (f *filesystem) fillAttr(ctx context.Context, e *compose.Entry, p string, ino uint64, out *fuse.Attr) syscall.Errno {
 	out.Ino = ino
 	out.Mode = e.Mode
 	out.Uid, out.Gid = e.UID, e.GID
@@ -130,7 +130,13 @@ func (f *filesystem) fillAttr(ctx context.Context, e *compose.Entry, ino uint64,
 	out.Blocks = (out.Size + 511) / 512
 	out.Blksize = 4096
 	out.Nlink = 1
-	if e.IsDir() {
+	if !e.IsDir() {
+		n, err := f.tree.LinkCount(ctx, e, p)
+		if err != nil {
+			return f.toErrno(err, "stat /"+p)
+		}
+		out.Nlink = uint32(n)
+	} else {
 		n, err := f.tree.Subdirs(ctx, e)
 		if err != nil {
 			return f.toErrno(err, "stat "+e.Name)
@@ -143,9 +149,19 @@ func (f *filesystem) fillAttr(ctx context.Context, e *compose.Entry, ino uint64,
 }
 
 // Getattr reports the entry's stat data.
+//
+// The root's attributes are cached for a second only: the kernel asks for
+// them at most once a second, and stat(2) of the mountpoint of a dead
+// daemon reports ENOTCONN soon after, as scripts expect.
 func (n *node) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	return n.fs.fillAttr(ctx, n.e, n.StableAttr().Ino, &out.Attr)
+	if n.path == "" {
+		out.SetTimeout(rootAttrTimeout)
+	}
+	return n.fs.fillAttr(ctx, n.e, n.path, n.StableAttr().Ino, &out.Attr)
 }
+
+// rootAttrTimeout is how long the kernel may cache the root's attributes.
+const rootAttrTimeout = time.Second
 
 // Setattr refuses every change: the filesystem is read-only.
 func (n *node) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {

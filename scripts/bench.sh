@@ -16,7 +16,12 @@ RUNS=${BENCH_RUNS:-5}
 BIG_MB=${BENCH_BIG_MB:-1024}
 OUT=$W/out
 mkdir -p "$W" "$OUT"
-rm -f "$OUT"/*.json
+# BENCH_SKIP_IMPORT=1 keeps the import timings of the previous run.
+if [ -n "${BENCH_SKIP_IMPORT:-}" ]; then
+  find "$OUT" -name '*.json' ! -name 'import-*' -delete
+else
+  rm -f "$OUT"/*.json
+fi
 [ "$(id -u)" = 0 ] || { echo "bench: run as root (mounts, drop_caches)"; exit 1; }
 
 log() { printf '\033[1m== %s\033[0m\n' "$*" >&2; }
@@ -113,6 +118,7 @@ rm -rf $W/orepo; ostree init --repo=$W/orepo --mode=bare-user
 for b in $BLOBS; do ostree commit --repo=$W/orepo --orphan --tree=tar=\$b --tar-autocreate-parents --no-bindings >/dev/null; done
 SH
 chmod +x "$W/ostree-commit-layers.sh"
+if [ -z "${BENCH_SKIP_IMPORT:-}" ]; then
 hyperfine --runs "$RUNS" --export-json "$OUT/import-ostree.json" "$W/ostree-commit-layers.sh" >&2
 hyperfine --runs "$RUNS" --export-json "$OUT/import-umoci.json" \
   --prepare "rm -rf $W/unpacked" "umoci unpack --image $IMG:bench $W/unpacked" >&2
@@ -120,6 +126,7 @@ rm -rf "$W/unpacked"
 hyperfine --runs "$RUNS" --export-json "$OUT/import-om.json" \
   --prepare "rm -rf $W/irepo && $BIN init --repo $W/irepo --mode bare-user" \
   "$BIN import -q --repo $W/irepo oci:$IMG:bench" >&2
+fi
 
 REPO=$W/repo
 rm -rf "$REPO"; $BIN init --repo "$REPO" --mode bare-user
@@ -128,10 +135,10 @@ $BIN import -q --repo "$REPO" --ref bench/precomposed --mode precomposed oci:"$I
 $BIN import -q --repo "$REPO" --ref bench/l50 oci:"$IMG":l50-50 >/dev/null
 
 # ---------------------------------------------------------------- mounts --
-MNT=$W/mnt; mkdir -p "$MNT"/{layered,precomposed,overlay,fuseovl,l50}
+MNT=$W/mnt; mkdir -p "$MNT"/{layered,precomposed,overlay,fuseovl,l50,verify}
 CO=$W/checkout
 cleanup() {
-  for m in layered precomposed overlay fuseovl l50; do umount "$MNT/$m" 2>/dev/null || umount -l "$MNT/$m" 2>/dev/null || true; done
+  for m in layered precomposed overlay fuseovl l50 verify; do umount "$MNT/$m" 2>/dev/null || umount -l "$MNT/$m" 2>/dev/null || true; done
 }
 trap cleanup EXIT
 cleanup
@@ -141,6 +148,8 @@ MOUNT[layered]="$BIN --repo $REPO bench/layered $MNT/layered"
 MOUNT[precomposed]="$BIN --repo $REPO bench/precomposed $MNT/precomposed"
 MOUNT[overlay]="mount -t overlay overlay -o ro,lowerdir=$LOWER $MNT/overlay"
 MOUNT[fuseovl]="fuse-overlayfs -o lowerdir=$LOWER $MNT/fuseovl"
+MOUNT[verify]="$BIN --repo $REPO --verify bench/layered $MNT/verify"
+UMOUNT[verify]="umount $MNT/verify"
 for s in layered precomposed overlay fuseovl; do UMOUNT[$s]="umount $MNT/$s"; done
 SYSTEMS="overlay fuseovl layered precomposed checkout"
 
@@ -154,11 +163,14 @@ path_of() { if [ "$1" = checkout ]; then echo "$CO"; else echo "$MNT/$1"; fi; }
 
 log "mount: ready and first stat"
 for s in layered precomposed overlay fuseovl; do
-  hyperfine --runs "$RUNS" --export-json "$OUT/mount-$s.json" --conclude "${UMOUNT[$s]}" \
+  # hyperfine 1.15 has no --conclude: each run unmounts the previous one first.
+  hyperfine --runs "$RUNS" --export-json "$OUT/mount-$s.json" --prepare "${UMOUNT[$s]} 2>/dev/null || true" \
     "${MOUNT[$s]} && stat $MNT/$s/usr/local/go/VERSION" >&2
+  ${UMOUNT[$s]}
 done
-hyperfine --runs "$RUNS" --export-json "$OUT/mount50-layered.json" --conclude "umount $MNT/l50" \
+hyperfine --runs "$RUNS" --export-json "$OUT/mount50-layered.json" --prepare "umount $MNT/l50 2>/dev/null || true" \
   "$BIN --repo $REPO bench/l50 $MNT/l50 && stat $MNT/l50/layer50/f" >&2
+umount "$MNT/l50"
 
 for s in layered precomposed overlay fuseovl; do eval "${MOUNT[$s]}"; done
 
@@ -182,6 +194,11 @@ measure find "find {P} -printf '%s %m\n' > /dev/null"
 measure lslR "ls -lR {P} > /dev/null"
 measure readall "tar cf - -C {P} . | cat > /dev/null"
 measure seqread "dd if={P}/srv/big of=/dev/null bs=1M status=none"
+log "the cost of --verify: read all, layered with --verify"
+eval "${MOUNT[verify]}"
+SYSTEMS=verify measure readall "tar cf - -C {P} . | cat > /dev/null"
+SYSTEMS="overlay fuseovl layered precomposed checkout"
+${UMOUNT[verify]}
 
 log "4k random reads (fio)"
 for s in $SYSTEMS; do

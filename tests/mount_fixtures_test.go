@@ -502,8 +502,8 @@ func cleanupMount(t testing.TB, mnt, logPath string) {
 				abortFuseConn(t, mnt)
 			}
 		}
-		if t.Failed() && logPath != "" {
-			t.Logf("daemon log %s:\n%s", logPath, readLog(logPath))
+		if b, err := os.ReadFile(logPath); t.Failed() && err == nil && len(b) > 0 {
+			t.Logf("daemon log %s:\n%s", logPath, clip(string(b), 4000))
 		}
 	})
 }

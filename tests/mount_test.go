@@ -61,6 +61,23 @@ func checkNoPrivateXattrs(t testing.TB, what string, lines []string) {
 	}
 }
 
+// checkPrivateGetxattr fails the test unless getxattr of the repository's
+// private xattrs gives ENODATA on the given paths of a mount (they might
+// be answered though listxattr hides them).
+func checkPrivateGetxattr(t testing.TB, mnt string, paths ...string) {
+	t.Helper()
+	names := []string{"user.ostreemeta", "user.ostree-mount.special", "user.ostree-mount.implicit"}
+	for _, p := range paths {
+		for _, name := range names {
+			buf := make([]byte, 4096)
+			n, err := unix.Lgetxattr(filepath.Join(mnt, p), name, buf)
+			if !errors.Is(err, unix.ENODATA) {
+				t.Errorf("getxattr(%s, %s) on the mount: %q, %v; want ENODATA", p, name, buf[:max(n, 0)], err)
+			}
+		}
+	}
+}
+
 // hardlinkGroups returns the groups of non-directory paths under root
 // that share an inode, each sorted, keyed by its first path.
 func hardlinkGroups(t testing.TB, root string) map[string][]string {
@@ -82,8 +99,9 @@ func hardlinkGroups(t testing.TB, root string) map[string][]string {
 }
 
 // checkFileNlinks fails the test for every non-directory whose link count
-// on the mount differs from the reference's: tar, cp -a and rsync -H only
-// look for hardlinks among files with st_nlink > 1.
+// on the mount differs from the reference's: cp -a and rsync -H only look
+// for hardlinks among files with st_nlink > 1, so a copy of the mount
+// would lose them.
 func checkFileNlinks(t testing.TB, ref, mnt string) {
 	t.Helper()
 	want, got := walkPaths(t, ref), walkPaths(t, mnt)
@@ -104,6 +122,7 @@ func checkFileNlinks(t testing.TB, ref, mnt string) {
 // syntheticSource returns the synthetic hardlink image's reference rootfs
 // and its import source.
 func syntheticSource(t testing.TB) (ref, src string) {
+	t.Helper()
 	img := syntheticHLImage(t)
 	return filepath.Join(img, "ref", "rootfs"), "oci:" + filepath.Join(img, "img") + ":layer4"
 }
@@ -112,7 +131,8 @@ func syntheticSource(t testing.TB) (ref, src string) {
 // and archive repositories, is umoci's reference rootfs: types, modes,
 // owners, sizes, contents, symlink targets, xattrs, devices, fifos, and
 // hardlink groups (exactly the paths umoci made hardlinks share an
-// inode). No repository-private xattr shows.
+// inode, and their st_nlink is the group's size). No repository-private
+// xattr shows, through listxattr or getxattr.
 func TestMountSameTreeAsReference(t *testing.T) {
 	ref, src := syntheticSource(t)
 	opts := treecmp.Options{Hardlinks: true, IgnoreXattrs: ignoreXattrs}
@@ -140,6 +160,7 @@ func TestMountSameTreeAsReference(t *testing.T) {
 			checkNoPrivateXattrs(t, "the mount", got)
 			// Without the ignore list too: nothing private at all.
 			checkNoPrivateXattrs(t, "the mount", dumpTree(t, mnt, treecmp.Options{}))
+			checkPrivateGetxattr(t, mnt, ".", "etc", "etc/hostname", "bin/tool", "dev/null", "dev/loop0", "run/fifo", "var/log/only", "usr/lib")
 			if g := hardlinkGroups(t, mnt); !slices.Equal(g["bin/tool2"], wantGroup) || len(g) != 1 {
 				t.Errorf("hardlink groups on the mount: %q, want exactly %q", g, wantGroup)
 			}
@@ -216,7 +237,7 @@ func TestMountDirNlinkAndStatfs(t *testing.T) {
 		if st.Blocks == 0 || st.Files == 0 || st.Bsize == 0 {
 			t.Errorf("%s: statfs of the mount: blocks=%d files=%d bsize=%d, want non-zero", name, st.Blocks, st.Files, st.Bsize)
 		}
-		r := mustRun(t, "stat", "-f", "-c", "%b %c", mnt)
+		r := mustRunWithin(t, time.Minute, "stat", "-f", "-c", "%b %c", mnt)
 		if f := strings.Fields(r.Stdout); len(f) != 2 || f[0] == "0" || f[1] == "0" {
 			t.Errorf("%s: stat -f %s: %q, want non-zero blocks and files", name, mnt, r.Stdout)
 		}
@@ -279,7 +300,7 @@ func TestMountContainerRootfs(t *testing.T) {
 
 	rootfs := filepath.Join(t.TempDir(), "rootfs")
 	check(t, os.Mkdir(rootfs, 0o755))
-	mustRun(t, "mount", "--bind", mnt, rootfs)
+	mustRunWithin(t, time.Minute, "mount", "--bind", mnt, rootfs)
 	bound := true
 	t.Cleanup(func() {
 		if bound {
@@ -291,17 +312,17 @@ func TestMountContainerRootfs(t *testing.T) {
 	if got, err := os.ReadFile(filepath.Join(rootfs, "etc/debian_version")); err != nil || !bytes.Equal(got, want) {
 		t.Errorf("etc/debian_version through the bind mount: %q, %v; want %q", got, err, want)
 	}
-	mustRun(t, "umount", rootfs)
+	mustRunWithin(t, time.Minute, "umount", rootfs)
 	bound = false
 	if len(mountedAt(t, rootfs)) != 0 {
 		t.Errorf("umount %s left it mounted", rootfs)
 	}
 
-	r := mustRun(t, "chroot", mnt, "/bin/sh", "-c", "ls / && id")
+	r := mustRunWithin(t, time.Minute, "chroot", mnt, "/bin/sh", "-c", "ls / && id")
 	if !strings.Contains(r.Stdout, "usr\n") || !strings.Contains(r.Stdout, "uid=0(root)") {
 		t.Errorf("chroot ls / && id: unexpected output:\n%s", r.Stdout)
 	}
-	r = mustRun(t, "chroot", mnt, "dpkg", "-l")
+	r = mustRunWithin(t, time.Minute, "chroot", mnt, "dpkg", "-l")
 	if !regexp.MustCompile(`(?m)^ii +dpkg +`).MatchString(r.Stdout) || !regexp.MustCompile(`(?m)^ii +libc6:amd64 +`).MatchString(r.Stdout) {
 		t.Errorf("chroot dpkg -l: dpkg or libc6 not listed as installed:\n%s", clip(r.Stdout, 3000))
 	}
@@ -535,6 +556,10 @@ func checkReadOnly(t *testing.T, mnt string) {
 		{"removexattr", func() error { return unix.Removexattr(file, "user.x") }},
 		{"truncate", func() error { return os.Truncate(file, 0) }},
 	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(mnt, &st); err != nil || st.Flags&unix.ST_RDONLY == 0 {
+		t.Errorf("statfs of the mount: flags %#x, %v; want ST_RDONLY", st.Flags, err)
+	}
 	for _, op := range ops {
 		if err := op.do(); !errors.Is(err, syscall.EROFS) {
 			t.Errorf("%s on the mount: %v, want EROFS", op.what, err)
@@ -694,10 +719,12 @@ func TestMountRemountAndCrash(t *testing.T) {
 		t.Errorf("read of etc/passwd on the dead mount: %v, want ENOTCONN", err)
 	}
 	// stat(2) of the mountpoint itself must tell that the mount is dead,
-	// as scripts and mountpoint(1) rely on it.
-	if _, err := os.Stat(mnt); !errors.Is(err, syscall.ENOTCONN) {
-		t.Errorf("stat %s after kill -9 of the daemon: %v, want ENOTCONN (Transport endpoint is not connected)", mnt, err)
-	}
+	// as scripts and mountpoint(1) rely on it; the root's attributes are
+	// cached for a second, so it may take that long.
+	waitFor(t, 5*time.Second, "stat(2) of the dead mountpoint to report ENOTCONN", func() bool {
+		_, err := os.Stat(mnt)
+		return errors.Is(err, syscall.ENOTCONN)
+	})
 	if r := run("stat", mnt); r.Code == 0 || !strings.Contains(r.Stderr, "Transport endpoint is not connected") {
 		t.Errorf("stat(1) of the dead mount: want 'Transport endpoint is not connected':\n%s", r)
 	}
@@ -778,6 +805,17 @@ func runTimeout(timeout time.Duration, name string, args ...string) cmdResult {
 		r.Err = fmt.Errorf("killed after %v: %w", timeout, err)
 	case errors.As(err, &ee):
 		r.Code = ee.ExitCode()
+	}
+	return r
+}
+
+// mustRunWithin runs a command with a timeout (it may touch a mount that
+// hangs) and fails the test unless it exits 0.
+func mustRunWithin(t testing.TB, timeout time.Duration, name string, args ...string) cmdResult {
+	t.Helper()
+	r := runTimeout(timeout, name, args...)
+	if r.Code != 0 {
+		t.Fatalf("command failed:\n%s", r)
 	}
 	return r
 }
@@ -921,11 +959,10 @@ exit $rc`
 func findObjectByContent(t testing.TB, repoPath string, content []byte) string {
 	t.Helper()
 	var found []string
-	for rel, st := range repoObjects(t, repoPath) {
+	for rel := range repoObjects(t, repoPath) {
 		if !strings.HasSuffix(rel, ".file") {
 			continue
 		}
-		_ = st
 		p := filepath.Join(repoPath, "objects", rel)
 		if fi, err := os.Stat(p); err != nil || fi.Size() != int64(len(content)) {
 			continue
@@ -1054,7 +1091,9 @@ func TestMountMemory(t *testing.T) {
 
 	mnt := mountRev(t, rp, "big")
 	start = time.Now()
-	cmd := exec.Command("find", mnt, "-printf", "%s %m\n")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "find", mnt, "-printf", "%s %m\n")
 	var lines countingWriter
 	cmd.Stdout = &lines
 	out, err := cmd.StderrPipe()
@@ -1087,6 +1126,12 @@ func TestMountMemory(t *testing.T) {
 	if rss*1024 >= 150e6 {
 		t.Errorf("daemon VmRSS %.1f MB after walking %d entries, want < 150 MB", float64(rss)*1024/1e6, entries)
 	}
+	start = time.Now()
+	unmount(t, mnt)
+	t.Logf("unmounted in %s", time.Since(start).Round(time.Millisecond))
+	start = time.Now()
+	check(t, os.RemoveAll(rp))
+	t.Logf("repository removed in %s", time.Since(start).Round(time.Millisecond))
 }
 
 type countingWriter struct{ n int64 }
@@ -1097,60 +1142,80 @@ func (c *countingWriter) Write(b []byte) (int, error) {
 }
 
 // 12. A foreground mount unmounts cleanly and exits 0 on SIGTERM and on
-// SIGINT.
+// SIGINT: once after it has served a read, then several times with the
+// signal sent as soon as the mount shows in mountinfo (as a service
+// manager stopping it right after start would), since the moment the
+// signal arrives matters.
 func TestMountSignals(t *testing.T) {
 	_, src := syntheticSource(t)
 	rp := importInto(t, t.TempDir(), "bare-user", src, "img")
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
 		t.Run(sig.String(), func(t *testing.T) {
-			mnt := newMountpoint(t)
-			cleanupMount(t, mnt, "")
-			cmd := exec.Command(binary, "--repo", rp, "mount", "-f", "img", mnt)
-			var stdout, stderr bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &stdout, &stderr
-			check(t, cmd.Start())
-			done := make(chan error, 1)
-			go func() { done <- cmd.Wait() }()
-			exited := false
-			t.Cleanup(func() {
-				if exited {
-					return
+			for round := 0; round < 8; round++ {
+				name, afterRead := "at-once", round == 0
+				if afterRead {
+					name = "after-read"
 				}
-				_ = cmd.Process.Kill()
-				select {
-				case <-done:
-				case <-time.After(5 * time.Second):
-					t.Errorf("the foreground mount did not exit within 5s of SIGKILL; aborting its FUSE connection")
-					abortFuseConn(t, mnt)
+				if !t.Run(fmt.Sprintf("%s-%d", name, round), func(t *testing.T) { signalRound(t, rp, sig, afterRead) }) {
+					break
 				}
-			})
-			waitFor(t, 10*time.Second, "the foreground mount to appear in mountinfo", func() bool {
-				select {
-				case err := <-done:
-					t.Fatalf("the foreground mount exited before mounting: %v\n%s", err, stderr.String())
-				default:
-				}
-				return len(mountedAt(t, mnt)) > 0
-			})
-			if b, err := os.ReadFile(filepath.Join(mnt, "etc/hostname")); err != nil || string(b) != "host2\n" {
-				t.Errorf("read through the foreground mount: %q, %v", b, err)
-			}
-			check(t, cmd.Process.Signal(sig))
-			select {
-			case err := <-done:
-				exited = true
-				if err != nil {
-					t.Errorf("after %v the foreground mount exited with %v, want status 0\n%s", sig, err, stderr.String())
-				}
-			case <-time.After(15 * time.Second):
-				t.Errorf("the foreground mount did not exit within 15s of %v", sig)
-			}
-			if m := mountedAt(t, mnt); len(m) != 0 {
-				t.Errorf("after %v, mountinfo still lists %s: %s", sig, mnt, m[0].Line)
-			}
-			if exited && stdout.Len()+stderr.Len() > 0 {
-				t.Logf("output: %s%s", stdout.String(), stderr.String())
 			}
 		})
+	}
+}
+
+func signalRound(t *testing.T, rp string, sig syscall.Signal, afterRead bool) {
+	mnt := newMountpoint(t)
+	cleanupMount(t, mnt, "")
+	cmd := exec.Command(binary, "--repo", rp, "mount", "-f", "img", mnt)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	check(t, cmd.Start())
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	exited := false
+	t.Cleanup(func() {
+		if exited {
+			return
+		}
+		_ = cmd.Process.Kill()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Errorf("the foreground mount did not exit within 5s of SIGKILL (stuck on a request to its own mount); aborting its FUSE connection")
+			abortFuseConn(t, mnt)
+			<-done
+		}
+	})
+	// Poll every millisecond, without backoff, to signal as early as a
+	// watcher of mountinfo could.
+	for deadline := time.Now().Add(10 * time.Second); len(mountedAt(t, mnt)) == 0; time.Sleep(time.Millisecond) {
+		select {
+		case err := <-done:
+			exited = true
+			t.Fatalf("the foreground mount exited before mounting: %v\n%s", err, stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the foreground mount did not appear in mountinfo within 10s")
+		}
+	}
+	if afterRead {
+		if b, err := os.ReadFile(filepath.Join(mnt, "etc/hostname")); err != nil || string(b) != "host2\n" {
+			t.Errorf("read through the foreground mount: %q, %v", b, err)
+		}
+	}
+	check(t, cmd.Process.Signal(sig))
+	select {
+	case err := <-done:
+		exited = true
+		if err != nil {
+			t.Errorf("after %v the foreground mount exited with %v, want status 0 (a signal's default action means it came before the daemon handled it)\n%s", sig, err, stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Errorf("the foreground mount did not exit within 10s of %v", sig)
+	}
+	if m := mountedAt(t, mnt); len(m) != 0 {
+		t.Errorf("after %v, mountinfo still lists %s: %s", sig, mnt, m[0].Line)
 	}
 }

@@ -130,8 +130,12 @@ func runMount(c *cli.Context, r *repo.Repo) error {
 		return err
 	}
 	mnt = abs
-	if _, err := os.Stat("/dev/fuse"); err != nil {
+	var st unix.Stat_t
+	if err := unix.Stat("/dev/fuse", &st); err != nil {
 		return fmt.Errorf("mount: /dev/fuse is not available (is the fuse module loaded?): %w", err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFCHR || unix.Major(st.Rdev) != 10 || unix.Minor(st.Rdev) != 229 {
+		return fmt.Errorf("mount: /dev/fuse is not the FUSE device (char 10:229)")
 	}
 	fi, err := os.Stat(mnt)
 	if err != nil {
@@ -198,6 +202,11 @@ func serve(c *cli.Context, r *repo.Repo, sum repo.Checksum, rev, mnt string, cac
 		return err
 	}
 	logger := slog.New(slog.NewTextHandler(c.App.ErrWriter, nil))
+	// Listen before mounting: a signal that arrives as soon as the mount
+	// appears must unmount it, not kill the process under it.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
 	srv, err := fs.Mount(mnt, r, tree, fs.Options{
 		AllowOther:  c.Bool("allow-other"),
 		Suid:        c.Bool("suid"),
@@ -211,8 +220,6 @@ func serve(c *cli.Context, r *repo.Repo, sum repo.Checksum, rev, mnt string, cac
 		return err
 	}
 	ready(nil)
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	go func() {
 		<-sigs
 		if err := srv.Unmount(); err != nil {
