@@ -203,6 +203,7 @@ ${UMOUNT[verify]}
 log "4k random reads (fio)"
 for s in $SYSTEMS; do
   p=$(path_of "$s")
+  drop # every system starts from a cold page cache (ours would be warm from earlier reads)
   fio --name=rr --filename="$p/srv/big" --rw=randread --bs=4k --size="${BIG_MB}M" --runtime=10 --time_based \
       --ioengine=psync --readonly --output-format=json > "$OUT/fio-$s.json" 2>/dev/null || echo '{}' > "$OUT/fio-$s.json"
 done
