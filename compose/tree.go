@@ -414,6 +414,11 @@ func (t *Tree) merge(dirs []layerDir) (map[string]*slot, error) {
 	return entries, nil
 }
 
+// attrWorkers bounds the parallel metadata reads of one directory: a cold
+// directory's files are spread over the object store, and the reads
+// overlap well.
+const attrWorkers = 8
+
 // compose builds a directory's entries with their attributes.
 func (t *Tree) compose(dirs []layerDir) (*Dir, error) {
 	entries, err := t.merge(dirs)
@@ -421,14 +426,12 @@ func (t *Tree) compose(dirs []layerDir) (*Dir, error) {
 		return nil, err
 	}
 	out := &Dir{Entries: make([]*Entry, 0, len(entries))}
+	var files []*Entry
 	for name, s := range entries {
 		e := &Entry{Name: name}
 		if s.file {
-			a, err := t.fileAttr(s.obj)
-			if err != nil {
-				return nil, err
-			}
-			e.Attr, e.Object, e.Layer = *a, s.obj, s.layer
+			e.Object, e.Layer = s.obj, s.layer
+			files = append(files, e)
 		} else {
 			e.dirs = s.dirs
 			e.key = dirKey(t.layered, s.dirs)
@@ -437,10 +440,57 @@ func (t *Tree) compose(dirs []layerDir) (*Dir, error) {
 			}
 		}
 		out.Entries = append(out.Entries, e)
-		out.size += int64(len(name)) + 200 + int64(len(e.Target)+xattrBytes(e.Xattrs)+len(e.dirs)*64)
+	}
+	if err := t.loadFileAttrs(files); err != nil {
+		return nil, err
+	}
+	for _, e := range out.Entries {
+		out.size += int64(len(e.Name)) + 200 + int64(len(e.Target)+xattrBytes(e.Xattrs)+len(e.dirs)*64)
 	}
 	sort.Slice(out.Entries, func(i, j int) bool { return out.Entries[i].Name < out.Entries[j].Name })
 	return out, nil
+}
+
+// loadFileAttrs reads the attributes of files, several at a time.
+func (t *Tree) loadFileAttrs(files []*Entry) error {
+	if len(files) < 2*attrWorkers {
+		for _, e := range files {
+			a, err := t.fileAttr(e.Object)
+			if err != nil {
+				return err
+			}
+			e.Attr = *a
+		}
+		return nil
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var first error
+	next := make(chan *Entry)
+	for w := 0; w < attrWorkers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for e := range next {
+				a, err := t.fileAttr(e.Object)
+				if err != nil {
+					mu.Lock()
+					if first == nil {
+						first = err
+					}
+					mu.Unlock()
+					continue
+				}
+				e.Attr = *a
+			}
+		}()
+	}
+	for _, e := range files {
+		next <- e
+	}
+	close(next)
+	wg.Wait()
+	return first
 }
 
 // Subdirs counts the subdirectories of directory e (for its link count)

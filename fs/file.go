@@ -2,6 +2,7 @@ package fs
 
 import (
 	"compress/flate"
+	"os"
 	"context"
 	"errors"
 	"fmt"
@@ -32,12 +33,17 @@ func (n *node) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint3
 			return nil, 0, errno
 		}
 	}
+	if n.fs.repo.Mode() != repo.ModeArchive {
+		// The composed entry has the metadata already: just open the bytes.
+		of, err := n.fs.repo.OpenContent(obj)
+		if err != nil {
+			return nil, 0, n.fs.toErrno(err, "open /"+n.path)
+		}
+		return &fileHandle{f: of, fd: int(of.Fd()), passthrough: n.fs.passthrough}, fuse.FOPEN_KEEP_CACHE, 0
+	}
 	f, err := n.fs.repo.OpenFile(obj)
 	if err != nil {
 		return nil, 0, n.fs.toErrno(err, "open /"+n.path)
-	}
-	if of := f.ObjectFile(); of != nil {
-		return &fileHandle{f: f, fd: int(of.Fd()), passthrough: n.fs.passthrough}, fuse.FOPEN_KEEP_CACHE, 0
 	}
 	h := &archiveHandle{fs: n.fs, f: f, size: n.e.Size}
 	return h, fuse.FOPEN_KEEP_CACHE, 0
@@ -65,7 +71,7 @@ func (f *filesystem) verifyObject(c repo.Checksum, path string) syscall.Errno {
 // fileHandle reads an object file that holds the content as it is (bare
 // modes), with pread, or passes it through to the kernel.
 type fileHandle struct {
-	f           *repo.File
+	f           *os.File
 	fd          int
 	passthrough bool
 }

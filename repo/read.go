@@ -149,6 +149,22 @@ func (r *Repo) OpenFile(c Checksum) (*File, error) {
 	return r.openFileIn(int(r.objects.Fd()), c)
 }
 
+// OpenContent opens, read-only, the object file of a regular file whose
+// bytes are its content (bare modes), without reading its metadata: for
+// callers that know it already, like the mount. In archive mode it
+// returns ErrUnsupported.
+func (r *Repo) OpenContent(c Checksum) (*os.File, error) {
+	if r.mode == ModeArchive {
+		return nil, fmt.Errorf("file %s: archive objects are compressed: %w", c, ErrUnsupported)
+	}
+	rel := r.objectRel(ObjFile, c)
+	fd, err := unix.Openat(int(r.objects.Fd()), rel, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, notFound(ObjFile, c, err)
+	}
+	return os.NewFile(uintptr(fd), rel), nil
+}
+
 func (r *Repo) openFileIn(dfd int, c Checksum) (*File, error) {
 	rel := r.objectRel(ObjFile, c)
 	switch r.mode {
