@@ -2,11 +2,11 @@ package fs
 
 import (
 	"compress/flate"
-	"os"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sync"
 	"syscall"
 
