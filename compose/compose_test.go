@@ -19,6 +19,12 @@ import (
 // ones, in one transaction, and returns the composed tree.
 func importLayers(t *testing.T, r *repo.Repo, layers ...[]byte) (*Tree, []*LayerResult, error) {
 	t.Helper()
+	return importLayersWith(t, r, Options{}, layers...)
+}
+
+// importLayersWith is importLayers with the returned tree opened with o.
+func importLayersWith(t *testing.T, r *repo.Repo, o Options, layers ...[]byte) (*Tree, []*LayerResult, error) {
+	t.Helper()
 	ctx := context.Background()
 	tx, err := r.Begin(ctx)
 	if err != nil {
@@ -48,7 +54,7 @@ func importLayers(t *testing.T, r *repo.Repo, layers ...[]byte) (*Tree, []*Layer
 	if err := tx.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	tree, err := OpenLayers(r, commits, Options{})
+	tree, err := OpenLayers(r, commits, o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -74,6 +74,10 @@ type Entry struct {
 	dirs []layerDir
 	// key identifies the composed directory (directories only).
 	key string
+	// nsub is the number of subdirectories, counted when the parent was
+	// composed (hasNsub); the root's is counted when asked.
+	nsub    int
+	hasNsub bool
 }
 
 // Key identifies a directory's composed content: directories with equal
@@ -113,6 +117,9 @@ type Tree struct {
 	links []map[string]string
 	image bool
 
+	prefetch *prefetcher // nil: no prefetching
+	dts      *dirTreeCache
+
 	groupsOnce sync.Once
 	groups     []map[string][]string // per layer: group leader -> member paths
 }
@@ -123,6 +130,10 @@ type Options struct {
 	// between trees (keys are content-derived). If nil, a private 64 MiB
 	// cache is used.
 	Cache *cache.Cache[any]
+	// Prefetch is the number of workers that compose the subdirectories
+	// of a listed directory ahead of need (see Tree.Prefetch); 0
+	// disables prefetching.
+	Prefetch int
 }
 
 // Open prepares the composition of commit c. It reads only the commit and
@@ -180,7 +191,10 @@ func openLayers(r repo.ObjectReader, c repo.Checksum, cm *repo.Commit, layers []
 }
 
 func newTree(r repo.ObjectReader, c repo.Checksum, cm *repo.Commit, layered bool, roots []layerDir, o Options) (*Tree, error) {
-	t := &Tree{r: r, commit: c, info: cm, cache: o.Cache, layered: layered}
+	t := &Tree{r: r, commit: c, info: cm, cache: o.Cache, layered: layered, dts: newDirTreeCache()}
+	if o.Prefetch > 0 {
+		t.prefetch = &prefetcher{t: t, workers: o.Prefetch}
+	}
 	if t.cache == nil {
 		var err error
 		if t.cache, err = cache.New[any](64 << 20); err != nil {
@@ -194,6 +208,37 @@ func newTree(r repo.ObjectReader, c repo.Checksum, cm *repo.Commit, layered bool
 	}
 	t.root = root
 	return t, nil
+}
+
+// Prefetch asks for the subdirectories of d, a directory being listed,
+// to be composed in the background, when the tree was opened with
+// prefetch workers. A walk that lists a directory usually descends into
+// its subdirectories next.
+func (t *Tree) Prefetch(d *Dir) {
+	if t.prefetch != nil {
+		t.prefetchBelow(d, 1)
+	}
+}
+
+func (t *Tree) prefetchBelow(d *Dir, level int) {
+	var dirs []*Entry
+	for _, e := range d.Entries {
+		if e.IsDir() {
+			if _, ok := t.cache.Get("d" + e.key); !ok {
+				dirs = append(dirs, e)
+			}
+		}
+	}
+	if len(dirs) > 0 {
+		t.prefetch.push(dirs, level)
+	}
+}
+
+// Close stops prefetching; the tree stays usable.
+func (t *Tree) Close() {
+	if t.prefetch != nil {
+		t.prefetch.close()
+	}
 }
 
 // Commit returns the commit being composed.
@@ -292,23 +337,19 @@ func (t *Tree) whiteoutOnly(e *Entry) (bool, error) {
 	return true, nil
 }
 
-// fileAttr reads a content object's attributes through the cache.
+// fileAttr reads a content object's attributes. They are not cached on
+// their own: the composed directory that holds them is, and a cache
+// insertion per file would cost more than the read it saves.
 func (t *Tree) fileAttr(c repo.Checksum) (*Attr, error) {
-	v, err := t.cache.GetOrLoad(context.Background(), "f"+string(c[:]), func() (any, int64, error) {
-		fm, err := t.r.ReadFileMeta(c)
-		if err != nil {
-			return nil, 0, err
-		}
-		a, err := attrFromFile(fm)
-		if err != nil {
-			return nil, 0, fmt.Errorf("file %s: %w", c, err)
-		}
-		return a, 96 + int64(len(a.Target)+xattrBytes(a.Xattrs)), nil
-	})
+	fm, err := t.r.ReadFileMeta(c)
 	if err != nil {
 		return nil, err
 	}
-	return v.(*Attr), nil
+	a, err := attrFromFile(fm)
+	if err != nil {
+		return nil, fmt.Errorf("file %s: %w", c, err)
+	}
+	return a, nil
 }
 
 func attrFromFile(fm *repo.FileMeta) (*Attr, error) {
@@ -347,6 +388,19 @@ func (t *Tree) ReadDir(ctx context.Context, e *Entry) (*Dir, error) {
 	return v.(*Dir), nil
 }
 
+// dirTree reads a dirtree object, through the small cache of recent ones.
+func (t *Tree) dirTree(c repo.Checksum) (*repo.DirTree, error) {
+	if dt, ok := t.dts.get(c); ok {
+		return dt, nil
+	}
+	dt, err := t.r.ReadDirTree(c)
+	if err != nil {
+		return nil, err
+	}
+	t.dts.add(c, dt)
+	return dt, nil
+}
+
 // slot is a name of a directory being composed: a file from one layer, or
 // a directory merged from several.
 type slot struct {
@@ -368,7 +422,7 @@ type slot struct {
 func (t *Tree) merge(dirs []layerDir) (map[string]*slot, error) {
 	entries := map[string]*slot{}
 	for _, ld := range dirs {
-		dt, err := t.r.ReadDirTree(ld.tree)
+		dt, err := t.dirTree(ld.tree)
 		if err != nil {
 			return nil, err
 		}
@@ -419,29 +473,27 @@ func (t *Tree) merge(dirs []layerDir) (map[string]*slot, error) {
 // overlap well.
 const attrWorkers = 8
 
-// compose builds a directory's entries with their attributes.
+// compose builds a directory's entries with their attributes, and counts
+// each subdirectory's own subdirectories (its link count). A cold
+// directory's objects are spread over the object store, so this reads
+// them several at a time rather than one by one as a walk asks.
 func (t *Tree) compose(dirs []layerDir) (*Dir, error) {
 	entries, err := t.merge(dirs)
 	if err != nil {
 		return nil, err
 	}
 	out := &Dir{Entries: make([]*Entry, 0, len(entries))}
-	var files []*Entry
 	for name, s := range entries {
 		e := &Entry{Name: name}
 		if s.file {
 			e.Object, e.Layer = s.obj, s.layer
-			files = append(files, e)
 		} else {
 			e.dirs = s.dirs
 			e.key = dirKey(t.layered, s.dirs)
-			if err := t.dirAttr(e); err != nil {
-				return nil, err
-			}
 		}
 		out.Entries = append(out.Entries, e)
 	}
-	if err := t.loadFileAttrs(files); err != nil {
+	if err := t.loadAttrs(out.Entries); err != nil {
 		return nil, err
 	}
 	for _, e := range out.Entries {
@@ -451,15 +503,35 @@ func (t *Tree) compose(dirs []layerDir) (*Dir, error) {
 	return out, nil
 }
 
-// loadFileAttrs reads the attributes of files, several at a time.
-func (t *Tree) loadFileAttrs(files []*Entry) error {
-	if len(files) < 2*attrWorkers {
-		for _, e := range files {
-			a, err := t.fileAttr(e.Object)
-			if err != nil {
+// loadAttr fills in one new entry: a file's attributes from its object, a
+// directory's from its dirmeta, with its subdirectory count.
+func (t *Tree) loadAttr(e *Entry) error {
+	if e.dirs == nil {
+		a, err := t.fileAttr(e.Object)
+		if err != nil {
+			return err
+		}
+		e.Attr = *a
+		return nil
+	}
+	if err := t.dirAttr(e); err != nil {
+		return err
+	}
+	n, err := t.countSubdirs(e)
+	if err != nil {
+		return err
+	}
+	e.nsub, e.hasNsub = n, true
+	return nil
+}
+
+// loadAttrs runs loadAttr over entries, several at a time.
+func (t *Tree) loadAttrs(entries []*Entry) error {
+	if len(entries) < 2 {
+		for _, e := range entries {
+			if err := t.loadAttr(e); err != nil {
 				return err
 			}
-			e.Attr = *a
 		}
 		return nil
 	}
@@ -467,25 +539,22 @@ func (t *Tree) loadFileAttrs(files []*Entry) error {
 	var mu sync.Mutex
 	var first error
 	next := make(chan *Entry)
-	for w := 0; w < attrWorkers; w++ {
+	for w := 0; w < min(attrWorkers, len(entries)); w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for e := range next {
-				a, err := t.fileAttr(e.Object)
-				if err != nil {
+				if err := t.loadAttr(e); err != nil {
 					mu.Lock()
 					if first == nil {
 						first = err
 					}
 					mu.Unlock()
-					continue
 				}
-				e.Attr = *a
 			}
 		}()
 	}
-	for _, e := range files {
+	for _, e := range entries {
 		next <- e
 	}
 	close(next)
@@ -496,6 +565,9 @@ func (t *Tree) loadFileAttrs(files []*Entry) error {
 // Subdirs counts the subdirectories of directory e (for its link count)
 // from dirtrees alone, without reading any file's metadata.
 func (t *Tree) Subdirs(ctx context.Context, e *Entry) (int, error) {
+	if e.hasNsub {
+		return e.nsub, nil
+	}
 	if v, ok := t.cache.Get("d" + e.key); ok {
 		n := 0
 		for _, c := range v.(*Dir).Entries {
@@ -506,22 +578,28 @@ func (t *Tree) Subdirs(ctx context.Context, e *Entry) (int, error) {
 		return n, nil
 	}
 	v, err := t.cache.GetOrLoad(ctx, "n"+e.key, func() (any, int64, error) {
-		entries, err := t.merge(e.dirs)
-		if err != nil {
-			return nil, 0, err
-		}
-		n := 0
-		for _, s := range entries {
-			if !s.file {
-				n++
-			}
-		}
-		return n, 48, nil
+		n, err := t.countSubdirs(e)
+		return n, 48, err
 	})
 	if err != nil {
 		return 0, err
 	}
 	return v.(int), nil
+}
+
+// countSubdirs counts directory e's subdirectories from its dirtrees.
+func (t *Tree) countSubdirs(e *Entry) (int, error) {
+	entries, err := t.merge(e.dirs)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, s := range entries {
+		if !s.file {
+			n++
+		}
+	}
+	return n, nil
 }
 
 // Lookup returns the entry at a slash-separated path, following no

@@ -21,13 +21,25 @@
 // # Kernel caching
 //
 // Content never changes under a mount, so entries and attributes are
-// cached by the kernel for a day, files are opened with FOPEN_KEEP_CACHE
-// and directories with FOPEN_CACHE_DIR. When the daemon runs as root and
-// the repository stores plain files (bare modes), reads are passed
-// through to the object files (FUSE passthrough), so the page cache is the
-// object's, shared by every image that contains it. Xattrs are answered
-// from memory; for images recorded as having none, the kernel is told not
-// to ask.
+// cached by the kernel for a day, files keep their page cache
+// (FOPEN_KEEP_CACHE) and directories their listing (FOPEN_CACHE_DIR).
+// FLUSH is refused with ENOSYS once, so close(2) costs no message.
+//
+// Opening files: in bare modes the daemon answers the first OPEN with
+// ENOSYS, and the kernel then opens every file with no message at all
+// (zero-message opens, FUSE_NO_OPEN_SUPPORT), keeping its page cache;
+// reads of pages not cached yet come without a file handle, and the
+// daemon preads the object file through a bounded set of open objects.
+// With Options.Passthrough (--passthrough, root only), every open is a
+// round trip instead, and the file is handed to the kernel (FUSE
+// passthrough): reads never reach the daemon and the page cache is the
+// object's, shared by every mount of an image that contains it. Archive
+// repositories always open through the daemon, which inflates.
+//
+// Listing a directory composes its subdirectories ahead, in the
+// background (compose.Tree.Prefetch), since walks descend next. Xattrs
+// are answered from memory; for images recorded as having none, the
+// kernel is told not to ask.
 //
 // # Errors
 //

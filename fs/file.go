@@ -27,6 +27,12 @@ func (n *node) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint3
 	if n.e.Mode&syscall.S_IFMT != syscall.S_IFREG {
 		return nil, 0, syscall.EINVAL
 	}
+	if n.fs.fds != nil {
+		// Zero-message opens: ENOSYS tells the kernel to stop sending
+		// OPEN and RELEASE for files on this mount and to keep their
+		// page cache; reads come without a handle (see Read).
+		return nil, 0, syscall.ENOSYS
+	}
 	obj := n.e.Object
 	if n.fs.verify {
 		if errno := n.fs.verifyObject(obj, n.path); errno != 0 {
@@ -47,6 +53,69 @@ func (n *node) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint3
 	}
 	h := &archiveHandle{fs: n.fs, f: f, size: n.e.Size}
 	return h, fuse.FOPEN_KEEP_CACHE, 0
+}
+
+var (
+	_ = (fusefs.NodeReader)((*node)(nil))
+	_ = (fusefs.NodeLseeker)((*node)(nil))
+)
+
+// Read serves a read: through its handle when the file was opened, else
+// (zero-message opens) from the object file, verified first under
+// --verify.
+func (n *node) Read(ctx context.Context, fh fusefs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	if r, ok := fh.(fusefs.FileReader); ok {
+		return r.Read(ctx, dest, off)
+	}
+	e, errno := n.content()
+	if errno != 0 {
+		return nil, errno
+	}
+	defer n.fs.fds.put(e)
+	m, err := unix.Pread(int(e.f.Fd()), dest, off)
+	if err != nil {
+		return nil, n.fs.toErrno(err, "read /"+n.path)
+	}
+	return fuse.ReadResultData(dest[:m]), 0
+}
+
+// Lseek implements SEEK_DATA and SEEK_HOLE, as Read does.
+func (n *node) Lseek(ctx context.Context, fh fusefs.FileHandle, off uint64, whence uint32) (uint64, syscall.Errno) {
+	if l, ok := fh.(fusefs.FileLseeker); ok {
+		return l.Lseek(ctx, off, whence)
+	}
+	e, errno := n.content()
+	if errno != 0 {
+		return 0, errno
+	}
+	defer n.fs.fds.put(e)
+	return seekData(int(e.f.Fd()), off, whence)
+}
+
+var _ = (fusefs.NodeFlusher)((*node)(nil))
+
+// Flush has nothing to do on a read-only filesystem. ENOSYS tells the
+// kernel so once, and it stops sending FLUSH on every close(2).
+func (n *node) Flush(ctx context.Context, fh fusefs.FileHandle) syscall.Errno {
+	return syscall.ENOSYS
+}
+
+// content returns the open object file of a regular file read without a
+// handle.
+func (n *node) content() (*fdEntry, syscall.Errno) {
+	if n.fs.fds == nil || n.e.Mode&syscall.S_IFMT != syscall.S_IFREG {
+		return nil, syscall.EBADF
+	}
+	if n.fs.verify {
+		if errno := n.fs.verifyObject(n.e.Object, n.path); errno != 0 {
+			return nil, errno
+		}
+	}
+	e, err := n.fs.fds.get(n.e.Object)
+	if err != nil {
+		return nil, n.fs.toErrno(err, "open /"+n.path)
+	}
+	return e, 0
 }
 
 // verifyObject checks an object once per mount; a mismatch is logged and
@@ -94,7 +163,11 @@ func (h *fileHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Rea
 // Lseek implements SEEK_DATA and SEEK_HOLE on the object file; ENXIO past
 // the end, so that cp's sparse-file loop ends.
 func (h *fileHandle) Lseek(ctx context.Context, off uint64, whence uint32) (uint64, syscall.Errno) {
-	n, err := unix.Seek(h.fd, int64(off), int(whence))
+	return seekData(h.fd, off, whence)
+}
+
+func seekData(fd int, off uint64, whence uint32) (uint64, syscall.Errno) {
+	n, err := unix.Seek(fd, int64(off), int(whence))
 	if err != nil {
 		var errno syscall.Errno
 		if errors.As(err, &errno) {

@@ -25,9 +25,14 @@ type Options struct {
 	// Verify checks every file object's checksum before serving its
 	// first byte; a mismatch gives EIO and is logged.
 	Verify bool
-	// Passthrough lets the kernel read object files directly when the
-	// repository stores plain files and the process may (root); it falls
-	// back to reads through the daemon otherwise.
+	// Passthrough hands each opened file to the kernel (FUSE passthrough)
+	// when the repository stores plain files and the process may (root):
+	// reads bypass the daemon and share the page cache with every other
+	// mount of the same objects, but each open(2) is a round trip to the
+	// daemon. By default files open with no message at all (the daemon
+	// answers OPEN with ENOSYS once) and reads of cold pages come to the
+	// daemon, which preads the object file; archive repositories always
+	// open through the daemon, which inflates.
 	Passthrough bool
 	// InflateCacheBytes bounds the cache of inflated archive-mode files.
 	InflateCacheBytes int64
@@ -39,6 +44,9 @@ type Options struct {
 	Logger *slog.Logger
 	Debug  bool
 }
+
+// openObjects bounds the object files kept open for handle-less reads.
+const openObjects = 1024
 
 // DefaultMaxInodes keeps the daemon's inode tree, the largest part of its
 // memory, to a few tens of megabytes.
@@ -90,12 +98,18 @@ func Mount(mountpoint string, r *repo.Repo, tree *compose.Tree, o Options) (*Ser
 		}
 	}
 	f := &filesystem{
-		tree:        tree,
-		repo:        r,
-		log:         o.Logger,
-		verify:      o.Verify,
-		passthrough: o.Passthrough && r.Mode() != repo.ModeArchive && os.Geteuid() == 0,
-		archive:     &inflateCache{c: ic},
+		tree:    tree,
+		repo:    r,
+		log:     o.Logger,
+		verify:  o.Verify,
+		archive: &inflateCache{c: ic},
+	}
+	switch {
+	case r.Mode() == repo.ModeArchive:
+	case o.Passthrough && os.Geteuid() == 0:
+		f.passthrough = true
+	default:
+		f.fds = newFDCache(openObjects, r.OpenContent)
 	}
 	if o.MaxInodes == 0 {
 		o.MaxInodes = DefaultMaxInodes
@@ -142,8 +156,16 @@ func Mount(mountpoint string, r *repo.Repo, tree *compose.Tree, o Options) (*Ser
 	if f.limiter != nil {
 		f.limiter.root = root.EmbeddedInode()
 		go f.limiter.run()
-		go func() { srv.Wait(); f.limiter.close() }()
 	}
+	go func() {
+		srv.Wait()
+		if f.limiter != nil {
+			f.limiter.close()
+		}
+		if f.fds != nil {
+			f.fds.close()
+		}
+	}()
 	return &Server{Server: srv, Mountpoint: mountpoint}, nil
 }
 

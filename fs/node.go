@@ -27,6 +27,7 @@ type filesystem struct {
 	verified    sync.Map // repo.Checksum -> error (nil: good)
 	archive     *inflateCache
 	limiter     *inodeLimiter
+	fds         *fdCache // zero-message opens; nil when files are opened
 }
 
 // node is a composed entry at a path.
@@ -227,6 +228,7 @@ func (n *node) OpendirHandle(ctx context.Context, flags uint32) (fusefs.FileHand
 	if errno != 0 {
 		return nil, 0, errno
 	}
+	n.fs.tree.Prefetch(d)
 	return &dirHandle{n: n, d: d}, fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE, 0
 }
 

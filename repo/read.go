@@ -42,18 +42,33 @@ func (r *Repo) readObjectBytes(t ObjectType, c Checksum) ([]byte, error) {
 }
 
 func (r *Repo) readObjectBytesIn(dfd int, t ObjectType, c Checksum) ([]byte, error) {
+	// Raw descriptors: an *os.File would cost a poller registration and a
+	// finalizer per object, which shows in a cold walk.
 	fd, err := unix.Openat(dfd, r.objectRel(t, c), unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
 	if err != nil {
 		return nil, notFound(t, c, err)
 	}
-	f := os.NewFile(uintptr(fd), r.objectRel(t, c))
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxMetaObjectSize+1))
-	if err != nil {
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
 		return nil, fmt.Errorf("%s %s: %w", t, c, err)
 	}
-	if len(b) > maxMetaObjectSize {
+	if st.Size > maxMetaObjectSize {
 		return nil, fmt.Errorf("%s %s: larger than %d bytes: %w", t, c, maxMetaObjectSize, ErrCorrupt)
+	}
+	b := make([]byte, st.Size)
+	for off := 0; off < len(b); {
+		n, err := unix.Pread(fd, b[off:], int64(off))
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s %s: %w", t, c, err)
+		}
+		if n == 0 {
+			return nil, fmt.Errorf("%s %s: %w: %w", t, c, ErrCorrupt, io.ErrUnexpectedEOF)
+		}
+		off += n
 	}
 	return b, nil
 }
@@ -295,7 +310,8 @@ func (r *Repo) ReadFileMeta(c Checksum) (*FileMeta, error) {
 			return nil, notFound(ObjFile, c, err)
 		}
 		path := r.path + "/objects/" + rel
-		b, err := getXattr(xattrOps{get: func(n string, d []byte) (int, error) { return unix.Lgetxattr(path, n, d) }}, "user.ostreemeta")
+		dfd := int(r.objects.Fd())
+		b, err := getXattr(xattrOps{get: func(n string, d []byte) (int, error) { return lgetxattrAt(dfd, rel, path, n, d) }}, "user.ostreemeta")
 		if err != nil {
 			return nil, fmt.Errorf("file %s: user.ostreemeta: %w: %w", c, ErrCorrupt, err)
 		}

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -67,17 +68,22 @@ func (n RefName) String() string {
 }
 
 // ostree's ref regex, `^(?:[\w\d][-._\w\d]*/)*[\w\d][-._\w\d]*$` with
-// Unicode-aware \w.
+// Unicode-aware \w. They are compiled on first use: every process start
+// (a mount starts two) would otherwise pay for the Unicode classes.
 var (
-	refRE    = regexp.MustCompile(`^(?:[\p{L}\p{N}_][-._\p{L}\p{N}_]*/)*[\p{L}\p{N}_][-._\p{L}\p{N}_]*$`)
-	remoteRE = regexp.MustCompile(`^[\p{L}\p{N}_][-._\p{L}\p{N}_]*$`)
-	collRE   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$`)
+	refRE    = lazyRE(`^(?:[\p{L}\p{N}_][-._\p{L}\p{N}_]*/)*[\p{L}\p{N}_][-._\p{L}\p{N}_]*$`)
+	remoteRE = lazyRE(`^[\p{L}\p{N}_][-._\p{L}\p{N}_]*$`)
+	collRE   = lazyRE(`^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$`)
 )
+
+func lazyRE(expr string) func() *regexp.Regexp {
+	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(expr) })
+}
 
 // ValidateRef checks a ref name as ostree does. A 64-hex checksum is not a
 // valid ref name, so that refs and checksums cannot be confused.
 func ValidateRef(name string) error {
-	if !refRE.MatchString(name) {
+	if !refRE().MatchString(name) {
 		return fmt.Errorf("ref %q: only letters, digits, '_', '-' and '.' in '/'-separated components that do not start with '-' or '.': %w", name, ErrInvalidRef)
 	}
 	if IsValidChecksum(name) {
@@ -88,7 +94,7 @@ func ValidateRef(name string) error {
 
 // ValidateCollectionID checks a collection ID (a D-Bus interface name).
 func ValidateCollectionID(id string) error {
-	if len(id) > 255 || !collRE.MatchString(id) {
+	if len(id) > 255 || !collRE().MatchString(id) {
 		return fmt.Errorf("collection ID %q: want at least two '.'-separated elements of [A-Za-z0-9_] not starting with a digit: %w", id, ErrInvalidRef)
 	}
 	return nil
@@ -98,7 +104,7 @@ func ValidateCollectionID(id string) error {
 func (n RefName) Validate() error {
 	switch n.Kind {
 	case RefRemote:
-		if !remoteRE.MatchString(n.Remote) {
+		if !remoteRE().MatchString(n.Remote) {
 			return fmt.Errorf("remote name %q: %w", n.Remote, ErrInvalidRef)
 		}
 	case RefMirror:

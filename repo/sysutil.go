@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"runtime"
+	"sync/atomic"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -109,4 +112,44 @@ func flistXattrs(fd int) ([]Xattr, error) {
 
 func fgetxattr(fd int, name string) ([]byte, error) {
 	return getXattr(xattrOps{get: func(n string, d []byte) (int, error) { return unix.Fgetxattr(fd, n, d) }}, name)
+}
+
+// noGetxattrat is set once the kernel has said it lacks getxattrat(2)
+// (Linux < 6.13).
+var noGetxattrat atomic.Bool
+
+// lgetxattrAt reads xattr name of dirfd/rel, not following a final
+// symlink, with a single relative lookup where the kernel has
+// getxattrat(2); elsewhere it uses lgetxattr(2) on abs, the same file.
+func lgetxattrAt(dirfd int, rel, abs, name string, dest []byte) (int, error) {
+	if !noGetxattrat.Load() {
+		p, err := unix.BytePtrFromString(rel)
+		if err != nil {
+			return 0, err
+		}
+		np, err := unix.BytePtrFromString(name)
+		if err != nil {
+			return 0, err
+		}
+		var args struct {
+			value uint64
+			size  uint32
+			flags uint32
+		}
+		if len(dest) > 0 {
+			args.value = uint64(uintptr(unsafe.Pointer(&dest[0])))
+			args.size = uint32(len(dest))
+		}
+		n, _, e := unix.Syscall6(unix.SYS_GETXATTRAT, uintptr(dirfd), uintptr(unsafe.Pointer(p)),
+			unix.AT_SYMLINK_NOFOLLOW, uintptr(unsafe.Pointer(np)), uintptr(unsafe.Pointer(&args)), unsafe.Sizeof(args))
+		runtime.KeepAlive(dest)
+		if e == 0 {
+			return int(n), nil
+		}
+		if e != unix.ENOSYS {
+			return 0, e
+		}
+		noGetxattrat.Store(true)
+	}
+	return unix.Lgetxattr(abs, name, dest)
 }

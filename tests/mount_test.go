@@ -573,17 +573,18 @@ func checkReadOnly(t *testing.T, mnt string) {
 // 5. Reads of a 3 MiB random file, a 64 MiB sparse file, an empty file:
 // pread at random offsets, mmap, Seek, O_DIRECT and cp --sparse=always
 // give the source's bytes, and every write fails with EROFS, in bare,
-// bare-user and archive repositories, with and without passthrough.
+// bare-user and archive repositories, with zero-message opens (the
+// default) and with --passthrough.
 func TestMountReadSemantics(t *testing.T) {
 	img := specialImage(t)
 	ref := filepath.Join(img, "ref", "rootfs")
 	src := "oci:" + filepath.Join(img, "img") + ":special"
 	for _, mode := range []string{"bare", "bare-user", "archive"} {
 		rp := importInto(t, t.TempDir(), mode, src, "special")
-		for _, flags := range [][]string{nil, {"--no-passthrough"}} {
-			name := mode + "/passthrough"
+		for _, flags := range [][]string{nil, {"--passthrough"}} {
+			name := mode + "/zero-open"
 			if len(flags) > 0 {
-				name = mode + "/no-passthrough"
+				name = mode + "/passthrough"
 			}
 			t.Run(name, func(t *testing.T) {
 				mnt := mountRev(t, rp, "special", flags...)

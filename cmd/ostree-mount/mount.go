@@ -37,7 +37,7 @@ func mountFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "suid", Usage: "honour setuid/setgid bits (the mount is nosuid otherwise; always nodev)"},
 		&cli.BoolFlag{Name: "verify", Usage: "verify each file object's checksum before serving it (EIO on mismatch)"},
 		&cli.StringFlag{Name: "cache-size", Value: "64M", Usage: "bytes of composed-directory metadata to cache (K, M, G suffixes)"},
-		&cli.BoolFlag{Name: "no-passthrough", Usage: "serve reads through the daemon even when FUSE passthrough is possible"},
+		&cli.BoolFlag{Name: "passthrough", Usage: "hand opened files to the kernel (FUSE passthrough, as root): reads bypass the daemon and share page cache with other mounts, but every open is a round trip (default: opens cost no round trip)"},
 		&cli.StringFlag{Name: "log-file", Usage: "where a background mount logs (default: /run/ostree-mount/<mountpoint>.log)"},
 		&cli.BoolFlag{Name: "debug", Usage: "log every FUSE request"},
 	}
@@ -197,10 +197,11 @@ func serve(c *cli.Context, r *repo.Repo, sum repo.Checksum, rev, mnt string, cac
 		return err
 	}
 	defer ca.Close()
-	tree, err := compose.Open(r, sum, compose.Options{Cache: ca})
+	tree, err := compose.Open(r, sum, compose.Options{Cache: ca, Prefetch: prefetchWorkers()})
 	if err != nil {
 		return err
 	}
+	defer tree.Close()
 	logger := slog.New(slog.NewTextHandler(c.App.ErrWriter, nil))
 	// Listen before mounting: a signal that arrives as soon as the mount
 	// appears must unmount it, not kill the process under it.
@@ -211,7 +212,7 @@ func serve(c *cli.Context, r *repo.Repo, sum repo.Checksum, rev, mnt string, cac
 		AllowOther:  c.Bool("allow-other"),
 		Suid:        c.Bool("suid"),
 		Verify:      c.Bool("verify"),
-		Passthrough: !c.Bool("no-passthrough"),
+		Passthrough: c.Bool("passthrough"),
 		Name:        "ostree-mount:" + rev,
 		Logger:      logger,
 		Debug:       c.Bool("debug"),
@@ -319,4 +320,13 @@ func unmount(mnt string) error {
 		return fmt.Errorf("umount %s: %w", abs, err)
 	}
 	return nil
+}
+
+// prefetchWorkers is how many directories the daemon composes ahead of a
+// walk; OSTREE_MOUNT_PREFETCH overrides it (0 disables), for benchmarks.
+func prefetchWorkers() int {
+	if v, err := strconv.Atoi(os.Getenv("OSTREE_MOUNT_PREFETCH")); err == nil && v >= 0 {
+		return v
+	}
+	return 4
 }
