@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	digest "github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
@@ -68,7 +69,7 @@ func normalizeRepoTag(s string) string {
 	return s
 }
 
-var hexName = regexp.MustCompile(`^[a-f0-9]{64}$`)
+var hexName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-f0-9]{64}$`) })
 
 // blobsDigest derives the digest of a "blobs/<alg>/<enc>" member name.
 func blobsDigest(name string) (digest.Digest, bool) {
@@ -87,7 +88,7 @@ func digestFromName(name string) (digest.Digest, bool) {
 		return blobsDigest(name)
 	}
 	base, ok := strings.CutSuffix(path.Base(name), ".json")
-	if ok && hexName.MatchString(base) {
+	if ok && hexName().MatchString(base) {
 		return digest.NewDigestFromEncoded(digest.SHA256, base), true
 	}
 	return "", false

@@ -247,7 +247,7 @@ func openOCI(ctx context.Context, st fileStore, transport, where, tag, base stri
 	}
 	img.Transport = transport
 	img.Name = base
-	if name := top.Annotations[refNameAnnotation]; tagRe.MatchString(name) {
+	if name := top.Annotations[refNameAnnotation]; tagRe().MatchString(name) {
 		img.Name = base + ":" + name
 	}
 	img.closeFn = st.close

@@ -98,7 +98,7 @@ func (img *Image) Close() error {
 
 // tagRe is the syntax of an OCI tag accepted after the last ':' of a
 // reference.
-var tagRe = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$`)
+var tagRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$`) })
 
 // Open opens the image ref, given in skopeo's transport syntax:
 // oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE[:NAME:TAG]
@@ -133,7 +133,7 @@ func Open(ctx context.Context, ref string, o Options) (*Image, error) {
 // is the path.
 func splitTagged(s string, wantDir bool) (p, tag string) {
 	i := strings.LastIndexByte(s, ':')
-	if i < 0 || !tagRe.MatchString(s[i+1:]) {
+	if i < 0 || !tagRe().MatchString(s[i+1:]) {
 		return s, ""
 	}
 	if fi, err := os.Stat(s[:i]); err == nil && fi.IsDir() == wantDir && (wantDir || fi.Mode().IsRegular()) {
