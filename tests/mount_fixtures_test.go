@@ -213,6 +213,65 @@ func debImage(t testing.TB) debFixture {
 	return debInfo
 }
 
+// slimImageScript builds, in OUT ($1), a small realistic image from the
+// files of the debootstrap rootfs SRC ($2), laid out as distroless'
+// static images are: account files, os-release, time zone data with its
+// hundreds of symlinks, licences and the dpkg status, tmp, root and a
+// non-root home. Layer 2 adds an application (a script, a config tree, a
+// hardlinked tool), appends a user to etc/passwd, deletes
+// zoneinfo/right (whiteouts) and replaces common-licenses with one
+// file.
+const slimImageScript = `
+set -e
+cd "$1"; S=$2
+umoci init --layout img
+umoci new --image img:base0
+umoci unpack --image img:base0 b
+R=b/rootfs
+mkdir -p $R/etc $R/usr/lib $R/usr/share $R/var/lib/dpkg $R/tmp $R/root $R/home/nonroot
+for f in passwd group nsswitch.conf host.conf debian_version timezone os-release localtime; do cp -a $S/etc/$f $R/etc/; done
+cp -a $S/usr/lib/os-release $R/usr/lib/
+cp -a $S/usr/share/zoneinfo $S/usr/share/common-licenses $R/usr/share/
+cp -a $S/var/lib/dpkg/status $R/var/lib/dpkg/
+chmod 1777 $R/tmp; chmod 0700 $R/root $R/home/nonroot; chown 65532:65532 $R/home/nonroot
+umoci repack --refresh-bundle --image img:l1 b
+mkdir -p $R/app/bin $R/app/config/conf.d
+printf '#!/bin/sh\nexec /app/bin/tool "$@"\n' > $R/app/run.sh; chmod 0755 $R/app/run.sh
+head -c 70000 $S/var/lib/dpkg/status > $R/app/bin/tool; chmod 0755 $R/app/bin/tool
+ln $R/app/bin/tool $R/app/bin/tool-alias
+echo 'listen = 8080' > $R/app/config/app.toml; echo 'debug = false' > $R/app/config/conf.d/10-log.toml
+echo 'nonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin' >> $R/etc/passwd
+rm -rf $R/usr/share/zoneinfo/right
+find $R/usr/share/common-licenses -mindepth 1 ! -name GPL-3 -delete
+umoci repack --refresh-bundle --image img:final b
+rm -rf b
+umoci unpack --image img:final ref
+`
+
+// slimImage returns the small realistic image (see slimImageScript) as an
+// OCI layout tagged final, with its umoci unpack.
+type slimFixture struct {
+	Layout, Ref string
+}
+
+var (
+	slimFix  imageFixture
+	slimInfo slimFixture
+)
+
+func slimImage(t testing.TB) slimFixture {
+	t.Helper()
+	deb := debImage(t)
+	slimFix.get(t, "slim", func(dir string) error {
+		if r := run("bash", "-e", "-c", slimImageScript, "slim", dir, deb.Ref); r.Code != 0 {
+			return fmt.Errorf("building the slim image:\n%s", r)
+		}
+		slimInfo = slimFixture{Layout: filepath.Join(dir, "img"), Ref: filepath.Join(dir, "ref", "rootfs")}
+		return nil
+	})
+	return slimInfo
+}
+
 // setConfigKey adds key=value to a group of a repository's config.
 func setConfigKey(repoPath, group, key, value string) error {
 	p := filepath.Join(repoPath, "config")

@@ -279,6 +279,36 @@ func TestMountFSTest(t *testing.T) {
 	}
 }
 
+// 3b. testing/fstest accepts the whole mount of a realistic image, as
+// os.DirFS(mountpoint), in layered and precomposed modes: a
+// distroless-style image made of real Debian files (slimImage), after
+// passing on its umoci unpack.
+func TestMountFSTestWholeImage(t *testing.T) {
+	img := slimImage(t)
+	expected := []string{"etc/passwd", "etc/os-release", "etc/localtime", "usr/share/zoneinfo/Etc/UTC",
+		"usr/share/zoneinfo/posix", "usr/share/common-licenses/GPL-3", "var/lib/dpkg/status",
+		"app/run.sh", "app/bin/tool-alias", "app/config/conf.d/10-log.toml", "tmp", "home/nonroot"}
+	start := time.Now()
+	if err := fstest.TestFS(os.DirFS(img.Ref), expected...); err != nil {
+		t.Fatalf("the reference rootfs fails the test itself, fix the test: %v", clip(err.Error(), 3000))
+	}
+	t.Logf("TestFS on the umoci unpack: %s", time.Since(start).Round(time.Millisecond))
+	src := "oci:" + img.Layout + ":final"
+	for _, mode := range []string{"layered", "precomposed"} {
+		t.Run(mode, func(t *testing.T) {
+			rp := importInto(t, t.TempDir(), "bare-user", src, "slim", "--mode", mode)
+			mnt := mountRev(t, rp, "slim")
+			start := time.Now()
+			if err := fstest.TestFS(os.DirFS(mnt), expected...); err != nil {
+				t.Errorf("fstest.TestFS on the mount: %v", clip(err.Error(), 6000))
+			}
+			t.Logf("TestFS on the whole mount: %s", time.Since(start).Round(time.Millisecond))
+			opts := treecmp.Options{Hardlinks: true, IgnoreXattrs: ignoreXattrs}
+			checkTreesEqual(t, "mount vs umoci unpack", dumpTree(t, img.Ref, opts), dumpTree(t, mnt, opts))
+		})
+	}
+}
+
 // optsOf returns the per-mount and super options of the mount at mnt.
 func optsOf(t testing.TB, mnt string) (opts, super []string) {
 	t.Helper()
