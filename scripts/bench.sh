@@ -135,10 +135,10 @@ $BIN import -q --repo "$REPO" --ref bench/precomposed --mode precomposed oci:"$I
 $BIN import -q --repo "$REPO" --ref bench/l50 oci:"$IMG":l50-50 >/dev/null
 
 # ---------------------------------------------------------------- mounts --
-MNT=$W/mnt; mkdir -p "$MNT"/{layered,precomposed,overlay,fuseovl,l50,verify}
+MNT=$W/mnt; mkdir -p "$MNT"/{layered,precomposed,overlay,fuseovl,l50,verify,passthrough}
 CO=$W/checkout
 cleanup() {
-  for m in layered precomposed overlay fuseovl l50 verify; do umount "$MNT/$m" 2>/dev/null || umount -l "$MNT/$m" 2>/dev/null || true; done
+  for m in layered precomposed overlay fuseovl l50 verify passthrough; do umount "$MNT/$m" 2>/dev/null || umount -l "$MNT/$m" 2>/dev/null || true; done
 }
 trap cleanup EXIT
 cleanup
@@ -149,8 +149,9 @@ MOUNT[precomposed]="$BIN --repo $REPO bench/precomposed $MNT/precomposed"
 MOUNT[overlay]="mount -t overlay overlay -o ro,lowerdir=$LOWER $MNT/overlay"
 MOUNT[fuseovl]="fuse-overlayfs -o lowerdir=$LOWER $MNT/fuseovl"
 MOUNT[verify]="$BIN --repo $REPO --verify bench/layered $MNT/verify"
-UMOUNT[verify]="umount $MNT/verify"
-for s in layered precomposed overlay fuseovl; do UMOUNT[$s]="umount $MNT/$s"; done
+# The other way of opening files: FUSE passthrough, a round trip per open.
+MOUNT[passthrough]="$BIN --repo $REPO --passthrough bench/layered $MNT/passthrough"
+for s in layered precomposed overlay fuseovl verify passthrough; do UMOUNT[$s]="umount $MNT/$s"; done
 SYSTEMS="overlay fuseovl layered precomposed checkout"
 
 log "checkout: materialize the composed tree with ostree checkout"
@@ -197,8 +198,12 @@ measure seqread "dd if={P}/srv/big of=/dev/null bs=1M status=none"
 log "the cost of --verify: read all, layered with --verify"
 eval "${MOUNT[verify]}"
 SYSTEMS=verify measure readall "tar cf - -C {P} . | cat > /dev/null"
-SYSTEMS="overlay fuseovl layered precomposed checkout"
 ${UMOUNT[verify]}
+log "reads with --passthrough"
+eval "${MOUNT[passthrough]}"
+SYSTEMS=passthrough measure readall "tar cf - -C {P} . | cat > /dev/null"
+SYSTEMS=passthrough measure seqread "dd if={P}/srv/big of=/dev/null bs=1M status=none"
+SYSTEMS="overlay fuseovl layered precomposed checkout passthrough"
 
 log "4k random reads (fio)"
 for s in $SYSTEMS; do
@@ -207,6 +212,9 @@ for s in $SYSTEMS; do
   fio --name=rr --filename="$p/srv/big" --rw=randread --bs=4k --size="${BIG_MB}M" --runtime=10 --time_based \
       --ioengine=psync --readonly --output-format=json > "$OUT/fio-$s.json" 2>/dev/null || echo '{}' > "$OUT/fio-$s.json"
 done
+
+${UMOUNT[passthrough]}
+SYSTEMS="overlay fuseovl layered precomposed checkout"
 
 log "daemon RSS after a full walk"
 rss_of_mount() { # RSS (kB) of the process serving mountpoint $1
