@@ -36,8 +36,12 @@
 // object's, shared by every mount of an image that contains it. Archive
 // repositories always open through the daemon, which inflates.
 //
-// Listing a directory composes its subdirectories ahead, in the
-// background (compose.Tree.Prefetch), since walks descend next. Xattrs
+// Directories open with no message either (zero-message opendir, see
+// opendir.go), and the kernel keeps their listings. The mount's
+// readahead is raised from the kernel's 128 KiB to 4 MiB, and large
+// reads start the object file's own readahead. Listing a directory
+// composes its subdirectories ahead, in the background
+// (compose.Tree.Prefetch), since walks descend next. Xattrs
 // are answered from memory; for images recorded as having none, the
 // kernel is told not to ask.
 //

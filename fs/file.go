@@ -72,12 +72,25 @@ func (n *node) Read(ctx context.Context, fh fusefs.FileHandle, dest []byte, off 
 		return nil, errno
 	}
 	defer n.fs.fds.put(e)
-	m, err := unix.Pread(int(e.f.Fd()), dest, off)
+	fd := int(e.f.Fd())
+	m, err := unix.Pread(fd, dest, off)
 	if err != nil {
 		return nil, n.fs.toErrno(err, "read /"+n.path)
 	}
+	if len(dest) >= readAheadFrom && m == len(dest) {
+		// A large read is the kernel's readahead of a sequential reader:
+		// have the disk fetch what comes next while this reply travels.
+		_ = unix.Fadvise(fd, off+int64(m), readAhead, unix.FADV_WILLNEED)
+	}
 	return fuse.ReadResultData(dest[:m]), 0
 }
+
+// Reads of readAheadFrom bytes or more start the object's readahead of
+// the next readAhead bytes.
+const (
+	readAheadFrom = 128 << 10
+	readAhead     = 8 << 20
+)
 
 // Lseek implements SEEK_DATA and SEEK_HOLE, as Read does.
 func (n *node) Lseek(ctx context.Context, fh fusefs.FileHandle, off uint64, whence uint32) (uint64, syscall.Errno) {
