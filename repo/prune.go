@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -183,6 +185,9 @@ func (r *Repo) Prune(ctx context.Context, o PruneOptions) (*PrunePlan, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := r.measurePlan(ctx, plan); err != nil {
+		return nil, err
+	}
 	if o.DryRun {
 		return plan, nil
 	}
@@ -217,27 +222,85 @@ func (r *Repo) listObjectInfos(ctx context.Context) ([]ObjectInfo, error) {
 			if !ok {
 				continue
 			}
-			var st unix.Stat_t
-			if err := unix.Fstatat(int(d.Fd()), name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-				continue // deleted meanwhile
-			}
-			out = append(out, ObjectInfo{ObjectName{t, c}, st.Blocks * 512})
+			// Sizes are read later, for the objects to delete only: a
+			// stat of every object would read every inode of the store.
+			out = append(out, ObjectInfo{ObjectName: ObjectName{t, c}})
 		}
 		d.Close()
 	}
 	return out, nil
 }
 
+// pruneWorkers is how many objects are measured or deleted at once: each
+// needs its inode, which on a cold cache is a random read; several in
+// flight overlap them.
+const pruneWorkers = 8
+
+// forEachObject runs fn on objs, pruneWorkers at a time, and returns the
+// first error.
+func forEachObject(ctx context.Context, objs []ObjectInfo, fn func(*ObjectInfo) error) error {
+	var (
+		next  atomic.Int64
+		mu    sync.Mutex
+		first error
+		wg    sync.WaitGroup
+	)
+	for w := 0; w < pruneWorkers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(objs) {
+					return
+				}
+				err := ctx.Err()
+				if err == nil {
+					err = fn(&objs[i])
+				}
+				if err != nil {
+					mu.Lock()
+					if first == nil {
+						first = err
+					}
+					mu.Unlock()
+					next.Store(int64(len(objs)))
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return first
+}
+
+// measurePlan fills in the sizes of the objects to delete, and the bytes
+// freed. An object already gone counts for nothing.
+func (r *Repo) measurePlan(ctx context.Context, plan *PrunePlan) error {
+	odfd := int(r.objects.Fd())
+	err := forEachObject(ctx, plan.Delete, func(o *ObjectInfo) error {
+		var st unix.Stat_t
+		if err := unix.Fstatat(odfd, r.objectRel(o.Type, o.Checksum), &st, unix.AT_SYMLINK_NOFOLLOW); err == nil {
+			o.Size = st.Blocks * 512
+		}
+		return nil
+	})
+	plan.Bytes = 0
+	for _, o := range plan.Delete {
+		plan.Bytes += o.Size
+	}
+	return err
+}
+
+// executePrune deletes the plan's objects rank by rank (see deleteRank),
+// each rank in parallel, then its weak refs.
 func (r *Repo) executePrune(ctx context.Context, plan *PrunePlan) error {
 	tombstones, err := r.cfg.Bool("core", "tombstone-commits", false)
 	if err != nil {
 		return err
 	}
 	odfd := int(r.objects.Fd())
-	for _, o := range plan.Delete {
-		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("prune interrupted: %w", err)
-		}
+	del := func(o *ObjectInfo) error {
 		err := unix.Unlinkat(odfd, r.objectRel(o.Type, o.Checksum), 0)
 		if err != nil && !errors.Is(err, unix.ENOENT) {
 			return fmt.Errorf("prune: delete %s %s: %w", o.Type, o.Checksum, err)
@@ -250,6 +313,20 @@ func (r *Repo) executePrune(ctx context.Context, plan *PrunePlan) error {
 				}
 			}
 		}
+		return nil
+	}
+	for start := 0; start < len(plan.Delete); {
+		end := start
+		for end < len(plan.Delete) && deleteRank(plan.Delete[end].Type) == deleteRank(plan.Delete[start].Type) {
+			end++
+		}
+		if err := forEachObject(ctx, plan.Delete[start:end], del); err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("prune interrupted: %w", err)
+			}
+			return err
+		}
+		start = end
 	}
 	for _, w := range plan.WeakRefs {
 		if err := r.deleteRef(w.Name); err != nil && !errors.Is(err, ErrRefNotFound) {
