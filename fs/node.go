@@ -228,7 +228,6 @@ func (n *node) OpendirHandle(ctx context.Context, flags uint32) (fusefs.FileHand
 	if errno != 0 {
 		return nil, 0, errno
 	}
-	n.fs.tree.Prefetch(d)
 	return &dirHandle{n: n, d: d}, fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE, 0
 }
 
@@ -248,6 +247,10 @@ var (
 )
 
 func (h *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
+	if h.pos == 0 {
+		// A listing from its start: a walk descends next.
+		h.n.fs.tree.Prefetch(h.d)
+	}
 	if h.pos >= len(h.d.Entries) {
 		return nil, 0
 	}

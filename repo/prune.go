@@ -26,7 +26,8 @@ type PruneOptions struct {
 	DryRun bool
 }
 
-// ObjectInfo is an object on disk and its size.
+// ObjectInfo is an object on disk and its size: Prune lists objects
+// without their sizes and reads them for the objects it deletes only.
 type ObjectInfo struct {
 	ObjectName
 	Size int64

@@ -309,9 +309,10 @@ func (r *Repo) ReadFileMeta(c Checksum) (*FileMeta, error) {
 		if err := unix.Fstatat(int(r.objects.Fd()), rel, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			return nil, notFound(ObjFile, c, err)
 		}
-		path := r.path + "/objects/" + rel
 		dfd := int(r.objects.Fd())
-		b, err := getXattr(xattrOps{get: func(n string, d []byte) (int, error) { return lgetxattrAt(dfd, rel, path, n, d) }}, "user.ostreemeta")
+		b, err := getXattr(xattrOps{get: func(n string, d []byte) (int, error) {
+			return lgetxattrAt(dfd, r.path+"/objects", rel, n, d)
+		}}, "user.ostreemeta")
 		if err != nil {
 			return nil, fmt.Errorf("file %s: user.ostreemeta: %w: %w", c, ErrCorrupt, err)
 		}

@@ -120,8 +120,9 @@ var noGetxattrat atomic.Bool
 
 // lgetxattrAt reads xattr name of dirfd/rel, not following a final
 // symlink, with a single relative lookup where the kernel has
-// getxattrat(2); elsewhere it uses lgetxattr(2) on abs, the same file.
-func lgetxattrAt(dirfd int, rel, abs, name string, dest []byte) (int, error) {
+// getxattrat(2); elsewhere it uses lgetxattr(2) on dir/rel, the same
+// file (dir is dirfd's path).
+func lgetxattrAt(dirfd int, dir, rel, name string, dest []byte) (int, error) {
 	if !noGetxattrat.Load() {
 		p, err := unix.BytePtrFromString(rel)
 		if err != nil {
@@ -151,5 +152,5 @@ func lgetxattrAt(dirfd int, rel, abs, name string, dest []byte) (int, error) {
 		}
 		noGetxattrat.Store(true)
 	}
-	return unix.Lgetxattr(abs, name, dest)
+	return unix.Lgetxattr(dir+"/"+rel, name, dest)
 }
