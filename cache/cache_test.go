@@ -3,9 +3,11 @@ package cache
 import (
 	"context"
 	"errors"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 func TestGetOrLoadSingleFlight(t *testing.T) {
@@ -84,5 +86,78 @@ func TestCostBound(t *testing.T) {
 func TestNewRejectsZero(t *testing.T) {
 	if _, err := New[int](0); err == nil {
 		t.Error("zero budget accepted")
+	}
+}
+
+// Before its ristretto part is built, the cache serves what was Set from
+// memory, loads single-flight, and hands it all over once built.
+func TestBeforeBuilt(t *testing.T) {
+	c, cfg, err := newUnbuilt[string](1 << 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := c.Get("a"); ok {
+		t.Fatal("empty cache hit")
+	}
+	c.Set("a", "A", 1)
+	if v, ok := c.Get("a"); !ok || v != "A" {
+		t.Fatalf("Get before build = %q, %v", v, ok)
+	}
+	loads := 0
+	for range 2 {
+		v, err := c.GetOrLoad(context.Background(), "b", func() (string, int64, error) { loads++; return "B", 1, nil })
+		if err != nil || v != "B" {
+			t.Fatalf("GetOrLoad = %q, %v", v, err)
+		}
+	}
+	if loads != 1 {
+		t.Errorf("loaded %d times before build", loads)
+	}
+	if h, m, cost := c.Metrics(); h+m+cost != 0 {
+		t.Errorf("metrics before build: %d %d %d", h, m, cost)
+	}
+	built := make(chan struct{})
+	go func() { c.build(cfg); close(built) }()
+	c.Wait()
+	<-built
+	defer c.Close()
+	for k, want := range map[string]string{"a": "A", "b": "B"} {
+		if v, ok := c.Get(k); !ok || v != want {
+			t.Errorf("Get(%q) after build = %q, %v", k, v, ok)
+		}
+	}
+	if c.early != nil {
+		t.Error("early sets kept after build")
+	}
+}
+
+// The cache keeps its first entries in a map and builds its ristretto
+// part once it holds buildAfter of them, moving them over.
+func TestBuildsAfterEntries(t *testing.T) {
+	c, err := New[int](64 << 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range buildAfter - 1 {
+		c.Set(strconv.Itoa(i), i, 1)
+	}
+	if c.built() != nil {
+		t.Fatal("built before buildAfter entries")
+	}
+	if v, ok := c.Get("7"); !ok || v != 7 {
+		t.Fatalf("Get from the early map = %d, %v", v, ok)
+	}
+	c.Set("last", -1, 1)
+	select {
+	case <-c.ready:
+	case <-time.After(30 * time.Second):
+		t.Fatal("not built 30 s after buildAfter entries")
+	}
+	defer c.Close()
+	c.Wait()
+	for i := range buildAfter - 1 {
+		if v, ok := c.Get(strconv.Itoa(i)); !ok || v != i {
+			t.Fatalf("after build Get(%d) = %d, %v", i, v, ok)
+		}
 	}
 }

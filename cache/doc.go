@@ -4,6 +4,10 @@
 // with ristretto's TinyLFU policy. Concurrent misses of one key run the
 // loader once; the others wait for its result.
 //
+// Ristretto's sketches take milliseconds to allocate, which a mount would
+// pay before its first answer, so a new cache keeps its first few hundred
+// entries in a plain map and builds ristretto in the background after.
+//
 // Ristretto buffers Set calls and may drop them, so a value just loaded is
 // not guaranteed to be cached: callers must always be ready to load again.
 package cache

@@ -5,6 +5,7 @@ import (
 	"log"
 	"log/slog"
 	"os"
+	"strings"
 	"syscall"
 
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
@@ -40,6 +41,12 @@ type Options struct {
 	// MaxInodes bounds the inodes the daemon keeps; past it the oldest are
 	// offered back to the kernel. 0 means DefaultMaxInodes; -1, no bound.
 	MaxInodes int
+	// Device, when positive, is a /dev/fuse descriptor that MountDevice
+	// mounted at the mountpoint, usually in the parent process: Mount
+	// then serves it instead of mounting. DeviceNumber is the mount's
+	// st_dev, which MountDevice returned.
+	Device       int
+	DeviceNumber uint64
 	// Name is the source shown in /proc/mounts.
 	Name   string
 	Logger *slog.Logger
@@ -57,6 +64,73 @@ const DefaultMaxInodes = 40000
 type Server struct {
 	*fuse.Server
 	Mountpoint string
+	handedOver bool // mounted by MountDevice: go-fuse does not know where
+}
+
+// Unmount unmounts the filesystem; Wait then returns.
+func (s *Server) Unmount() error {
+	if s.handedOver {
+		return unix.Unmount(s.Mountpoint, 0)
+	}
+	return s.Server.Unmount()
+}
+
+// OpenDevice opens /dev/fuse for MountDevice.
+func OpenDevice() (*os.File, error) {
+	fd, err := unix.Open("/dev/fuse", unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open /dev/fuse: %w", err)
+	}
+	return os.NewFile(uintptr(fd), "/dev/fuse"), nil
+}
+
+// MountDevice makes the kernel side of a mount, as root, with mount(2)
+// on dev, a /dev/fuse descriptor from OpenDevice. Nothing answers the
+// mount until Mount serves dev (Options.Device), usually in a daemon
+// that inherited it: until then the kernel holds every request to the
+// mount, starting with its INIT. This lets a command return as soon as
+// the mount exists, while its daemon starts.
+//
+// It returns the mount's device number (its st_dev), found without
+// touching the mount.
+func MountDevice(dev *os.File, mountpoint string, o Options) (uint64, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(mountpoint, &st); err != nil {
+		return 0, fmt.Errorf("mount %s: %w", mountpoint, err)
+	}
+	data := []string{
+		fmt.Sprintf("fd=%d", dev.Fd()),
+		fmt.Sprintf("rootmode=%o", st.Mode&unix.S_IFMT),
+		fmt.Sprintf("user_id=%d", os.Geteuid()),
+		fmt.Sprintf("group_id=%d", os.Getegid()),
+		fmt.Sprintf("max_read=%d", maxWrite),
+		"default_permissions",
+	}
+	if o.AllowOther {
+		data = append(data, "allow_other")
+	}
+	if err := unix.Mount(o.source(), mountpoint, "fuse.ostree-mount", directMountFlags(o), strings.Join(data, ",")); err != nil {
+		return 0, fmt.Errorf("mount %s: %w", mountpoint, err)
+	}
+	mi, ok, err := MountedAt(mountpoint)
+	if err == nil && (!ok || mi.FSType != "fuse.ostree-mount") {
+		err = fmt.Errorf("the new mount is not in /proc/self/mountinfo")
+	}
+	if err != nil {
+		_ = unix.Unmount(mountpoint, unix.MNT_DETACH)
+		return 0, fmt.Errorf("mount %s: %w", mountpoint, err)
+	}
+	return mi.Dev, nil
+}
+
+// maxWrite is the largest request the kernel sends (and max_read).
+const maxWrite = 1 << 20
+
+func (o Options) source() string {
+	if o.Name == "" {
+		return "ostree-mount"
+	}
+	return o.Name
 }
 
 // MountOptionsFor returns the kernel mount options: always ro and nodev,
@@ -120,10 +194,6 @@ func Mount(mountpoint string, r *repo.Repo, tree *compose.Tree, o Options) (*Ser
 	}
 	root := &node{fs: f, e: tree.Root()}
 	timeout := cacheTimeout
-	name := o.Name
-	if name == "" {
-		name = "ostree-mount"
-	}
 	fo := &fusefs.Options{
 		EntryTimeout:    &timeout,
 		AttrTimeout:     &timeout,
@@ -133,13 +203,13 @@ func Mount(mountpoint string, r *repo.Repo, tree *compose.Tree, o Options) (*Ser
 		MountOptions: fuse.MountOptions{
 			AllowOther:           o.AllowOther,
 			Options:              MountOptionsFor(o),
-			FsName:               name,
+			FsName:               o.source(),
 			Name:                 "ostree-mount",
-			DirectMount:          os.Geteuid() == 0,
+			DirectMount:          os.Geteuid() == 0 && o.Device <= 0,
 			DirectMountFlags:     directMountFlags(o),
 			EnableSymlinkCaching: true,
 			MaxReadAhead:         1 << 20,
-			MaxWrite:             1 << 20,
+			MaxWrite:             maxWrite,
 			DisableXAttrs:        !treeHasXattrs(tree),
 			Debug:                o.Debug,
 		},
@@ -147,7 +217,13 @@ func Mount(mountpoint string, r *repo.Repo, tree *compose.Tree, o Options) (*Ser
 	if o.Debug {
 		fo.Logger = log.New(os.Stderr, "fuse: ", 0)
 	}
-	srv, err := fuse.NewServer(&zeroOpendir{fusefs.NewNodeFS(root, fo)}, mountpoint, &fo.MountOptions)
+	target := mountpoint
+	if o.Device > 0 {
+		// go-fuse serves a descriptor mounted elsewhere when given the
+		// mountpoint /dev/fd/N (libfuse's convention).
+		target = fmt.Sprintf("/dev/fd/%d", o.Device)
+	}
+	srv, err := fuse.NewServer(&zeroOpendir{fusefs.NewNodeFS(root, fo)}, target, &fo.MountOptions)
 	if err == nil {
 		go srv.Serve()
 		err = srv.WaitMount()
@@ -158,7 +234,14 @@ func Mount(mountpoint string, r *repo.Repo, tree *compose.Tree, o Options) (*Ser
 		}
 		return nil, fmt.Errorf("mount %s: %w", mountpoint, err)
 	}
-	if err := setReadAhead(mountpoint, readAheadKB); err != nil {
+	devnum := o.DeviceNumber
+	if o.Device <= 0 {
+		var st unix.Stat_t
+		if err := unix.Stat(mountpoint, &st); err == nil {
+			devnum = st.Dev
+		}
+	}
+	if err := setReadAhead(devnum, readAheadKB); err != nil {
 		o.Logger.Info("readahead left at the kernel's default", "err", err)
 	}
 	if f.limiter != nil {
@@ -174,7 +257,7 @@ func Mount(mountpoint string, r *repo.Repo, tree *compose.Tree, o Options) (*Ser
 			f.fds.close()
 		}
 	}()
-	return &Server{Server: srv, Mountpoint: mountpoint}, nil
+	return &Server{Server: srv, Mountpoint: mountpoint, handedOver: o.Device > 0}, nil
 }
 
 // readAheadKB is the mount's readahead window. The kernel gives a FUSE
@@ -185,12 +268,9 @@ const readAheadKB = 4096
 
 // setReadAhead sets the readahead of the mount's backing device info
 // (needs root; the bdi of a FUSE mount is named after its device number).
-func setReadAhead(mountpoint string, kb int) error {
-	var st unix.Stat_t
-	if err := unix.Stat(mountpoint, &st); err != nil {
-		return err
-	}
-	p := fmt.Sprintf("/sys/class/bdi/%d:%d/read_ahead_kb", unix.Major(st.Dev), unix.Minor(st.Dev))
+// The kernel caps it at INIT, so it is set after.
+func setReadAhead(dev uint64, kb int) error {
+	p := fmt.Sprintf("/sys/class/bdi/%d:%d/read_ahead_kb", unix.Major(dev), unix.Minor(dev))
 	return os.WriteFile(p, []byte(fmt.Sprintf("%d\n", kb)), 0)
 }
 

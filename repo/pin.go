@@ -69,6 +69,52 @@ func (r *Repo) Pin(ctx context.Context, c Checksum) (*Pin, error) {
 	return &Pin{Commit: c, f: f, path: p}, nil
 }
 
+// File returns the pin's open, locked file. The lock belongs to the open
+// file, not to the process: a process that inherits the descriptor
+// holds the pin too, and keeps it after this one exits (see AdoptPin).
+func (p *Pin) File() *os.File { return p.f }
+
+// Path returns the pin's file name.
+func (p *Pin) Path() string { return p.path }
+
+// Disown closes this process's descriptor of the pin without removing
+// it, once another process has inherited the descriptor and adopted it.
+func (p *Pin) Disown() {
+	if p.f != nil {
+		p.f.Close()
+		p.f = nil
+	}
+}
+
+// AdoptPin takes over a pin that another process made and handed over as
+// an inherited descriptor f of the pin file path; Release then removes
+// it. It checks that f is that file and records this process as its
+// owner.
+func AdoptPin(f *os.File, path string) (*Pin, error) {
+	base := filepath.Base(path)
+	if len(base) < 64 || !strings.HasSuffix(base, ".pin") {
+		return nil, fmt.Errorf("adopt pin %s: not a pin file name", path)
+	}
+	c, err := ParseChecksum(base[:64])
+	if err != nil {
+		return nil, fmt.Errorf("adopt pin %s: %w", path, err)
+	}
+	var fst, pst unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &fst); err != nil {
+		return nil, fmt.Errorf("adopt pin %s: %w", path, err)
+	}
+	if err := unix.Stat(path, &pst); err != nil {
+		return nil, fmt.Errorf("adopt pin %s: %w", path, err)
+	}
+	if fst.Dev != pst.Dev || fst.Ino != pst.Ino {
+		return nil, fmt.Errorf("adopt pin %s: the inherited descriptor is another file", path)
+	}
+	if err := f.Truncate(0); err == nil {
+		_, _ = f.WriteAt([]byte(fmt.Sprintf("%s\n%d\n", c, os.Getpid())), 0)
+	}
+	return &Pin{Commit: c, f: f, path: path}, nil
+}
+
 // Release removes the pin.
 func (p *Pin) Release() error {
 	if p.f == nil {

@@ -86,7 +86,9 @@ func testMain(m *testing.M) int {
 	}
 
 	binary = filepath.Join(workDir, "ostree-mount")
-	build := exec.Command(goCmd, "build", "-o", binary, "./cmd/ostree-mount")
+	// As the Makefile builds it: static, without urfave/cli's docs.
+	build := exec.Command(goCmd, "build", "-trimpath", "-tags", "urfave_cli_no_docs", "-o", binary, "./cmd/ostree-mount")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	build.Dir = moduleRoot
 	if out, err := build.CombinedOutput(); err != nil {
 		return fail("go build ./cmd/ostree-mount in %s: %v\n%s", moduleRoot, err, out)

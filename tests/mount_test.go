@@ -1250,3 +1250,88 @@ func signalRound(t *testing.T, rp string, sig syscall.Signal, afterRead bool) {
 		t.Errorf("after %v, mountinfo still lists %s: %s", sig, mnt, m[0].Line)
 	}
 }
+
+// TestMountHandoff: as root, the command mounts, hands /dev/fuse and the
+// pin to the daemon it started, and returns without waiting for it.
+//   - When it returns, the mount is listed and its commit pinned by the
+//     daemon (the pin file names the daemon, not the exited command);
+//     the first access waits for the daemon and succeeds.
+//   - Unmounted at once, before the daemon may have started, the mount
+//     leaves no daemon and no pin behind, and the directory mounts again.
+//   - A manifest whose layer commit is missing fails before anything is
+//     mounted, pinned or left running.
+func TestMountHandoff(t *testing.T) {
+	ref, src := syntheticSource(t)
+	rp := importInto(t, t.TempDir(), "bare-user", src, "img")
+	sum := resolveRev(t, rp, "img")
+	want, err := os.ReadFile(filepath.Join(ref, "etc/hostname"))
+	check(t, err)
+	livePins := func() []repo.PinInfo {
+		r, err := repo.Open(rp)
+		check(t, err)
+		defer r.Close()
+		pins, err := r.ListPins(false)
+		check(t, err)
+		return pins
+	}
+
+	mnt := newMountpoint(t)
+	mountAt(t, rp, "img", mnt)
+	if got, err := os.ReadFile(filepath.Join(mnt, "etc/hostname")); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("etc/hostname right after the mount returned: %q, %v", got, err)
+	}
+	pid := daemonPid(t, mnt)
+	pins := livePins()
+	if len(pins) != 1 || !pins[0].Live || pins[0].Commit.String() != sum {
+		t.Fatalf("pins while mounted: %+v, want one live pin of %s", pins, sum)
+	}
+	b, err := os.ReadFile(pins[0].Path)
+	check(t, err)
+	if wantPin := fmt.Sprintf("%s\n%d\n", sum, pid); string(b) != wantPin {
+		t.Errorf("pin file %q, want %q (owned by the daemon)", b, wantPin)
+	}
+	unmount(t, mnt)
+	waitFor(t, 10*time.Second, "the daemon to exit after umount", func() bool { return len(daemonPids(mnt)) == 0 })
+	if p := pinFiles(t, rp); len(p) != 0 {
+		t.Errorf("pin files left after umount: %q", p)
+	}
+
+	for i := range 5 {
+		r := omRun("--repo", rp, "mount", "img", mnt)
+		if r.Code != 0 {
+			t.Fatalf("mount %d: %s", i, r)
+		}
+		check(t, unix.Unmount(mnt, 0))
+		waitFor(t, 10*time.Second, "the daemon of a mount unmounted at once to exit", func() bool { return len(daemonPids(mnt)) == 0 })
+		if p := pinFiles(t, rp); len(p) != 0 {
+			t.Fatalf("pin files left by a mount unmounted at once: %q", p)
+		}
+		if m := mountedAt(t, mnt); len(m) != 0 {
+			t.Fatalf("a mount unmounted at once is still listed: %s", m[0].Line)
+		}
+	}
+	mountAt(t, rp, "img", mnt)
+	if got, err := os.ReadFile(filepath.Join(mnt, "etc/hostname")); err != nil || !bytes.Equal(got, want) {
+		t.Errorf("etc/hostname after remounting: %q, %v", got, err)
+	}
+
+	brp := importInto(t, t.TempDir(), "bare-user", src, "img")
+	r, err := repo.Open(brp)
+	check(t, err)
+	bsum, err := repo.ParseChecksum(resolveRev(t, brp, "img"))
+	check(t, err)
+	c, err := r.ReadCommit(bsum)
+	check(t, err)
+	r.Close()
+	if len(c.Related) == 0 {
+		t.Fatal("the image's manifest commit names no layers")
+	}
+	layer := c.Related[len(c.Related)-1].Commit.String()
+	check(t, os.Remove(filepath.Join(brp, "objects", objName(layer, "commit"))))
+	bmnt := newMountpoint(t)
+	cleanupMount(t, bmnt, "")
+	checkFailed(t, omRun("--repo", brp, "mount", "img", bmnt), bmnt, layer[:10])
+	if p := pinFiles(t, brp); len(p) != 0 {
+		t.Errorf("pin files left by the failed mount: %q", p)
+	}
+}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -48,9 +47,12 @@ var _ = register(&cli.Command{
 	Usage:     "mount a commit read-only; an image is composed lazily from its layers",
 	ArgsUsage: "REV MOUNTPOINT",
 	Description: revHelp + `
-Returns once the mount is ready, as mount(8) does, leaving a daemon that
+Returns once the mount exists, as mount(8) does, leaving a daemon that
 serves it until 'ostree-mount umount MOUNTPOINT', umount(8), fusermount3 -u,
 or SIGTERM/SIGINT. The commit stays pinned against prune while mounted.
+As root, the command checks the image, mounts, and hands the mount and the
+pin to the daemon it started, without waiting for the daemon to be up: the
+first access to the mount waits for it, as with libfuse filesystems.
 'ostree-mount REV MOUNTPOINT' is the same command.`,
 	Flags:  mountFlags(),
 	Action: withRepo(runMount),
@@ -87,37 +89,8 @@ func parseSize(s string) (int64, error) {
 
 // isMountpoint reports whether path is the mountpoint of a mount.
 func isMountpoint(path string) (bool, error) {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return false, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) > 4 && unescapeMount(fields[4]) == path {
-			return true, nil
-		}
-	}
-	return false, sc.Err()
-}
-
-func unescapeMount(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
+	_, ok, err := fs.MountedAt(path)
+	return ok, err
 }
 
 func runMount(c *cli.Context, r *repo.Repo) error {
@@ -130,6 +103,11 @@ func runMount(c *cli.Context, r *repo.Repo) error {
 		return err
 	}
 	mnt = abs
+	if h, err := takeHandoff(); err != nil {
+		return err
+	} else if h != nil {
+		return serveHandoff(c, r, h, rev, mnt)
+	}
 	var st unix.Stat_t
 	if err := unix.Stat("/dev/fuse", &st); err != nil {
 		return fmt.Errorf("mount: /dev/fuse is not available (is the fuse module loaded?): %w", err)
@@ -153,12 +131,15 @@ func runMount(c *cli.Context, r *repo.Repo) error {
 	if err != nil {
 		return fmt.Errorf("--cache-size: %w", err)
 	}
-	sum, err := r.Resolve(rev)
+	sum, err := resolveOnce(r, rev)
 	if err != nil {
 		return err
 	}
 	if !c.Bool("foreground") && os.Getenv(readyFDEnv) == "" {
-		return daemonize(c, mnt)
+		if os.Geteuid() == 0 {
+			return mountAndHandOff(c, r, sum, rev, mnt)
+		}
+		return daemonize(c, sum, mnt)
 	}
 	ready := func(err error) {}
 	if fdStr := os.Getenv(readyFDEnv); fdStr != "" {
@@ -174,24 +155,39 @@ func runMount(c *cli.Context, r *repo.Repo) error {
 			pipe.Close()
 		}
 	}
-	err = serve(c, r, sum, rev, mnt, size, ready)
+	pin, err := r.Pin(context.Background(), sum)
+	if err != nil {
+		ready(err)
+		return err
+	}
+	err = serve(c, r, pin, rev, mnt, size, 0, nil, ready)
 	if err != nil {
 		ready(err)
 	}
 	return err
 }
 
-func serve(c *cli.Context, r *repo.Repo, sum repo.Checksum, rev, mnt string, cacheSize int64, ready func(error)) error {
-	ctx := context.Background()
+// serve mounts commit pin.Commit at mnt, or serves device when it is a
+// FUSE descriptor already mounted there, until it is unmounted; it
+// releases the pin when it returns.
+//
+// With a device, serve prepares, then calls mounted, which waits until
+// the device is mounted and returns its device number.
+func serve(c *cli.Context, r *repo.Repo, pin *repo.Pin, rev, mnt string, cacheSize int64, device int, mounted func() (uint64, error), ready func(error)) error {
+	defer pin.Release()
 	// The daemon's heap is the metadata cache plus the inodes the kernel
 	// holds; a soft limit makes the collector keep RSS near what is live.
+	// A daemon starts with the collector off (daemonEnv), since a
+	// collection of its first few megabytes would only delay the mount;
+	// it runs at 50 % once the mount is served.
 	debug.SetMemoryLimit(cacheSize + 48<<20)
-	debug.SetGCPercent(50)
-	pin, err := r.Pin(ctx, sum)
-	if err != nil {
-		return err
-	}
-	defer pin.Release()
+	debug.SetGCPercent(-1)
+	// Listen before anything else: a signal that arrives as soon as the
+	// mount appears must unmount it, not kill the process under it.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
+	sum := pin.Commit
 	ca, err := cache.New[any](cacheSize)
 	if err != nil {
 		return err
@@ -203,23 +199,19 @@ func serve(c *cli.Context, r *repo.Repo, sum repo.Checksum, rev, mnt string, cac
 	}
 	defer tree.Close()
 	logger := slog.New(slog.NewTextHandler(c.App.ErrWriter, nil))
-	// Listen before mounting: a signal that arrives as soon as the mount
-	// appears must unmount it, not kill the process under it.
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
-	defer signal.Stop(sigs)
-	srv, err := fs.Mount(mnt, r, tree, fs.Options{
-		AllowOther:  c.Bool("allow-other"),
-		Suid:        c.Bool("suid"),
-		Verify:      c.Bool("verify"),
-		Passthrough: c.Bool("passthrough"),
-		Name:        "ostree-mount:" + rev,
-		Logger:      logger,
-		Debug:       c.Bool("debug"),
-	})
+	o := fsOptions(c, rev)
+	o.Logger = logger
+	if device > 0 {
+		if o.DeviceNumber, err = mounted(); err != nil {
+			return err
+		}
+		o.Device = device
+	}
+	srv, err := fs.Mount(mnt, r, tree, o)
 	if err != nil {
 		return err
 	}
+	debug.SetGCPercent(50)
 	ready(nil)
 	go func() {
 		<-sigs
@@ -239,9 +231,216 @@ func serve(c *cli.Context, r *repo.Repo, sum repo.Checksum, rev, mnt string, cac
 	return nil
 }
 
+func fsOptions(c *cli.Context, rev string) fs.Options {
+	return fs.Options{
+		AllowOther:  c.Bool("allow-other"),
+		Suid:        c.Bool("suid"),
+		Verify:      c.Bool("verify"),
+		Passthrough: c.Bool("passthrough"),
+		Name:        "ostree-mount:" + rev,
+		Debug:       c.Bool("debug"),
+	}
+}
+
+// The environment with which mountAndHandOff starts the daemon: the
+// descriptors it inherits (/dev/fuse, the pin, and the pipe on which the
+// command says when the mount exists) and what they are.
+const (
+	handoffFUSEEnv    = "OSTREE_MOUNT_FUSE_FD"
+	handoffPinEnv     = "OSTREE_MOUNT_PIN_FD"
+	handoffPinPathEnv = "OSTREE_MOUNT_PIN_PATH"
+	handoffCtlEnv     = "OSTREE_MOUNT_CTL_FD"
+)
+
+type handoff struct {
+	device  int
+	pinFD   int
+	pinPath string
+	ctlFD   int
+}
+
+// takeHandoff reads (and clears) the handoff environment; nil when the
+// process is not a daemon started by mountAndHandOff.
+func takeHandoff() (*handoff, error) {
+	dev := os.Getenv(handoffFUSEEnv)
+	if dev == "" {
+		return nil, nil
+	}
+	h := &handoff{pinPath: os.Getenv(handoffPinPathEnv)}
+	var err1, err2, err3 error
+	h.device, err1 = strconv.Atoi(dev)
+	h.pinFD, err2 = strconv.Atoi(os.Getenv(handoffPinEnv))
+	h.ctlFD, err3 = strconv.Atoi(os.Getenv(handoffCtlEnv))
+	for _, e := range []string{handoffFUSEEnv, handoffPinEnv, handoffPinPathEnv, handoffCtlEnv} {
+		os.Unsetenv(e)
+	}
+	if err1 != nil || err2 != nil || err3 != nil || h.device < 3 || h.pinFD < 3 || h.ctlFD < 3 || h.pinPath == "" {
+		return nil, fmt.Errorf("mount: bad daemon handoff (%s=%q)", handoffFUSEEnv, dev)
+	}
+	return h, nil
+}
+
+// mountAndHandOff is a background mount as root. A Go process takes
+// milliseconds to start, so this process starts the daemon first, with
+// an open /dev/fuse and the pin; while the daemon starts, it checks the
+// image and mounts, then tells the daemon the mount exists and returns.
+// Like a libfuse filesystem, the mount exists when the command returns
+// and the kernel holds its first requests until the daemon answers.
+// Everything that can fail on a sound repository fails here, before the
+// mount exists.
+func mountAndHandOff(c *cli.Context, r *repo.Repo, sum repo.Checksum, rev, mnt string) (err error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	logf, null, logPath, err := daemonFiles(c, mnt)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	defer null.Close()
+	pin, err := r.Pin(context.Background(), sum)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			pin.Release()
+		} else {
+			pin.Disown()
+		}
+	}()
+	dev, err := fs.OpenDevice()
+	if err != nil {
+		return fmt.Errorf("mount: %w", err)
+	}
+	defer dev.Close()
+	ctlR, ctlW, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	// Closing ctlW without "mounted" tells the daemon to give up.
+	defer ctlW.Close()
+	cmd := exec.Command(exe, os.Args[1:]...)
+	cmd.Env = append(daemonEnv(), "OSTREE_REPO="+repoPath(c),
+		handoffFUSEEnv+"=3", handoffPinEnv+"=4", handoffCtlEnv+"=5", handoffPinPathEnv+"="+pin.Path())
+	cmd.ExtraFiles = []*os.File{dev, pin.File(), ctlR}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = null, logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	err = cmd.Start()
+	ctlR.Close()
+	if err != nil {
+		return fmt.Errorf("mount: start daemon (log %s): %w", logPath, err)
+	}
+	_ = cmd.Process.Release()
+	// Check what the daemon will compose first: the commit, its layer
+	// commits and the root directory.
+	ca, err := cache.New[any](1 << 20)
+	if err != nil {
+		return err
+	}
+	defer ca.Close()
+	tree, err := compose.Open(r, sum, compose.Options{Cache: ca})
+	if err != nil {
+		return err
+	}
+	tree.Close()
+	devnum, err := fs.MountDevice(dev, mnt, fsOptions(c, rev))
+	if err != nil {
+		return err
+	}
+	if _, err = fmt.Fprintf(ctlW, "mounted %d\n", devnum); err != nil {
+		_ = fs.DetachIfOurs(mnt, devnum)
+		return fmt.Errorf("mount: the daemon exited at start (see %s): %w", logPath, err)
+	}
+	return nil
+}
+
+// serveHandoff is the daemon that mountAndHandOff started: it prepares
+// while the command mounts, then serves the mount. If it cannot, it
+// detaches the mount rather than leave one that nothing answers (unless
+// the mount was unmounted already, and maybe another one made on the
+// same directory).
+func serveHandoff(c *cli.Context, r *repo.Repo, h *handoff, rev, mnt string) error {
+	pin, err := repo.AdoptPin(os.NewFile(uintptr(h.pinFD), "pin"), h.pinPath)
+	if err != nil {
+		return err
+	}
+	size, err := parseSize(c.String("cache-size"))
+	if err != nil {
+		pin.Release()
+		return fmt.Errorf("--cache-size: %w", err)
+	}
+	ctl := os.NewFile(uintptr(h.ctlFD), "control")
+	var devnum uint64
+	mounted := func() (uint64, error) {
+		msg, _ := io.ReadAll(ctl)
+		ctl.Close()
+		if _, err := fmt.Sscanf(string(msg), "mounted %d\n", &devnum); err != nil {
+			return 0, errNotMounted
+		}
+		return devnum, nil
+	}
+	err = serve(c, r, pin, rev, mnt, size, h.device, mounted, func(error) {})
+	if errors.Is(err, errNotMounted) {
+		return nil // the command failed, and said why
+	}
+	if err != nil && devnum != 0 {
+		_ = fs.DetachIfOurs(mnt, devnum)
+	}
+	return err
+}
+
+var errNotMounted = errors.New("the command did not mount")
+
+// commitEnv passes the commit that the command resolved to its daemon,
+// which mounts that commit even if the ref has moved since.
+const commitEnv = "OSTREE_MOUNT_COMMIT"
+
+func resolveOnce(r *repo.Repo, rev string) (repo.Checksum, error) {
+	if v := os.Getenv(commitEnv); v != "" {
+		os.Unsetenv(commitEnv)
+		sum, err := repo.ParseChecksum(v)
+		if err != nil {
+			return repo.Checksum{}, fmt.Errorf("mount: %s: %w", commitEnv, err)
+		}
+		return sum, nil
+	}
+	return r.Resolve(rev)
+}
+
+// daemonEnv is the environment of a daemon: this one, with the collector
+// off until serve sets it.
+func daemonEnv() []string {
+	return append(os.Environ(), "GOGC=off")
+}
+
+// daemonFiles opens what a daemon's standard streams become: its log
+// (--log-file, or a file under /run/ostree-mount) and /dev/null.
+func daemonFiles(c *cli.Context, mnt string) (logf, null *os.File, logPath string, err error) {
+	logPath = c.String("log-file")
+	if logPath == "" {
+		if err := os.MkdirAll("/run/ostree-mount", 0o755); err == nil {
+			logPath = filepath.Join("/run/ostree-mount", strings.ReplaceAll(strings.Trim(mnt, "/"), "/", "-")+".log")
+		} else {
+			logPath = os.DevNull
+		}
+	}
+	logf, err = os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, nil, "", fmt.Errorf("mount: log file: %w", err)
+	}
+	null, err = os.Open(os.DevNull)
+	if err != nil {
+		logf.Close()
+		return nil, nil, "", err
+	}
+	return logf, null, logPath, nil
+}
+
 // daemonize runs the mount in a new session and returns once it reports
 // that the mount is ready, or why it is not.
-func daemonize(c *cli.Context, mnt string) error {
+func daemonize(c *cli.Context, sum repo.Checksum, mnt string) error {
 	exe, err := os.Executable()
 	if err != nil {
 		return err
@@ -250,26 +449,16 @@ func daemonize(c *cli.Context, mnt string) error {
 	if err != nil {
 		return err
 	}
-	logPath := c.String("log-file")
-	if logPath == "" {
-		if err := os.MkdirAll("/run/ostree-mount", 0o755); err == nil {
-			logPath = filepath.Join("/run/ostree-mount", strings.ReplaceAll(strings.Trim(mnt, "/"), "/", "-")+".log")
-		} else {
-			logPath = os.DevNull
-		}
-	}
-	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	logf, null, logPath, err := daemonFiles(c, mnt)
 	if err != nil {
-		return fmt.Errorf("mount: log file: %w", err)
-	}
-	defer logf.Close()
-	null, err := os.Open(os.DevNull)
-	if err != nil {
+		pw.Close()
+		pr.Close()
 		return err
 	}
+	defer logf.Close()
 	defer null.Close()
 	cmd := exec.Command(exe, os.Args[1:]...)
-	cmd.Env = append(os.Environ(), readyFDEnv+"=3", "OSTREE_REPO="+repoPath(c))
+	cmd.Env = append(daemonEnv(), readyFDEnv+"=3", "OSTREE_REPO="+repoPath(c), commitEnv+"="+sum.String())
 	cmd.ExtraFiles = []*os.File{pw}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = null, logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
