@@ -214,6 +214,9 @@ func Mount(mountpoint string, r *repo.Repo, tree *compose.Tree, o Options) (*Ser
 			Debug:                o.Debug,
 		},
 	}
+	// go-fuse's own log (mount options) goes to the daemon's log, without
+	// the line it repeats for every 1 MiB read (see onceFilter).
+	fo.MountOptions.Logger = log.New(&onceFilter{w: os.Stderr, prefix: []byte("trySplice:")}, "", log.LstdFlags)
 	if o.Debug {
 		fo.Logger = log.New(os.Stderr, "fuse: ", 0)
 	}
