@@ -135,7 +135,7 @@ $BIN import -q --repo "$REPO" --ref bench/precomposed --mode precomposed oci:"$I
 $BIN import -q --repo "$REPO" --ref bench/l50 oci:"$IMG":l50-50 >/dev/null
 
 # ---------------------------------------------------------------- mounts --
-MNT=$W/mnt; mkdir -p "$MNT"/{layered,precomposed,overlay,fuseovl,l50,verify,passthrough}
+MNT=$W/mnt; mkdir -p "$MNT"/{layered,precomposed,overlay,fuseovl,l50,verify,passthrough,svc,svc50}
 CO=$W/checkout
 cleanup() {
   for m in layered precomposed overlay fuseovl l50 verify passthrough; do umount "$MNT/$m" 2>/dev/null || umount -l "$MNT/$m" 2>/dev/null || true; done
@@ -172,6 +172,18 @@ done
 hyperfine --runs "$RUNS" --export-json "$OUT/mount50-layered.json" --prepare "umount $MNT/l50 2>/dev/null || true" \
   "$BIN --repo $REPO bench/l50 $MNT/l50 && stat $MNT/l50/layer50/f" >&2
 umount "$MNT/l50"
+log "mount: ready and first stat, through the mount service (ostree-mount serve)"
+SOCK=$W/mount.sock
+"$BIN" serve --socket "$SOCK" 2>>"$OUT/serve.log" &
+SVC=$!
+for _ in $(seq 200); do [ -S "$SOCK" ] && break; sleep 0.05; done
+hyperfine --runs "$RUNS" --export-json "$OUT/mount-service.json" --prepare "umount $MNT/svc 2>/dev/null || true" \
+  "$BIN --repo $REPO --socket $SOCK bench/layered $MNT/svc && stat $MNT/svc/usr/local/go/VERSION" >&2
+umount "$MNT/svc"
+hyperfine --runs "$RUNS" --export-json "$OUT/mount50-service.json" --prepare "umount $MNT/svc50 2>/dev/null || true" \
+  "$BIN --repo $REPO --socket $SOCK bench/l50 $MNT/svc50 && stat $MNT/svc50/layer50/f" >&2
+umount "$MNT/svc50"
+kill "$SVC"; wait "$SVC" || true
 
 for s in layered precomposed overlay fuseovl; do eval "${MOUNT[$s]}"; done
 

@@ -43,6 +43,10 @@ for s in SYSTEMS:
     pass
 row("mount ready + first stat", "ms", {s: (median("mount-" + s) or 0) * 1000 for s in SYSTEMS if median("mount-" + s)})
 row("mount ready + first stat, 50 layers", "ms", {"layered": (median("mount50-layered") or 0) * 1000})
+if median("mount-service"):
+    row("mount ready + first stat, through ostree-mount serve", "ms", {"layered": median("mount-service") * 1000})
+    row("mount ready + first stat, 50 layers, through ostree-mount serve", "ms",
+        {"layered": (median("mount50-service") or 0) * 1000})
 for m, label in [("find", "find -printf"), ("lslR", "ls -lR"), ("readall", "read all (tar | cat)")]:
     for t in ("cold", "warm"):
         row(f"{label}, {t}", "s", {s: median(f"{m}-{t}-{s}") for s in SYSTEMS if median(f"{m}-{t}-{s}") is not None})
@@ -112,7 +116,12 @@ def target(desc, ok, detail):
 mt = get("mount ready + first stat", "layered")
 mt50 = get("mount ready + first stat, 50 layers", "layered")
 target("mount ready ≤ 50 ms (layered, 6 and 50 layers)", mt is not None and mt <= 50 and mt50 is not None and mt50 <= 50,
-       f"{fmt(mt)} ms, {fmt(mt50)} ms with 50 layers")
+       f"{fmt(mt)} ms, {fmt(mt50)} ms with 50 layers (a daemon per mount)")
+ms = get("mount ready + first stat, through ostree-mount serve", "layered")
+ms50 = get("mount ready + first stat, 50 layers, through ostree-mount serve", "layered")
+if ms is not None:
+    target("mount ready ≤ 50 ms through ostree-mount serve (6 and 50 layers)",
+           ms <= 50 and ms50 is not None and ms50 <= 50, f"{fmt(ms)} ms, {fmt(ms50)} ms with 50 layers")
 for label in ("find -printf, warm", "ls -lR, warm"):
     o, v = get(label, "overlay"), get(label, "layered")
     target(f"{label} ≤ 1.5× kernel overlayfs", o and v and v <= 1.5 * o, f"{fmt(v)} s vs {fmt(o)} s ({v / o:.2f}×)" if o and v else "–")

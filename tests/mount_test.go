@@ -1335,3 +1335,112 @@ func TestMountHandoff(t *testing.T) {
 		t.Errorf("pin files left by the failed mount: %q", p)
 	}
 }
+
+// TestMountService: 'ostree-mount serve' serves the mounts that root's
+// mount commands ask of it, from its own process.
+//   - A mount through it starts no daemon; the tree equals umoci's unpack,
+//     and the one live pin is the service's.
+//   - Two mounts at once; unmounting one releases its pin only.
+//   - An error (a corrupt commit) comes back to the command, and nothing
+//     is mounted or pinned.
+//   - A second service on the same socket is refused.
+//   - SIGTERM unmounts the rest, removes the socket and exits 0; then a
+//     mount command, finding no service, starts its own daemon.
+func TestMountService(t *testing.T) {
+	ref, src := syntheticSource(t)
+	rp := importInto(t, t.TempDir(), "bare-user", src, "img")
+	sock := filepath.Join(t.TempDir(), "mount.sock")
+	svc := exec.Command(binary, "serve", "--socket", sock)
+	var svcErr bytes.Buffer
+	svc.Stderr = &svcErr
+	check(t, svc.Start())
+	exited := make(chan error, 1)
+	go func() { exited <- svc.Wait() }()
+	t.Cleanup(func() {
+		_ = svc.Process.Kill()
+		<-exited
+	})
+	waitFor(t, 10*time.Second, "the service's socket", func() bool {
+		fi, err := os.Stat(sock)
+		return err == nil && fi.Mode()&os.ModeSocket != 0
+	})
+	if fi, _ := os.Stat(sock); fi.Mode().Perm() != 0o600 {
+		t.Errorf("socket mode %v, want 0600", fi.Mode().Perm())
+	}
+	livePins := func() []repo.PinInfo {
+		r, err := repo.Open(rp)
+		check(t, err)
+		defer r.Close()
+		pins, err := r.ListPins(false)
+		check(t, err)
+		return pins
+	}
+
+	mnt1, mnt2 := newMountpoint(t), newMountpoint(t)
+	for _, m := range []string{mnt1, mnt2} {
+		cleanupMount(t, m, "")
+		om(t, "--repo", rp, "mount", "--socket", sock, "img", m)
+		if pids := daemonPids(m); len(pids) != 0 {
+			t.Errorf("a mount through the service started daemons %v", pids)
+		}
+	}
+	opts := treecmp.Options{Hardlinks: true, IgnoreXattrs: ignoreXattrs}
+	checkTreesEqual(t, "a mount through the service vs umoci unpack", dumpTree(t, ref, opts), dumpTree(t, mnt1, opts))
+	pins := livePins()
+	if len(pins) != 2 {
+		t.Fatalf("%d pins with two mounts, want 2: %+v", len(pins), pins)
+	}
+	for _, p := range pins {
+		b, err := os.ReadFile(p.Path)
+		check(t, err)
+		if !p.Live || !strings.HasSuffix(string(b), fmt.Sprintf("\n%d\n", svc.Process.Pid)) {
+			t.Errorf("pin %s (live %v) says %q, want the service's pid %d", p.Path, p.Live, b, svc.Process.Pid)
+		}
+	}
+	unmount(t, mnt1)
+	waitFor(t, 10*time.Second, "the unmounted mount's pin to go", func() bool { return len(livePins()) == 1 })
+	if b, err := os.ReadFile(filepath.Join(mnt2, "etc/hostname")); err != nil || string(b) != "host2\n" {
+		t.Errorf("the other mount after one was unmounted: %q, %v", b, err)
+	}
+
+	crp := importInto(t, t.TempDir(), "bare-user", src, "img")
+	csum := resolveRev(t, crp, "img")
+	p := filepath.Join(crp, "objects", objName(csum, "commit"))
+	fi, err := os.Stat(p)
+	check(t, err)
+	flipByte(t, p, fi.Size()/2)
+	bad := newMountpoint(t)
+	cleanupMount(t, bad, "")
+	checkFailed(t, omRun("--repo", crp, "mount", "--socket", sock, "img", bad), bad, "checksum mismatch")
+	if p := pinFiles(t, crp); len(p) != 0 {
+		t.Errorf("pins left by the failed mount: %q", p)
+	}
+
+	if r := run(binary, "serve", "--socket", sock); r.Code == 0 || !strings.Contains(r.Stderr, "already listens") {
+		t.Errorf("a second service on the same socket: want a refusal:\n%s", r)
+	}
+
+	check(t, svc.Process.Signal(syscall.SIGTERM))
+	select {
+	case err := <-exited:
+		exited <- err
+		if err != nil {
+			t.Errorf("the service exited with %v after SIGTERM\n%s", err, svcErr.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("the service did not exit within 20s of SIGTERM")
+	}
+	if m := mountedAt(t, mnt2); len(m) != 0 {
+		t.Errorf("the service exited leaving %s mounted", mnt2)
+	}
+	if _, err := os.Stat(sock); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the socket is left after the service exited: %v", err)
+	}
+	if p := pinFiles(t, rp); len(p) != 0 {
+		t.Errorf("pins left after the service exited: %q", p)
+	}
+	om(t, "--repo", rp, "mount", "--socket", sock, "img", mnt2)
+	if pids := daemonPids(mnt2); len(pids) != 1 {
+		t.Errorf("without a service, the mount has daemons %v, want one", pids)
+	}
+}

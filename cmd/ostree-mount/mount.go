@@ -39,6 +39,7 @@ func mountFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "passthrough", Usage: "hand opened files to the kernel (FUSE passthrough, as root): reads bypass the daemon and share page cache with other mounts, but every open is a round trip (default: opens cost no round trip)"},
 		&cli.StringFlag{Name: "log-file", Usage: "where a background mount logs (default: /run/ostree-mount/<mountpoint>.log)"},
 		&cli.BoolFlag{Name: "debug", Usage: "log every FUSE request"},
+		socketFlag(),
 	}
 }
 
@@ -137,6 +138,9 @@ func runMount(c *cli.Context, r *repo.Repo) error {
 	}
 	if !c.Bool("foreground") && os.Getenv(readyFDEnv) == "" {
 		if os.Geteuid() == 0 {
+			if handled, err := mountViaService(c, sum, rev, mnt, size); handled {
+				return err
+			}
 			return mountAndHandOff(c, r, sum, rev, mnt)
 		}
 		return daemonize(c, sum, mnt)
@@ -187,27 +191,18 @@ func serve(c *cli.Context, r *repo.Repo, pin *repo.Pin, rev, mnt string, cacheSi
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigs)
-	sum := pin.Commit
-	ca, err := cache.New[any](cacheSize)
-	if err != nil {
-		return err
-	}
-	defer ca.Close()
-	tree, err := compose.Open(r, sum, compose.Options{Cache: ca, Prefetch: prefetchWorkers()})
-	if err != nil {
-		return err
-	}
-	defer tree.Close()
-	logger := slog.New(slog.NewTextHandler(c.App.ErrWriter, nil))
 	o := fsOptions(c, rev)
-	o.Logger = logger
-	if device > 0 {
-		if o.DeviceNumber, err = mounted(); err != nil {
-			return err
+	o.Logger = slog.New(slog.NewTextHandler(c.App.ErrWriter, nil))
+	m, err := startMount(r, pin.Commit, mnt, cacheSize, o, func(o *fs.Options) error {
+		if device > 0 {
+			var err error
+			if o.DeviceNumber, err = mounted(); err != nil {
+				return err
+			}
+			o.Device = device
 		}
-		o.Device = device
-	}
-	srv, err := fs.Mount(mnt, r, tree, o)
+		return nil
+	})
 	if err != nil {
 		return err
 	}
@@ -215,12 +210,12 @@ func serve(c *cli.Context, r *repo.Repo, pin *repo.Pin, rev, mnt string, cacheSi
 	ready(nil)
 	go func() {
 		<-sigs
-		if err := srv.Unmount(); err != nil {
-			logger.Error("unmount on signal", "err", err)
+		if err := m.srv.Unmount(); err != nil {
+			o.Logger.Error("unmount on signal", "err", err)
 			_ = unix.Unmount(mnt, unix.MNT_DETACH)
 		}
 	}()
-	srv.Wait()
+	m.wait()
 	// OSTREE_MOUNT_MEMPROFILE=FILE writes a heap profile at unmount.
 	if p := os.Getenv("OSTREE_MOUNT_MEMPROFILE"); p != "" {
 		if f, err := os.Create(p); err == nil {
@@ -229,6 +224,48 @@ func serve(c *cli.Context, r *repo.Repo, pin *repo.Pin, rev, mnt string, cacheSi
 		}
 	}
 	return nil
+}
+
+// mounted is a mount being served.
+type mounted struct {
+	srv   *fs.Server
+	tree  *compose.Tree
+	cache *cache.Cache[any]
+}
+
+// startMount composes commit sum of r and mounts it at mnt with options o
+// (o.Logger set). beforeMount runs once the composition is ready, just
+// before mounting; it may still change o.
+func startMount(r *repo.Repo, sum repo.Checksum, mnt string, cacheSize int64, o fs.Options, beforeMount func(*fs.Options) error) (*mounted, error) {
+	ca, err := cache.New[any](cacheSize)
+	if err != nil {
+		return nil, err
+	}
+	tree, err := compose.Open(r, sum, compose.Options{Cache: ca, Prefetch: prefetchWorkers()})
+	if err != nil {
+		ca.Close()
+		return nil, err
+	}
+	if beforeMount != nil {
+		err = beforeMount(&o)
+	}
+	var srv *fs.Server
+	if err == nil {
+		srv, err = fs.Mount(mnt, r, tree, o)
+	}
+	if err != nil {
+		tree.Close()
+		ca.Close()
+		return nil, err
+	}
+	return &mounted{srv: srv, tree: tree, cache: ca}, nil
+}
+
+// wait returns once the mount is unmounted, and frees what it held.
+func (m *mounted) wait() {
+	m.srv.Wait()
+	m.tree.Close()
+	m.cache.Close()
 }
 
 func fsOptions(c *cli.Context, rev string) fs.Options {
@@ -415,16 +452,20 @@ func daemonEnv() []string {
 	return append(os.Environ(), "GOGC=off")
 }
 
+// defaultLogPath is where a mount's daemon logs without --log-file.
+func defaultLogPath(mnt string) string {
+	if err := os.MkdirAll("/run/ostree-mount", 0o755); err != nil {
+		return os.DevNull
+	}
+	return filepath.Join("/run/ostree-mount", strings.ReplaceAll(strings.Trim(mnt, "/"), "/", "-")+".log")
+}
+
 // daemonFiles opens what a daemon's standard streams become: its log
 // (--log-file, or a file under /run/ostree-mount) and /dev/null.
 func daemonFiles(c *cli.Context, mnt string) (logf, null *os.File, logPath string, err error) {
 	logPath = c.String("log-file")
 	if logPath == "" {
-		if err := os.MkdirAll("/run/ostree-mount", 0o755); err == nil {
-			logPath = filepath.Join("/run/ostree-mount", strings.ReplaceAll(strings.Trim(mnt, "/"), "/", "-")+".log")
-		} else {
-			logPath = os.DevNull
-		}
+		logPath = defaultLogPath(mnt)
 	}
 	logf, err = os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
