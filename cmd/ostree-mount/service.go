@@ -258,19 +258,20 @@ func (s *service) mount(req mountRequest) (err error) {
 		Debug:       req.Debug,
 		Logger:      slog.New(slog.NewTextHandler(logf, nil)),
 	}
-	s.mu.Lock()
-	if s.closing {
-		s.mu.Unlock()
+	release := func() {
 		pin.Release()
 		r.Close()
 		logf.Close()
+	}
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		release()
 		return errors.New("serve: the service is stopping")
 	}
 	if _, ok := s.mounts[req.Mountpoint]; ok {
 		s.mu.Unlock()
-		pin.Release()
-		r.Close()
-		logf.Close()
+		release()
 		return fmt.Errorf("mount: %s is already a mountpoint", req.Mountpoint)
 	}
 	// Reserved: the service waits for this mount from now on.
@@ -285,9 +286,7 @@ func (s *service) mount(req mountRequest) (err error) {
 		s.budget -= req.CacheSize + 48<<20
 		debug.SetMemoryLimit(s.budget)
 		s.mu.Unlock()
-		pin.Release()
-		r.Close()
-		logf.Close()
+		release()
 		s.wg.Done()
 	}
 	m, err := startMount(r, sum, req.Mountpoint, req.CacheSize, o, nil)
