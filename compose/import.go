@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -59,7 +60,9 @@ func chainRef(chain digest.Digest) repo.RefName {
 	return repo.Weak("ostree-mount/chain/" + chain.Algorithm().String() + "/" + chain.Encoded())
 }
 
-var refUnsafe = regexp.MustCompile(`[^\p{L}\p{N}_.-]`)
+// refUnsafe is compiled on first use: its Unicode classes cost most of
+// a millisecond, at the start of every process, mounts included.
+var refUnsafe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`[^\p{L}\p{N}_.-]`) })
 
 // DefaultRef is the strong ref an image is stored under when none is
 // given: "image/" followed by the image's name with ':' turned into '/'
@@ -72,7 +75,7 @@ func DefaultRef(img *source.Image) string {
 		if p == "" {
 			continue
 		}
-		p = refUnsafe.ReplaceAllString(p, "_")
+		p = refUnsafe().ReplaceAllString(p, "_")
 		if p[0] == '-' || p[0] == '.' {
 			p = "_" + p
 		}

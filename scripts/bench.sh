@@ -13,6 +13,9 @@ ROOT=$PWD
 BIN=$ROOT/bin/ostree-mount
 W=${BENCH_WORK:-/var/tmp/ostree-mount-bench}
 RUNS=${BENCH_RUNS:-5}
+# Mounts take tens of milliseconds and vary most from run to run on a VM:
+# four times the runs, after two warmups.
+MOUNT_RUNS=$((RUNS * 4))
 BIG_MB=${BENCH_BIG_MB:-1024}
 OUT=$W/out
 mkdir -p "$W" "$OUT"
@@ -165,11 +168,11 @@ path_of() { if [ "$1" = checkout ]; then echo "$CO"; else echo "$MNT/$1"; fi; }
 log "mount: ready and first stat"
 for s in layered precomposed overlay fuseovl; do
   # hyperfine 1.15 has no --conclude: each run unmounts the previous one first.
-  hyperfine --runs "$RUNS" --export-json "$OUT/mount-$s.json" --prepare "${UMOUNT[$s]} 2>/dev/null || true" \
+  hyperfine --runs "$MOUNT_RUNS" --warmup 2 --export-json "$OUT/mount-$s.json" --prepare "${UMOUNT[$s]} 2>/dev/null || true" \
     "${MOUNT[$s]} && stat $MNT/$s/usr/local/go/VERSION" >&2
   ${UMOUNT[$s]}
 done
-hyperfine --runs "$RUNS" --export-json "$OUT/mount50-layered.json" --prepare "umount $MNT/l50 2>/dev/null || true" \
+hyperfine --runs "$MOUNT_RUNS" --warmup 2 --export-json "$OUT/mount50-layered.json" --prepare "umount $MNT/l50 2>/dev/null || true" \
   "$BIN --repo $REPO bench/l50 $MNT/l50 && stat $MNT/l50/layer50/f" >&2
 umount "$MNT/l50"
 log "mount: ready and first stat, through the mount service (ostree-mount serve)"
@@ -177,10 +180,10 @@ SOCK=$W/mount.sock
 "$BIN" serve --socket "$SOCK" 2>>"$OUT/serve.log" &
 SVC=$!
 for _ in $(seq 200); do [ -S "$SOCK" ] && break; sleep 0.05; done
-hyperfine --runs "$RUNS" --export-json "$OUT/mount-service.json" --prepare "umount $MNT/svc 2>/dev/null || true" \
+hyperfine --runs "$MOUNT_RUNS" --warmup 2 --export-json "$OUT/mount-service.json" --prepare "umount $MNT/svc 2>/dev/null || true" \
   "$BIN --repo $REPO --socket $SOCK bench/layered $MNT/svc && stat $MNT/svc/usr/local/go/VERSION" >&2
 umount "$MNT/svc"
-hyperfine --runs "$RUNS" --export-json "$OUT/mount50-service.json" --prepare "umount $MNT/svc50 2>/dev/null || true" \
+hyperfine --runs "$MOUNT_RUNS" --warmup 2 --export-json "$OUT/mount50-service.json" --prepare "umount $MNT/svc50 2>/dev/null || true" \
   "$BIN --repo $REPO --socket $SOCK bench/l50 $MNT/svc50 && stat $MNT/svc50/layer50/f" >&2
 umount "$MNT/svc50"
 kill "$SVC"; wait "$SVC" || true

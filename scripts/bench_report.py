@@ -146,7 +146,7 @@ lines.append("|---|---|---|")
 for t in targets:
     lines.append(f"| {t['target']} | {'yes' if t['met'] else '**no**'} | {t['detail']} |")
 
-md = f"Benchmark run {data['date']}, medians of {runs} runs (hyperfine), ratios to kernel overlayfs.\n\n" + "\n".join(lines) + "\n"
+md = f"Benchmark run {data['date']}, medians of {runs} runs (hyperfine; mounts: {4 * int(runs)} runs after 2 warmups), ratios to kernel overlayfs.\n\n" + "\n".join(lines) + "\n"
 print(md)
 os.makedirs(results, exist_ok=True)
 stamp = data["date"].replace(":", "").replace("+0000", "Z")
