@@ -214,11 +214,15 @@ func Mount(mountpoint string, r *repo.Repo, tree *compose.Tree, o Options) (*Ser
 			MaxWrite:             maxWrite,
 			DisableXAttrs:        !treeHasXattrs(tree),
 			Debug:                o.Debug,
+			// Every read is answered with bytes (ReadResultData), which
+			// go-fuse would first try to splice: a pipe, a write of the
+			// header into it and a drain, then the real write, for each
+			// READ. Off, a 4 KiB random read took 60 µs here, 80 µs on.
+			DisableSplice: true,
 		},
 	}
-	// go-fuse's own log (mount options) goes to the daemon's log, without
-	// the line it repeats for every 1 MiB read (see onceFilter).
-	fo.MountOptions.Logger = log.New(&onceFilter{w: os.Stderr, prefix: []byte("trySplice:")}, "", log.LstdFlags)
+	// go-fuse's own log (mount options) goes to the daemon's log.
+	fo.MountOptions.Logger = log.New(os.Stderr, "", log.LstdFlags)
 	if o.Debug {
 		fo.Logger = log.New(os.Stderr, "fuse: ", 0)
 	}
