@@ -38,6 +38,10 @@ type Options struct {
 	// daemon, which preads the object file; archive repositories always
 	// open through the daemon, which inflates.
 	Passthrough bool
+	// SpareP runs the process with two Ps more than go-fuse's readers (see
+	// newServer), for a process that serves this one mount; it sets
+	// GOMAXPROCS. A process serving many mounts leaves it off.
+	SpareP bool
 	// InflateCacheBytes bounds the cache of inflated archive-mode files.
 	InflateCacheBytes int64
 	// MaxInodes bounds the inodes the daemon keeps; past it the oldest are
@@ -232,7 +236,7 @@ func Mount(mountpoint string, r *repo.Repo, tree *compose.Tree, o Options) (*Ser
 		// mountpoint /dev/fd/N (libfuse's convention).
 		target = fmt.Sprintf("/dev/fd/%d", o.Device)
 	}
-	srv, err := newServer(&zeroOpendir{fusefs.NewNodeFS(root, fo)}, target, &fo.MountOptions)
+	srv, err := newServer(&zeroOpendir{fusefs.NewNodeFS(root, fo)}, target, &fo.MountOptions, o.SpareP)
 	if err == nil {
 		// NewServer has mounted and answered INIT. go-fuse's WaitMount
 		// would add only its "poll hack" (opening a file of the mount to
@@ -303,8 +307,8 @@ func treeHasXattrs(t *compose.Tree) bool {
 	return !ok || b
 }
 
-// newServer mounts and starts go-fuse's server, keeping a P free for the
-// Go scheduler.
+// newServer mounts and starts go-fuse's server; with spare, it keeps a P
+// free for the Go scheduler.
 //
 // go-fuse keeps up to GOMAXPROCS+1 goroutines blocked in read(2) on
 // /dev/fuse, and a goroutine blocked in a system call holds its P. With
@@ -314,9 +318,11 @@ func treeHasXattrs(t *compose.Tree) bool {
 // request: 88 µs per open and close under --passthrough, 60 µs with a P
 // to spare. So go-fuse sizes its readers from the process's first
 // GOMAXPROCS and the process then runs with two Ps more (spareProcs).
-// An explicit $GOMAXPROCS is left as it is.
-func newServer(fs fuse.RawFileSystem, target string, o *fuse.MountOptions) (*fuse.Server, error) {
-	if os.Getenv("GOMAXPROCS") != "" {
+// An explicit $GOMAXPROCS is left as it is. The mount service does without:
+// its mounts' readers outnumber any Ps, and changing GOMAXPROCS stops the
+// world, which cost its other mounts milliseconds.
+func newServer(fs fuse.RawFileSystem, target string, o *fuse.MountOptions, spare bool) (*fuse.Server, error) {
+	if !spare || os.Getenv("GOMAXPROCS") != "" {
 		return fuse.NewServer(fs, target, o)
 	}
 	serverMu.Lock()

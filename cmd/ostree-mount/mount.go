@@ -276,6 +276,7 @@ func fsOptions(c *cli.Context, rev string) fs.Options {
 		Passthrough: c.Bool("passthrough"),
 		Name:        "ostree-mount:" + rev,
 		Debug:       c.Bool("debug"),
+		SpareP:      true, // a daemon serves one mount
 	}
 }
 
