@@ -356,7 +356,12 @@ func importBlob(ctx context.Context, tx *repo.Transaction, lower *Tree, l *sourc
 		return nil, 0, err
 	}
 	defer blob.Close()
-	cnt := &countingReader{r: blob}
+	// Three stages, each in a goroutine of its own: the blob is read and
+	// its digest checked; it is decompressed and its diff_id hashed; the
+	// tar is parsed and its files hashed and written.
+	braw := newReadAhead(blob, readAheadChunk, readAheadDepth)
+	defer braw.Close()
+	cnt := &countingReader{r: braw}
 	zr, _, err := decompress(cnt)
 	if err != nil {
 		return nil, 0, err
@@ -366,7 +371,9 @@ func importBlob(ctx context.Context, tx *repo.Transaction, lower *Tree, l *sourc
 		return nil, 0, fmt.Errorf("diff_id %s: only sha256 is supported: %w", l.DiffID, source.ErrUnsupported)
 	}
 	h := sha256.New()
-	res, err := ImportLayer(ctx, tx, lower, io.TeeReader(zr, h), lim)
+	ra := newReadAhead(io.TeeReader(zr, h), readAheadChunk, readAheadDepth)
+	res, err := ImportLayer(ctx, tx, lower, ra, lim)
+	ra.Close() // no longer reading zr, h or cnt
 	if err != nil {
 		return nil, cnt.n, err
 	}
@@ -380,6 +387,13 @@ func importBlob(ctx context.Context, tx *repo.Transaction, lower *Tree, l *sourc
 	}
 	return res, cnt.n, nil
 }
+
+// The decompressed stream is read ahead of the tar parser in chunks of
+// readAheadChunk bytes, at most readAheadDepth of them.
+const (
+	readAheadChunk = 256 << 10
+	readAheadDepth = 16
+)
 
 type countingReader struct {
 	r io.Reader
