@@ -46,12 +46,14 @@ tools:
 lint: tools
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 		if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@$(GO) mod tidy -diff || { echo "go.mod/go.sum not tidy: run go mod tidy"; exit 1; }
 	$(GO) vet ./...
 	$(GOBIN)/staticcheck ./...
+	$(GO) run ./scripts/lintdeps
 
 # Unit tests with the race detector; -count=1 disables the test cache.
 unit:
-	$(GO) test -race -count=1 ./repo/... ./cache/... ./compose/... ./fs/... ./cmd/...
+	$(GO) test -race -count=1 ./repo/... ./cache/... ./compose/... ./fs/... ./cmd/... ./scripts/...
 
 # Each fuzz target briefly, starting from its seed corpus in testdata/fuzz.
 fuzz:
