@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -63,6 +64,8 @@ var _ = register(&cli.Command{
 	Name:      "umount",
 	Usage:     "unmount a mount made by ostree-mount (also one whose daemon died)",
 	ArgsUsage: "MOUNTPOINT",
+	Description: `Refuses a mount that is not an ostree-mount mount (filesystem type
+` + fs.FSType + ` in /proc/self/mountinfo): use umount(8) for those.`,
 	Action: func(c *cli.Context) error {
 		if c.NArg() != 1 {
 			return usageError(c, "umount: want MOUNTPOINT")
@@ -84,6 +87,9 @@ func parseSize(s string) (int64, error) {
 	n, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || n <= 0 {
 		return 0, fmt.Errorf("size %q: want a positive number with an optional K, M or G suffix", s)
+	}
+	if n > math.MaxInt64/mult {
+		return 0, fmt.Errorf("size %q: too large (at most %d bytes)", s, int64(math.MaxInt64))
 	}
 	return n * mult, nil
 }
@@ -404,14 +410,11 @@ func serveHandoff(c *cli.Context, r *repo.Repo, h *handoff, rev, mnt string) err
 	if err != nil {
 		return err
 	}
-	size, err := parseSize(c.String("cache-size"))
-	if err != nil {
-		pin.Release()
-		return fmt.Errorf("--cache-size: %w", err)
-	}
 	ctl := os.NewFile(uintptr(h.ctlFD), "control")
 	var devnum uint64
+	var read bool
 	mounted := func() (uint64, error) {
+		read = true
 		msg, _ := io.ReadAll(ctl)
 		ctl.Close()
 		if _, err := fmt.Sscanf(string(msg), "mounted %d\n", &devnum); err != nil {
@@ -419,12 +422,26 @@ func serveHandoff(c *cli.Context, r *repo.Repo, h *handoff, rev, mnt string) err
 		}
 		return devnum, nil
 	}
-	err = serve(c, r, pin, rev, mnt, size, h.device, mounted, func(error) {})
+	size, err := parseSize(c.String("cache-size"))
+	if err != nil {
+		pin.Release()
+		err = fmt.Errorf("--cache-size: %w", err)
+	} else {
+		err = serve(c, r, pin, rev, mnt, size, h.device, mounted, func(error) {})
+	}
 	if errors.Is(err, errNotMounted) {
 		return nil // the command failed, and said why
 	}
-	if err != nil && devnum != 0 {
-		_ = fs.DetachIfOurs(mnt, devnum)
+	if err != nil {
+		// Failed before or after the command mounted: never leave a
+		// mount that nothing serves (ENOTCONN). The command closes the
+		// pipe once it has mounted, or failed to.
+		if !read {
+			_, _ = mounted()
+		}
+		if devnum != 0 {
+			_ = fs.DetachIfOurs(mnt, devnum)
+		}
 	}
 	return err
 }
@@ -458,7 +475,32 @@ func defaultLogPath(mnt string) string {
 	if err := os.MkdirAll("/run/ostree-mount", 0o755); err != nil {
 		return os.DevNull
 	}
-	return filepath.Join("/run/ostree-mount", strings.ReplaceAll(strings.Trim(mnt, "/"), "/", "-")+".log")
+	return filepath.Join("/run/ostree-mount", logName(mnt))
+}
+
+// logName names the default log of the mount at mnt (absolute, clean)
+// with systemd-escape --path's rules, so that distinct mountpoints have
+// distinct logs: "/" separates, "-" and every byte but ASCII letters,
+// digits, ":", "_" and a "." not in front become \xXX. "/x-y" is
+// x\x2dy.log, "/x/y" x-y.log.
+func logName(mnt string) string {
+	p := strings.Trim(mnt, "/")
+	if p == "" {
+		return "-.log"
+	}
+	var b strings.Builder
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		switch {
+		case c == '/':
+			b.WriteByte('-')
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == ':', c == '_', c == '.' && i > 0:
+			b.WriteByte(c)
+		default:
+			fmt.Fprintf(&b, `\x%02x`, c)
+		}
+	}
+	return b.String() + ".log"
 }
 
 // daemonFiles opens what a daemon's standard streams become: its log
@@ -531,10 +573,14 @@ func unmount(mnt string) error {
 	if err != nil {
 		return err
 	}
-	if ok, err := isMountpoint(abs); err != nil {
+	mi, ok, err := fs.MountedAt(abs)
+	if err != nil {
 		return err
 	} else if !ok {
 		return fmt.Errorf("umount: %s is not mounted", abs)
+	}
+	if mi.FSType != fs.FSType {
+		return fmt.Errorf("umount: %s is not an ostree-mount mount (filesystem type %s); use umount(8)", abs, mi.FSType)
 	}
 	err = unix.Unmount(abs, 0)
 	if errors.Is(err, unix.EPERM) {
