@@ -3,6 +3,7 @@ package main
 import (
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -37,6 +38,18 @@ func TestLogNameUnambiguous(t *testing.T) {
 	}
 	if n := logName("/x/y"); n != "x-y.log" {
 		t.Errorf("logName(/x/y) = %q, want x-y.log", n)
+	}
+	if _, err := exec.LookPath("systemd-escape"); err != nil {
+		return
+	}
+	for _, mnt := range []string{"/mnt/x-y", "/x/y", "/a b", "/.x/y", "/x/.y", "/\u00e9", "/", "/a:b_c\\d"} {
+		out, err := exec.Command("systemd-escape", "--path", mnt).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := strings.TrimSpace(string(out)) + ".log"; logName(mnt) != want {
+			t.Errorf("logName(%q) = %q, systemd-escape --path says %q", mnt, logName(mnt), want)
+		}
 	}
 }
 

@@ -38,7 +38,7 @@ func mountFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "verify", Usage: "verify each file object's checksum before serving it (EIO on mismatch)"},
 		&cli.StringFlag{Name: "cache-size", Value: "64M", Usage: "bytes of composed-directory metadata to cache (K, M, G suffixes)"},
 		&cli.BoolFlag{Name: "passthrough", Usage: "hand opened files to the kernel (FUSE passthrough, as root): reads bypass the daemon and share page cache with other mounts, but every open is a round trip (default: opens cost no round trip)"},
-		&cli.StringFlag{Name: "log-file", Usage: "where a background mount logs (default: /run/ostree-mount/<mountpoint>.log)"},
+		&cli.StringFlag{Name: "log-file", Usage: "where a background mount logs (default: /run/ostree-mount/MOUNTPOINT.log, the mountpoint escaped as by systemd-escape --path: /mnt/x-y is mnt-x\\x2dy.log)"},
 		&cli.BoolFlag{Name: "debug", Usage: "log every FUSE request"},
 		socketFlag(),
 	}

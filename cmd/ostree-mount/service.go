@@ -40,7 +40,9 @@ root, without -f), and serves every mount it makes from this process until
 each is unmounted. A mount then costs no process start (two otherwise), at
 the price of isolation: if this process dies, all its mounts die with it.
 Each mount is pinned and logged as a mount of its own daemon would be.
-SIGTERM or SIGINT unmounts them all and exits. Only root may connect.`,
+SIGTERM or SIGINT unmounts them all and exits. Only root may connect.
+A stale socket at --socket (one nobody accepts on) is replaced; a live one,
+or anything that is not a socket, is an error and is left alone.`,
 	Flags:  []cli.Flag{socketFlag()},
 	Action: runServe,
 })
