@@ -158,7 +158,7 @@ func listenSocket(path string) (*net.UnixListener, error) {
 		switch {
 		case err == nil:
 			conn.Close()
-			return nil, fmt.Errorf("serve: %s is already served by a running service", path)
+			return nil, fmt.Errorf("serve: %s is already served: a service already listens on it", path)
 		case errors.Is(err, syscall.ECONNREFUSED):
 			if err := os.Remove(path); err != nil {
 				return nil, fmt.Errorf("serve: stale socket: %w", err)
