@@ -109,13 +109,20 @@ func TestMountDamageContained(t *testing.T) {
 	}
 	_, err = os.ReadDir(filepath.Join(p, "gc/inner"))
 	eio("readdir gc/inner", err)
-	// find walks around the damage and reports it.
+	// find walks around the damage and reports it: broken/'s link count
+	// 1 makes fts look at every entry rather than assume a leaf.
 	res = runTimeout(30*time.Second, "find", p)
-	for _, want := range []string{"parent/sib1", "parent/gc/inner"} {
+	for _, want := range []string{"parent/sib1", "parent/gc/inner", "parent/broken"} {
 		if !strings.Contains(res.Stdout, want) {
 			t.Errorf("find does not reach %s:\n%s", want, res)
 		}
 	}
+	for _, want := range []string{"broken", "nometa", "inner"} {
+		if !strings.Contains(res.Stderr, want) {
+			t.Errorf("find does not report the damage of %s:\n%s", want, res)
+		}
+	}
+	t.Logf("find:\n%s", res.Stderr)
 }
 
 // fifoLayout copies the synthetic image's layout and replaces the base
@@ -273,15 +280,18 @@ func TestServeSocketSafety(t *testing.T) {
 	}
 }
 
-// TestMountCacheSizeOverflow: a --cache-size that overflows fails the
-// mount command, naming the flag, and leaves no mount.
+// TestMountCacheSizeOverflow: a --cache-size that overflows, or exceeds
+// the machine's memory, fails the mount command, naming the flag, and
+// leaves no mount.
 func TestMountCacheSizeOverflow(t *testing.T) {
 	_, src := syntheticSource(t)
 	rp := importInto(t, t.TempDir(), "bare-user", src, "img")
-	mnt := newMountpoint(t)
-	cleanupMount(t, mnt, "")
-	res := runTimeout(60*time.Second, binary, "--repo", rp, "mount", "--cache-size", "17179869184G", "img", mnt)
-	checkFailed(t, res, mnt, "--cache-size")
+	for _, size := range []string{"17179869184G", "8589934591G"} {
+		mnt := newMountpoint(t)
+		cleanupMount(t, mnt, "")
+		res := runTimeout(60*time.Second, binary, "--repo", rp, "mount", "--cache-size", size, "img", mnt)
+		checkFailed(t, res, mnt, "--cache-size")
+	}
 }
 
 // TestUmountRefusesForeignMount: umount leaves a tmpfs alone.

@@ -24,6 +24,15 @@ func TestParseSizeOverflow(t *testing.T) {
 	}
 }
 
+func TestCheckCacheSize(t *testing.T) {
+	if err := checkCacheSize(64 << 20); err != nil {
+		t.Errorf("64M: %v", err)
+	}
+	if err := checkCacheSize(8589934591 << 30); err == nil || !strings.Contains(err.Error(), "memory") {
+		t.Errorf("8589934591G: %v, want an error about memory", err)
+	}
+}
+
 func TestLogNameUnambiguous(t *testing.T) {
 	seen := map[string]string{}
 	for _, mnt := range []string{"/x-y", "/x/y", "/x\\x2dy", "/x/-y", "/", "/.x", "/x/.y", "/a b", "/x/y/"} {

@@ -94,6 +94,20 @@ func parseSize(s string) (int64, error) {
 	return n * mult, nil
 }
 
+// checkCacheSize refuses a cache larger than the machine's memory: the
+// cache allocates its counters in proportion to its size (about 1 %), so
+// a daemon given such a size would die of it after the mount exists.
+func checkCacheSize(n int64) error {
+	var si unix.Sysinfo_t
+	if err := unix.Sysinfo(&si); err != nil {
+		return nil // not known: not checked
+	}
+	if ram := uint64(si.Totalram) * uint64(si.Unit); ram > 0 && uint64(n) > ram {
+		return fmt.Errorf("%d bytes is more than this machine's memory (%d bytes)", n, ram)
+	}
+	return nil
+}
+
 // isMountpoint reports whether path is the mountpoint of a mount.
 func isMountpoint(path string) (bool, error) {
 	_, ok, err := fs.MountedAt(path)
@@ -135,6 +149,9 @@ func runMount(c *cli.Context, r *repo.Repo) error {
 		return fmt.Errorf("mount: %s is already a mountpoint", mnt)
 	}
 	size, err := parseSize(c.String("cache-size"))
+	if err == nil {
+		err = checkCacheSize(size)
+	}
 	if err != nil {
 		return fmt.Errorf("--cache-size: %w", err)
 	}
