@@ -423,10 +423,6 @@ func mountAndHandOff(c *cli.Context, r *repo.Repo, sum repo.Checksum, rev, mnt s
 // the mount was unmounted already, and maybe another one made on the
 // same directory).
 func serveHandoff(c *cli.Context, r *repo.Repo, h *handoff, rev, mnt string) error {
-	pin, err := repo.AdoptPin(os.NewFile(uintptr(h.pinFD), "pin"), h.pinPath)
-	if err != nil {
-		return err
-	}
 	ctl := os.NewFile(uintptr(h.ctlFD), "control")
 	var devnum uint64
 	var read bool
@@ -439,12 +435,15 @@ func serveHandoff(c *cli.Context, r *repo.Repo, h *handoff, rev, mnt string) err
 		}
 		return devnum, nil
 	}
-	size, err := parseSize(c.String("cache-size"))
-	if err != nil {
-		pin.Release()
-		err = fmt.Errorf("--cache-size: %w", err)
-	} else {
-		err = serve(c, r, pin, rev, mnt, size, h.device, mounted, func(error) {})
+	pin, err := repo.AdoptPin(os.NewFile(uintptr(h.pinFD), "pin"), h.pinPath)
+	if err == nil {
+		var size int64
+		if size, err = parseSize(c.String("cache-size")); err != nil {
+			pin.Release()
+			err = fmt.Errorf("--cache-size: %w", err)
+		} else {
+			err = serve(c, r, pin, rev, mnt, size, h.device, mounted, func(error) {})
+		}
 	}
 	if errors.Is(err, errNotMounted) {
 		return nil // the command failed, and said why
