@@ -102,6 +102,7 @@ type writeJob struct {
 	n    *lnode
 	meta repo.FileMeta
 	buf  *[]byte
+	name string // the tar entry, for errors
 }
 
 // asyncMax is the largest file written by the pool; larger ones stream
@@ -118,7 +119,7 @@ func newWriterPool(tx *repo.Transaction, workers int) *writerPool {
 			for j := range p.jobs {
 				sum, err := tx.WriteFile(&j.meta, bytes.NewReader(*j.buf))
 				if err != nil {
-					p.fail(err)
+					p.fail(fmt.Errorf("entry %q: %w", j.name, err))
 				}
 				j.n.sum = sum
 				*j.buf = (*j.buf)[:0]
@@ -436,7 +437,7 @@ func (li *layerImport) entry(hdr *tar.Header, tr *tar.Reader) error {
 				return fmt.Errorf("%w: %w", ErrBadLayer, err)
 			}
 			*buf = b.Bytes()
-			li.pool.jobs <- writeJob{n: n, meta: *m, buf: buf}
+			li.pool.jobs <- writeJob{n: n, meta: *m, buf: buf, name: hdr.Name}
 		} else {
 			sum, err := li.tx.WriteFile(m, tr)
 			if err != nil {

@@ -78,6 +78,24 @@ type Entry struct {
 	// composed (hasNsub); the root's is counted when asked.
 	nsub    int
 	hasNsub bool
+	// err is why the entry's own metadata could not be read (a damaged
+	// object, see Damaged): the entry is listed, by name and type when
+	// known, but its stat and contents fail with err.
+	err error
+}
+
+// Err returns why the entry's metadata could not be read, or nil. Such an
+// entry is still listed in its directory; everything that needs its
+// metadata or content fails with this error.
+func (e *Entry) Err() error { return e.err }
+
+// Damaged reports whether err says that an object is missing or corrupt.
+// Such an error is permanent and concerns that object alone: a directory
+// holding the object is still composed, with the error kept on the entry
+// that needs it. Other errors (descriptors, memory, cancellation) concern
+// the process and fail the operation, which a retry may then pass.
+func Damaged(err error) bool {
+	return errors.Is(err, repo.ErrObjectNotFound) || errors.Is(err, repo.ErrCorrupt) || errors.Is(err, repo.ErrChecksumMismatch)
 }
 
 // Key identifies a directory's composed content: directories with equal
@@ -325,16 +343,20 @@ func (t *Tree) dirAttr(e *Entry) error {
 // whiteoutOnly reports whether every layer directory of e holds nothing
 // but whiteouts, so that the directory does not exist in the image.
 func (t *Tree) whiteoutOnly(e *Entry) (bool, error) {
+	var first error
 	for _, d := range e.dirs {
 		m, err := t.dirMeta(d.meta)
 		if err != nil {
-			return false, err
+			if first == nil {
+				first = err
+			}
+			continue
 		}
 		if implicitKind(m) != "w" {
 			return false, nil
 		}
 	}
-	return true, nil
+	return first == nil, first
 }
 
 // fileAttr reads a content object's attributes. They are not cached on
@@ -372,6 +394,9 @@ func attrFromFile(fm *repo.FileMeta) (*Attr, error) {
 
 // ReadDir composes directory e.
 func (t *Tree) ReadDir(ctx context.Context, e *Entry) (*Dir, error) {
+	if e.err != nil {
+		return nil, e.err
+	}
 	if !e.IsDir() {
 		return nil, fmt.Errorf("%s: %w", e.Name, ErrNotDir)
 	}
@@ -408,6 +433,7 @@ type slot struct {
 	obj   repo.Checksum
 	layer int
 	dirs  []layerDir
+	err   error // a damaged dirmeta hid whether the directory exists
 }
 
 // merge overlays the layer directories, base first, by the OCI rules:
@@ -457,6 +483,11 @@ func (t *Tree) merge(dirs []layerDir) (map[string]*slot, error) {
 				continue
 			}
 			hide, err := t.whiteoutOnly(&Entry{dirs: s.dirs})
+			if Damaged(err) {
+				// Shown, so that the damage is seen where it is.
+				s.err = fmt.Errorf("%s: %w", name, err)
+				continue
+			}
 			if err != nil {
 				return nil, err
 			}
@@ -490,6 +521,7 @@ func (t *Tree) compose(dirs []layerDir) (*Dir, error) {
 		} else {
 			e.dirs = s.dirs
 			e.key = dirKey(t.layered, s.dirs)
+			e.err = s.err
 		}
 		out.Entries = append(out.Entries, e)
 	}
@@ -505,9 +537,24 @@ func (t *Tree) compose(dirs []layerDir) (*Dir, error) {
 
 // loadAttr fills in one new entry: a file's attributes from its object, a
 // directory's from its dirmeta, with its subdirectory count.
+//
+// A damaged object fails only what needs it: a file whose object is
+// damaged, or a directory whose dirmeta is, keeps the error (Entry.Err)
+// and stays listed, a file with an unknown type (mode 0), a directory as
+// a directory; a directory whose dirtrees are damaged keeps its
+// attributes and has no subdirectory count (Subdirs fails, and its own
+// listing does).
 func (t *Tree) loadAttr(e *Entry) error {
+	if e.err != nil {
+		e.Attr = Attr{Mode: repo.ModeDir}
+		return nil
+	}
 	if e.dirs == nil {
 		a, err := t.fileAttr(e.Object)
+		if Damaged(err) {
+			e.Attr, e.err = Attr{}, fmt.Errorf("%s: %w", e.Name, err)
+			return nil
+		}
 		if err != nil {
 			return err
 		}
@@ -515,9 +562,16 @@ func (t *Tree) loadAttr(e *Entry) error {
 		return nil
 	}
 	if err := t.dirAttr(e); err != nil {
+		if Damaged(err) {
+			e.Attr, e.err = Attr{Mode: repo.ModeDir}, fmt.Errorf("%s: %w", e.Name, err)
+			return nil
+		}
 		return err
 	}
 	n, err := t.countSubdirs(e)
+	if Damaged(err) {
+		return nil // counted when asked, and failing then
+	}
 	if err != nil {
 		return err
 	}
@@ -565,6 +619,9 @@ func (t *Tree) loadAttrs(entries []*Entry) error {
 // Subdirs counts the subdirectories of directory e (for its link count)
 // from dirtrees alone, without reading any file's metadata.
 func (t *Tree) Subdirs(ctx context.Context, e *Entry) (int, error) {
+	if e.err != nil {
+		return 0, e.err
+	}
 	if e.hasNsub {
 		return e.nsub, nil
 	}
@@ -595,7 +652,7 @@ func (t *Tree) countSubdirs(e *Entry) (int, error) {
 	}
 	n := 0
 	for _, s := range entries {
-		if !s.file {
+		if !s.file { // one whose dirmeta is damaged is listed, so counted
 			n++
 		}
 	}
@@ -709,8 +766,8 @@ func (t *Tree) LinkCount(ctx context.Context, e *Entry, p string) (int, error) {
 		n := 0
 		for _, m := range t.groups[e.Layer][leader] {
 			me, err := t.Lookup(ctx, m)
-			if errors.Is(err, ErrNotExist) || errors.Is(err, ErrNotDir) {
-				continue
+			if errors.Is(err, ErrNotExist) || errors.Is(err, ErrNotDir) || Damaged(err) {
+				continue // a member behind a damaged object is not seen
 			}
 			if err != nil {
 				return nil, 0, err

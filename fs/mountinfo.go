@@ -11,6 +11,10 @@ import (
 )
 
 // MountInfo describes a mount, from /proc/self/mountinfo.
+// FSType is the filesystem type of the mounts this package makes, as
+// /proc/self/mountinfo shows it.
+const FSType = "fuse.ostree-mount"
+
 type MountInfo struct {
 	Dev    uint64 // the device number of its superblock (st_dev)
 	FSType string

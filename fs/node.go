@@ -122,7 +122,18 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fu
 }
 
 // fillAttr sets stat data; a directory's link count needs its subdirectories.
+//
+// An entry whose own metadata is damaged (compose.Entry.Err) fails; a
+// directory whose dirtrees are damaged, so that its subdirectories cannot
+// be counted, gets link count 1: the convention for "not counted" (btrfs,
+// many FUSE filesystems). fts (find, du, rm -r) subtracts 2 from a
+// directory's link count to know how many subdirectories remain to be
+// found, and takes 1 (giving -1) as "unknown", stat'ing every entry; a
+// count of 2 would claim there are none.
 func (f *filesystem) fillAttr(ctx context.Context, e *compose.Entry, p string, ino uint64, out *fuse.Attr) syscall.Errno {
+	if err := e.Err(); err != nil {
+		return f.toErrno(err, "stat /"+p)
+	}
 	out.Ino = ino
 	out.Mode = e.Mode
 	out.Uid, out.Gid = e.UID, e.GID
@@ -139,10 +150,15 @@ func (f *filesystem) fillAttr(ctx context.Context, e *compose.Entry, p string, i
 		out.Nlink = uint32(n)
 	} else {
 		n, err := f.tree.Subdirs(ctx, e)
-		if err != nil {
-			return f.toErrno(err, "stat "+e.Name)
+		switch {
+		case compose.Damaged(err):
+			f.log.Warn("directory's subdirectories not counted: link count 1", "path", "/"+p, "err", err)
+			out.Nlink = 1
+		case err != nil:
+			return f.toErrno(err, "stat /"+p)
+		default:
+			out.Nlink = 2 + uint32(n)
 		}
-		out.Nlink = 2 + uint32(n)
 		out.Size = 4096
 		out.Blocks = 8
 	}

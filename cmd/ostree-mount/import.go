@@ -1,11 +1,7 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/urfave/cli/v2"
 
@@ -38,7 +34,7 @@ squashed (composed tree only; the layers become garbage for prune).`,
 		if c.NArg() != 1 {
 			return usageError(c, "import: want one SOURCE")
 		}
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		ctx, stop := interruptible(c)
 		defer stop()
 		src := c.Args().First()
 		img, err := source.Open(ctx, src, source.Options{Platform: c.String("platform")})

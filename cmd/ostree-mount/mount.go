@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -37,7 +38,7 @@ func mountFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "verify", Usage: "verify each file object's checksum before serving it (EIO on mismatch)"},
 		&cli.StringFlag{Name: "cache-size", Value: "64M", Usage: "bytes of composed-directory metadata to cache (K, M, G suffixes)"},
 		&cli.BoolFlag{Name: "passthrough", Usage: "hand opened files to the kernel (FUSE passthrough, as root): reads bypass the daemon and share page cache with other mounts, but every open is a round trip (default: opens cost no round trip)"},
-		&cli.StringFlag{Name: "log-file", Usage: "where a background mount logs (default: /run/ostree-mount/<mountpoint>.log)"},
+		&cli.StringFlag{Name: "log-file", Usage: "where a background mount logs (default: /run/ostree-mount/MOUNTPOINT.log, the mountpoint escaped as by systemd-escape --path: /mnt/x-y is mnt-x\\x2dy.log)"},
 		&cli.BoolFlag{Name: "debug", Usage: "log every FUSE request"},
 		socketFlag(),
 	}
@@ -63,6 +64,8 @@ var _ = register(&cli.Command{
 	Name:      "umount",
 	Usage:     "unmount a mount made by ostree-mount (also one whose daemon died)",
 	ArgsUsage: "MOUNTPOINT",
+	Description: `Refuses a mount that is not an ostree-mount mount (filesystem type
+` + fs.FSType + ` in /proc/self/mountinfo): use umount(8) for those.`,
 	Action: func(c *cli.Context) error {
 		if c.NArg() != 1 {
 			return usageError(c, "umount: want MOUNTPOINT")
@@ -85,7 +88,24 @@ func parseSize(s string) (int64, error) {
 	if err != nil || n <= 0 {
 		return 0, fmt.Errorf("size %q: want a positive number with an optional K, M or G suffix", s)
 	}
+	if n > math.MaxInt64/mult {
+		return 0, fmt.Errorf("size %q: too large (at most %d bytes)", s, int64(math.MaxInt64))
+	}
 	return n * mult, nil
+}
+
+// checkCacheSize refuses a cache larger than the machine's memory: the
+// cache allocates its counters in proportion to its size (about 1 %), so
+// a daemon given such a size would die of it after the mount exists.
+func checkCacheSize(n int64) error {
+	var si unix.Sysinfo_t
+	if err := unix.Sysinfo(&si); err != nil {
+		return nil // not known: not checked
+	}
+	if ram := uint64(si.Totalram) * uint64(si.Unit); ram > 0 && uint64(n) > ram {
+		return fmt.Errorf("%d bytes is more than this machine's memory (%d bytes)", n, ram)
+	}
+	return nil
 }
 
 // isMountpoint reports whether path is the mountpoint of a mount.
@@ -129,6 +149,9 @@ func runMount(c *cli.Context, r *repo.Repo) error {
 		return fmt.Errorf("mount: %s is already a mountpoint", mnt)
 	}
 	size, err := parseSize(c.String("cache-size"))
+	if err == nil {
+		err = checkCacheSize(size)
+	}
 	if err != nil {
 		return fmt.Errorf("--cache-size: %w", err)
 	}
@@ -400,18 +423,11 @@ func mountAndHandOff(c *cli.Context, r *repo.Repo, sum repo.Checksum, rev, mnt s
 // the mount was unmounted already, and maybe another one made on the
 // same directory).
 func serveHandoff(c *cli.Context, r *repo.Repo, h *handoff, rev, mnt string) error {
-	pin, err := repo.AdoptPin(os.NewFile(uintptr(h.pinFD), "pin"), h.pinPath)
-	if err != nil {
-		return err
-	}
-	size, err := parseSize(c.String("cache-size"))
-	if err != nil {
-		pin.Release()
-		return fmt.Errorf("--cache-size: %w", err)
-	}
 	ctl := os.NewFile(uintptr(h.ctlFD), "control")
 	var devnum uint64
+	var read bool
 	mounted := func() (uint64, error) {
+		read = true
 		msg, _ := io.ReadAll(ctl)
 		ctl.Close()
 		if _, err := fmt.Sscanf(string(msg), "mounted %d\n", &devnum); err != nil {
@@ -419,12 +435,29 @@ func serveHandoff(c *cli.Context, r *repo.Repo, h *handoff, rev, mnt string) err
 		}
 		return devnum, nil
 	}
-	err = serve(c, r, pin, rev, mnt, size, h.device, mounted, func(error) {})
+	pin, err := repo.AdoptPin(os.NewFile(uintptr(h.pinFD), "pin"), h.pinPath)
+	if err == nil {
+		var size int64
+		if size, err = parseSize(c.String("cache-size")); err != nil {
+			pin.Release()
+			err = fmt.Errorf("--cache-size: %w", err)
+		} else {
+			err = serve(c, r, pin, rev, mnt, size, h.device, mounted, func(error) {})
+		}
+	}
 	if errors.Is(err, errNotMounted) {
 		return nil // the command failed, and said why
 	}
-	if err != nil && devnum != 0 {
-		_ = fs.DetachIfOurs(mnt, devnum)
+	if err != nil {
+		// Failed before or after the command mounted: never leave a
+		// mount that nothing serves (ENOTCONN). The command closes the
+		// pipe once it has mounted, or failed to.
+		if !read {
+			_, _ = mounted()
+		}
+		if devnum != 0 {
+			_ = fs.DetachIfOurs(mnt, devnum)
+		}
 	}
 	return err
 }
@@ -458,7 +491,32 @@ func defaultLogPath(mnt string) string {
 	if err := os.MkdirAll("/run/ostree-mount", 0o755); err != nil {
 		return os.DevNull
 	}
-	return filepath.Join("/run/ostree-mount", strings.ReplaceAll(strings.Trim(mnt, "/"), "/", "-")+".log")
+	return filepath.Join("/run/ostree-mount", logName(mnt))
+}
+
+// logName names the default log of the mount at mnt (absolute, clean)
+// with systemd-escape --path's rules, so that distinct mountpoints have
+// distinct logs: "/" separates, "-" and every byte but ASCII letters,
+// digits, ":", "_" and a "." not in front become \xXX. "/x-y" is
+// x\x2dy.log, "/x/y" x-y.log.
+func logName(mnt string) string {
+	p := strings.Trim(mnt, "/")
+	if p == "" {
+		return "-.log"
+	}
+	var b strings.Builder
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		switch {
+		case c == '/':
+			b.WriteByte('-')
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == ':', c == '_', c == '.' && i > 0:
+			b.WriteByte(c)
+		default:
+			fmt.Fprintf(&b, `\x%02x`, c)
+		}
+	}
+	return b.String() + ".log"
 }
 
 // daemonFiles opens what a daemon's standard streams become: its log
@@ -531,10 +589,14 @@ func unmount(mnt string) error {
 	if err != nil {
 		return err
 	}
-	if ok, err := isMountpoint(abs); err != nil {
+	mi, ok, err := fs.MountedAt(abs)
+	if err != nil {
 		return err
 	} else if !ok {
 		return fmt.Errorf("umount: %s is not mounted", abs)
+	}
+	if mi.FSType != fs.FSType {
+		return fmt.Errorf("umount: %s is not an ostree-mount mount (filesystem type %s); use umount(8)", abs, mi.FSType)
 	}
 	err = unix.Unmount(abs, 0)
 	if errors.Is(err, unix.EPERM) {

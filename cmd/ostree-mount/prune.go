@@ -39,7 +39,7 @@ repository lock is held for the whole prune.`,
 			}
 			o.KeepYoungerThan = t
 		}
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		ctx, stop := interruptible(c)
 		defer stop()
 		plan, err := r.Prune(ctx, o)
 		if err != nil {

@@ -40,7 +40,9 @@ root, without -f), and serves every mount it makes from this process until
 each is unmounted. A mount then costs no process start (two otherwise), at
 the price of isolation: if this process dies, all its mounts die with it.
 Each mount is pinned and logged as a mount of its own daemon would be.
-SIGTERM or SIGINT unmounts them all and exits. Only root may connect.`,
+SIGTERM or SIGINT unmounts them all and exits. Only root may connect.
+A stale socket at --socket (one nobody accepts on) is replaced; a live one,
+or anything that is not a socket, is an error and is left alone.`,
 	Flags:  []cli.Flag{socketFlag()},
 	Action: runServe,
 })
@@ -146,11 +148,26 @@ func listenSocket(path string) (*net.UnixListener, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("serve: %w", err)
 	}
-	if conn, err := net.Dial("unix", path); err == nil {
-		conn.Close()
-		return nil, fmt.Errorf("serve: a service already listens on %s", path)
-	} else if errors.Is(err, syscall.ECONNREFUSED) {
-		os.Remove(path)
+	// Only a stale socket (one that nobody accepts on) is replaced: a
+	// regular file or anything else at path is left alone.
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode().Type() != os.ModeSocket {
+			return nil, fmt.Errorf("serve: %s exists and is not a socket (%s); not replacing it", path, fi.Mode().Type())
+		}
+		conn, err := net.Dial("unix", path)
+		switch {
+		case err == nil:
+			conn.Close()
+			return nil, fmt.Errorf("serve: %s is already served: a service already listens on it", path)
+		case errors.Is(err, syscall.ECONNREFUSED):
+			if err := os.Remove(path); err != nil {
+				return nil, fmt.Errorf("serve: stale socket: %w", err)
+			}
+		default:
+			return nil, fmt.Errorf("serve: %s: %w", path, err)
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("serve: %w", err)
 	}
 	old := unix.Umask(0o077)
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})

@@ -11,6 +11,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // A fileStore serves the files of an image: a directory, or the members of
@@ -39,7 +40,9 @@ func openDirStore(dir string) (*dirStore, error) {
 }
 
 func (d *dirStore) open(name string) (io.ReadCloser, int64, error) {
-	f, err := d.root.Open(filepath.FromSlash(name))
+	// O_NONBLOCK: a FIFO or a device opens at once, and is refused below
+	// from the open file's own type, so it cannot be swapped in between.
+	f, err := d.root.OpenFile(filepath.FromSlash(name), os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -100,7 +103,7 @@ func openArchiveStore(ctx context.Context, file, where string) (*archiveStore, e
 	if file == "" {
 		return nil, fmt.Errorf("source: %s: %w: empty file name", where, ErrInvalid)
 	}
-	f, err := os.Open(file)
+	f, err := os.OpenFile(file, os.O_RDONLY|syscall.O_NONBLOCK, 0) // see dirStore.open
 	if err != nil {
 		return nil, fileErr(where, err)
 	}
@@ -111,7 +114,7 @@ func openArchiveStore(ctx context.Context, file, where string) (*archiveStore, e
 	}
 	if !fi.Mode().IsRegular() {
 		f.Close()
-		return nil, fmt.Errorf("source: %s: %w: not a regular file", where, ErrInvalid)
+		return nil, fmt.Errorf("source: %s: %w: not a regular file (%s)", where, ErrInvalid, fi.Mode().Type())
 	}
 	entries, err := indexTar(ctx, f, fi.Size())
 	if err != nil {
