@@ -1,0 +1,239 @@
+package tests
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Kill injection: strace runs a command and SIGKILLs it on entry to one
+// chosen rename or unlink, selected by its path argument (-P) and, when
+// several calls name that path, by its occurrence (when=K). The counter of
+// when= is kept per thread, so the occurrence is counted only among the
+// calls naming the path, and those come from one goroutine at a time here.
+
+// syscallCall is one traced call: its syscall and its last path argument.
+type syscallCall struct {
+	Syscall string
+	Path    string
+	Nth     int // 1-based occurrence among the traced calls naming Path
+}
+
+func (c syscallCall) String() string { return fmt.Sprintf("%s(%q) #%d", c.Syscall, c.Path, c.Nth) }
+
+var straceLine = regexp.MustCompile(`^(?:\[pid\s+)?\d*\]?\s*(renameat2|renameat|rename|unlinkat|unlink)\((.*)$`)
+var straceString = regexp.MustCompile(`"((?:[^"\\]|\\.)*)"`)
+
+// needStrace fails the test if strace is missing.
+func needStrace(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("strace"); err != nil {
+		t.Fatalf("strace not found (%v): run `make deps` as root", err)
+	}
+}
+
+// traceCalls runs the command under strace and returns its calls of the
+// syscalls, in order. The command must succeed.
+func traceCalls(t *testing.T, syscalls string, name string, args ...string) []syscallCall {
+	t.Helper()
+	log := filepath.Join(t.TempDir(), "strace.log")
+	mustRun(t, "strace", append([]string{"-f", "-qq", "-s", "4096", "-e", "trace=" + syscalls, "-e", "signal=none", "-o", log, name}, args...)...)
+	b, err := os.ReadFile(log)
+	noErr(t, err)
+	var calls []syscallCall
+	seen := map[string]int{}
+	for _, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		// "NNN syscall(args) = R", possibly "<unfinished ...>": the path
+		// arguments are printed on entry.
+		if i := strings.IndexByte(line, ' '); i > 0 && strings.Trim(line[:i], "0123456789") == "" {
+			line = line[i+1:]
+		}
+		m := straceLine.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		strs := straceString.FindAllStringSubmatch(m[2], -1)
+		if len(strs) == 0 {
+			continue
+		}
+		var paths []string
+		for _, s := range strs {
+			paths = append(paths, s[1])
+		}
+		p := paths[len(paths)-1]
+		if strings.Contains(p, `\`) {
+			t.Fatalf("escaped path in strace output, cannot select it with -P: %s", line)
+		}
+		named := map[string]bool{}
+		for _, q := range paths {
+			if !named[q] {
+				named[q] = true
+				seen[m[1]+"\x00"+q]++
+			}
+		}
+		calls = append(calls, syscallCall{Syscall: m[1], Path: p, Nth: seen[m[1]+"\x00"+p]})
+	}
+	if len(calls) == 0 {
+		t.Fatalf("strace saw no %s calls of %s %q", syscalls, name, args)
+	}
+	return calls
+}
+
+// inRepo moves a call traced in repository from to repository to: refs
+// are named by absolute paths, objects relative to objects/.
+func (c syscallCall) inRepo(from, to string) syscallCall {
+	if rest, ok := strings.CutPrefix(c.Path, from+"/"); ok {
+		c.Path = to + "/" + rest
+	}
+	return c
+}
+
+// killAtCall runs the command under strace, which SIGKILLs it on entry
+// to the call c. The command must die of SIGKILL.
+func killAtCall(t *testing.T, c syscallCall, name string, args ...string) {
+	t.Helper()
+	sargs := []string{"-f", "-qq", "-o", "/dev/null", "-e", "trace=" + c.Syscall, "-P", c.Path,
+		"-e", fmt.Sprintf("inject=%s:signal=SIGKILL:when=%d", c.Syscall, c.Nth), name}
+	r := run("strace", append(sargs, args...)...)
+	// strace ends as its tracee did: by SIGKILL, which run reports as -1.
+	if r.Code != -1 || !strings.Contains(r.Err.Error(), "killed") {
+		t.Fatalf("kill at %s: the command was not killed:\n%s", c, r)
+	}
+}
+
+// fsckAfterKill checks that both fsck's accept the repository after a
+// kill; it reports and returns false if not.
+func fsckAfterKill(t *testing.T, rp string, c syscallCall) bool {
+	t.Helper()
+	ok := true
+	if r := ostreeRun("fsck", "--repo="+rp); r.Code != 0 {
+		t.Errorf("ostree fsck after the kill at %s:\n%s", c, r)
+		ok = false
+	}
+	if r := omRun("fsck", "--repo", rp); r.Code != 0 {
+		t.Errorf("ostree-mount fsck after the kill at %s:\n%s", c, r)
+		ok = false
+	}
+	return ok
+}
+
+// crashImage writes a small three-layer image: each layer has a few files,
+// a symlink and directories, and the top one a whiteout.
+func crashImage(t *testing.T) string {
+	dir := filepath.Join(t.TempDir(), "img")
+	handImage{Layers: [][]byte{
+		makeTar(t, dirEnt("etc"), fileEnt("etc/os-release", "base\n"), dirEnt("bin"), fileEnt("bin/sh", "#!/bin/true\n"), linkEnt("bin/ash", "sh")),
+		makeTar(t, dirEnt("etc"), fileEnt("etc/hostname", "crash\n"), dirEnt("usr/share"), fileEnt("usr/share/doc", "doc\n")),
+		makeTar(t, dirEnt("etc"), fileEnt("etc/.wh.hostname", ""), fileEnt("top", "top\n"), dirEnt("var/lib"), fileEnt("var/lib/state", "s\n")),
+	}, Gzip: true}.write(t, dir)
+	return "oci:" + dir
+}
+
+// TestImportKillAtEveryRename kills an import at each of its renames (the
+// staging renames, every object's rename into objects/, the refs): both
+// fsck's must accept what is left, and the import run again must complete.
+// Each kill point starts from an empty
+// repository.
+func TestImportKillAtEveryRename(t *testing.T) {
+	needStrace(t)
+	src := crashImage(t)
+	dir := t.TempDir()
+	probe := filepath.Join(dir, "probe")
+	om(t, "init", "--repo", probe)
+	calls := traceCalls(t, "renameat2,renameat,rename", binary, "import", "--repo", probe, "--ref", "img", src)
+	commits := 0
+	for _, c := range calls {
+		if strings.HasSuffix(c.Path, ".commit") {
+			commits++
+		}
+	}
+	if commits < 4 {
+		t.Fatalf("the import renamed %d commit objects, want 3 layers and a manifest: %v", commits, calls)
+	}
+	t.Logf("%d kill points (%d commit renames)", len(calls), commits)
+	start := time.Now()
+	for i, c := range calls {
+		rp := filepath.Join(dir, fmt.Sprintf("r%d", i))
+		om(t, "init", "--repo", rp)
+		c = c.inRepo(probe, rp)
+		killAtCall(t, c, binary, "import", "--repo", rp, "--ref", "img", src)
+		if !fsckAfterKill(t, rp, c) {
+			continue
+		}
+		if s := stagingDirs(t, rp); len(s) != 0 {
+			t.Errorf("after the kill at %s and fsck, staging directories remain: %q", c, s)
+		}
+		r := omRun("import", "--repo", rp, "--ref", "img", src)
+		if r.Code != 0 {
+			t.Errorf("import after the kill at %s:\n%s", c, r)
+			continue
+		}
+		if got := strings.TrimSpace(r.Stdout); got != readRefFile(t, rp, "refs/heads/img") || !hex64.MatchString(got) {
+			t.Errorf("import after the kill at %s printed %q, and ref img holds %q", c, got, readRefFile(t, rp, "refs/heads/img"))
+		}
+		fsckAfterKill(t, rp, c)
+		os.RemoveAll(rp)
+	}
+	t.Logf("%d kill points in %s", len(calls), time.Since(start).Round(time.Millisecond))
+}
+
+// TestPruneKillAtEveryUnlink kills a prune that deletes a whole image
+// (manifest commit, layer commits, trees, files, weak refs) at each of its
+// unlinks: both fsck's must accept what is left, and the prune run again
+// must complete and leave nothing of the image.
+func TestPruneKillAtEveryUnlink(t *testing.T) {
+	needStrace(t)
+	src := crashImage(t)
+	dir := t.TempDir()
+	tmpl := filepath.Join(dir, "template")
+	om(t, "init", "--repo", tmpl)
+	// A second image that stays, sharing nothing with the first.
+	keep := filepath.Join(t.TempDir(), "keep")
+	handImage{Layers: [][]byte{makeTar(t, fileEnt("kept", "kept\n"))}, Gzip: true}.write(t, keep)
+	om(t, "import", "--repo", tmpl, "--ref", "keep", "oci:"+keep)
+	om(t, "import", "--repo", tmpl, "--ref", "img", src)
+	om(t, "refs", "--repo", tmpl, "--delete", "img")
+	copyRepo := func(to string) {
+		mustRun(t, "cp", "-a", tmpl, to)
+	}
+	probe := filepath.Join(dir, "probe")
+	copyRepo(probe)
+	calls := traceCalls(t, "unlinkat,unlink", binary, "prune", "--repo", probe)
+	after := repoObjects(t, probe)
+	commits := 0
+	for _, c := range calls {
+		if strings.HasSuffix(c.Path, ".commit") {
+			commits++
+		}
+	}
+	if commits < 4 {
+		t.Fatalf("the prune deleted %d commit objects, want 3 layers and a manifest: %v", commits, calls)
+	}
+	t.Logf("%d kill points (%d commit unlinks)", len(calls), commits)
+	start := time.Now()
+	for i, c := range calls {
+		rp := filepath.Join(dir, fmt.Sprintf("r%d", i))
+		copyRepo(rp)
+		c = c.inRepo(probe, rp)
+		killAtCall(t, c, binary, "prune", "--repo", rp)
+		if !fsckAfterKill(t, rp, c) {
+			continue
+		}
+		if r := omRun("prune", "--repo", rp); r.Code != 0 {
+			t.Errorf("prune after the kill at %s:\n%s", c, r)
+			continue
+		}
+		fsckAfterKill(t, rp, c)
+		if got := repoObjects(t, rp); len(got) != len(after) {
+			t.Errorf("prune after the kill at %s left %d objects, an uninterrupted prune %d", c, len(got), len(after))
+		}
+		os.RemoveAll(rp)
+	}
+	t.Logf("%d kill points in %s", len(calls), time.Since(start).Round(time.Millisecond))
+}
