@@ -63,9 +63,9 @@ type PrunePlan struct {
 	// every dead commit it names (its related list, its parent); then
 	// their commitmeta; then the dirtrees; then the rest. So an
 	// interrupted prune leaves no commit that names a deleted object.
-	Stages []int
-	WeakRefs  []Ref        // weak refs to remove, after the objects
-	Bytes     int64        // bytes freed
+	Stages   []int
+	WeakRefs []Ref // weak refs to remove, after the objects
+	Bytes    int64 // bytes freed
 }
 
 // Deleted counts the objects in the plan that are not commitmeta.
