@@ -1,14 +1,20 @@
 package tests
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ostree-mount/ostree-mount/repo"
 )
 
 // Kill injection: strace runs a command and SIGKILLs it on entry to one
@@ -236,4 +242,153 @@ func TestPruneKillAtEveryUnlink(t *testing.T) {
 		os.RemoveAll(rp)
 	}
 	t.Logf("%d kill points in %s", len(calls), time.Since(start).Round(time.Millisecond))
+}
+
+// lockHeld reports whether some process holds a lock on the file.
+func lockHeld(t *testing.T, path string) bool {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	lk := unix.Flock_t{Type: unix.F_WRLCK}
+	noErr(t, unix.FcntlFlock(f.Fd(), unix.F_OFD_GETLK, &lk))
+	return lk.Type != unix.F_UNLCK
+}
+
+// newStaging returns the staging directories of the repository that are
+// not in old.
+func newStaging(t *testing.T, rp string, old []string) []string {
+	t.Helper()
+	var out []string
+	for _, d := range stagingDirs(t, rp) {
+		if !strings.HasSuffix(d, "-lock") && !slices.Contains(old, d) {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// TestDeadStagingCleaned: an import killed by SIGKILL leaves its staging
+// directory; `ostree-mount fsck` removes it and says so, and so does the
+// start of the next transaction (here: an import, and a Begin of the Go
+// API). Neither touches the staging directory of a live transaction:
+// ostree commit blocked reading its tarball from a FIFO (libostree's
+// lock), and a transaction open in this process (ours). Both then
+// complete.
+func TestDeadStagingCleaned(t *testing.T) {
+	needStrace(t)
+	src := crashImage(t)
+	dir := t.TempDir()
+	probe := filepath.Join(dir, "probe")
+	om(t, "init", "--repo", probe)
+	var first syscallCall
+	for _, c := range traceCalls(t, "renameat2,renameat,rename", binary, "import", "--repo", probe, "--ref", "img", src) {
+		if strings.HasSuffix(c.Path, ".commit") {
+			first = c
+			break
+		}
+	}
+	rp := filepath.Join(dir, "repo")
+	om(t, "init", "--repo", rp)
+	kill := func() string {
+		t.Helper()
+		before := stagingDirs(t, rp)
+		killAtCall(t, first, binary, "import", "--repo", rp, "--ref", "img", src)
+		d := newStaging(t, rp, before)
+		if len(d) != 1 {
+			t.Fatalf("the killed import left staging directories %q, want one", d)
+		}
+		return d[0]
+	}
+	dead := kill()
+
+	// libostree's live transaction: ostree commit reads its tar from a FIFO
+	// we hold open, so it waits with its staging directory locked. Another
+	// boot id keeps it from reusing our dead directory, as it would.
+	fifo := filepath.Join(dir, "tar.fifo")
+	noErr(t, unix.Mkfifo(fifo, 0o600))
+	before := stagingDirs(t, rp)
+	ost := exec.Command("ostree", "commit", "--repo="+rp, "-b", "held", "--tree=tar="+fifo)
+	ost.Env = append(os.Environ(), "OSTREE_BOOTID=11111111-2222-3333-4444-555555555555")
+	var ostOut strings.Builder
+	ost.Stdout, ost.Stderr = &ostOut, &ostOut
+	noErr(t, ost.Start())
+	ostDone := make(chan error, 1)
+	go func() { ostDone <- ost.Wait() }()
+	fw, err := os.OpenFile(fifo, os.O_WRONLY, 0) // waits for ostree's open
+	noErr(t, err)
+	defer fw.Close()
+	var ostStaging string
+	for deadline := time.Now().Add(20 * time.Second); ostStaging == ""; {
+		if d := newStaging(t, rp, before); len(d) == 1 && lockHeld(t, filepath.Join(rp, "tmp", d[0]+"-lock")) {
+			ostStaging = d[0]
+			break
+		}
+		select {
+		case err := <-ostDone:
+			t.Fatalf("ostree commit ended (%v) before it was seen holding a staging directory:\n%s", err, ostOut.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ostree commit holds no staging directory after 20 s: tmp has %q", stagingDirs(t, rp))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+
+	out := om(t, "fsck", "--repo", rp)
+	if !strings.Contains(out, "removed tmp/"+dead) {
+		t.Errorf("fsck does not report removing the dead staging directory %s:\n%s", dead, out)
+	}
+	if s := stagingDirs(t, rp); slices.Contains(s, dead) || !slices.Contains(s, ostStaging) || !slices.Contains(s, ostStaging+"-lock") {
+		t.Errorf("after fsck, tmp holds %q: want %s (ostree's, live) without %s (dead)", s, ostStaging, dead)
+	}
+
+	// Our live transaction, and a second dead one: Begin removes the dead one.
+	dead = kill()
+	r, err := repo.Open(rp)
+	noErr(t, err)
+	defer r.Close()
+	before = stagingDirs(t, rp)
+	tx, err := r.Begin(context.Background())
+	noErr(t, err)
+	defer tx.Abort()
+	ours := newStaging(t, rp, before)
+	if s := stagingDirs(t, rp); slices.Contains(s, dead) || len(ours) != 1 || !slices.Contains(s, ostStaging) {
+		t.Fatalf("after Begin, tmp holds %q: want %s (ostree's) and one new of ours, without %s (dead)", s, ostStaging, dead)
+	}
+	if _, err := tx.WriteDirMeta(&repo.DirMeta{Mode: 0o40755}); err != nil {
+		t.Fatal(err)
+	}
+
+	// A third dead one goes at the start of the next import.
+	dead = kill()
+	om(t, "import", "--repo", rp, "--ref", "img", src)
+	if s := stagingDirs(t, rp); slices.Contains(s, dead) || !slices.Contains(s, ostStaging) || !slices.Contains(s, ours[0]) {
+		t.Errorf("after an import, tmp holds %q: want %s (ostree's) and %s (ours) without %s (dead)", s, ostStaging, ours[0], dead)
+	}
+
+	// The live transactions complete.
+	noErr(t, tx.Commit())
+	// Written by tar(1): ostree 2022.7 made "an empty tree" of
+	// makeTar's two entries here.
+	held := t.TempDir()
+	noErr(t, os.WriteFile(filepath.Join(held, "f"), []byte("held\n"), 0o644))
+	tarBuf := []byte(mustRun(t, "tar", "-C", held, "-cf", "-", ".").Stdout)
+	_, err = fw.Write(tarBuf)
+	noErr(t, err)
+	noErr(t, fw.Close())
+	select {
+	case err := <-ostDone:
+		if err != nil {
+			t.Fatalf("ostree commit, whose staging directory must have been left alone, failed: %v\n%s", err, ostOut.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("ostree commit did not end 30 s after its tarball was written")
+	}
+	fsckBoth(t, rp)
+	if s := stagingDirs(t, rp); len(s) != 0 {
+		t.Errorf("staging directories left at the end: %q", s)
+	}
 }
