@@ -104,46 +104,119 @@ func (c syscallCall) inRepo(from, to string) syscallCall {
 // to the call c. The command must die of SIGKILL.
 func killAtCall(t *testing.T, c syscallCall, name string, args ...string) {
 	t.Helper()
+	injectAt(t, injection{c, false}, name, args...)
+}
+
+// injection is a kill point, or with fail an error point: the call fails
+// with EIO and the command goes on to its end, as it does on a real I/O
+// error (and, for a prune, its other workers finish what they started).
+type injection struct {
+	call syscallCall
+	fail bool
+}
+
+func (in injection) String() string {
+	if in.fail {
+		return "EIO at " + in.call.String()
+	}
+	return "kill at " + in.call.String()
+}
+
+// injectAt runs the command under strace with the injection. A killed
+// command must die of SIGKILL, a failed one exit with an error.
+func injectAt(t *testing.T, in injection, name string, args ...string) {
+	t.Helper()
+	c := in.call
+	what := "signal=SIGKILL"
+	if in.fail {
+		what = "error=EIO"
+	}
 	sargs := []string{"-f", "-qq", "-o", "/dev/null", "-e", "trace=" + c.Syscall, "-P", c.Path,
-		"-e", fmt.Sprintf("inject=%s:signal=SIGKILL:when=%d", c.Syscall, c.Nth), name}
+		"-e", fmt.Sprintf("inject=%s:%s:when=%d", c.Syscall, what, c.Nth), name}
 	r := run("strace", append(sargs, args...)...)
+	switch {
+	case in.fail && r.Code <= 0:
+		t.Fatalf("%s: the command did not fail:\n%s", in, r)
 	// strace ends as its tracee did: by SIGKILL, which run reports as -1.
-	if r.Code != -1 || !strings.Contains(r.Err.Error(), "killed") {
-		t.Fatalf("kill at %s: the command was not killed:\n%s", c, r)
+	case !in.fail && (r.Code != -1 || !strings.Contains(r.Err.Error(), "killed")):
+		t.Fatalf("%s: the command was not killed:\n%s", in, r)
 	}
 }
 
-// fsckAfterKill checks that both fsck's accept the repository after a
-// kill; it reports and returns false if not.
-func fsckAfterKill(t *testing.T, rp string, c syscallCall) bool {
+// injections are a kill at every call and an EIO at every call on a
+// commit object.
+func injections(calls []syscallCall) []injection {
+	var out []injection
+	for _, c := range calls {
+		out = append(out, injection{c, false})
+	}
+	for _, c := range calls {
+		if strings.HasSuffix(c.Path, ".commit") {
+			out = append(out, injection{c, true})
+		}
+	}
+	return out
+}
+
+// fsckAfter checks that both fsck's accept the repository after an
+// injection; it reports and returns false if not.
+func fsckAfter(t *testing.T, rp string, in fmt.Stringer) bool {
 	t.Helper()
 	ok := true
 	if r := ostreeRun("fsck", "--repo="+rp); r.Code != 0 {
-		t.Errorf("ostree fsck after the kill at %s:\n%s", c, r)
+		t.Errorf("ostree fsck after the %s:\n%s", in, r)
 		ok = false
 	}
 	if r := omRun("fsck", "--repo", rp); r.Code != 0 {
-		t.Errorf("ostree-mount fsck after the kill at %s:\n%s", c, r)
+		t.Errorf("ostree-mount fsck after the %s:\n%s", in, r)
 		ok = false
 	}
 	return ok
 }
 
 // crashImage writes a small three-layer image: each layer has a few files,
-// a symlink and directories, and the top one a whiteout.
+// a symlink and directories, and the top one a whiteout. Its manifest
+// commit's checksum sorts between those of its layer commits: an import
+// that renamed commits in checksum order would put the image before one
+// of its layers, and a prune that deleted them in that order would delete
+// a layer before the image. A label in the config is varied until it
+// does; its fixed creation time makes the commit the same on every
+// import.
 func crashImage(t *testing.T) string {
-	dir := filepath.Join(t.TempDir(), "img")
-	handImage{Layers: [][]byte{
+	t.Helper()
+	layers := [][]byte{
 		makeTar(t, dirEnt("etc"), fileEnt("etc/os-release", "base\n"), dirEnt("bin"), fileEnt("bin/sh", "#!/bin/true\n"), linkEnt("bin/ash", "sh")),
 		makeTar(t, dirEnt("etc"), fileEnt("etc/hostname", "crash\n"), dirEnt("usr/share"), fileEnt("usr/share/doc", "doc\n")),
 		makeTar(t, dirEnt("etc"), fileEnt("etc/.wh.hostname", ""), fileEnt("top", "top\n"), dirEnt("var/lib"), fileEnt("var/lib/state", "s\n")),
-	}, Gzip: true}.write(t, dir)
-	return "oci:" + dir
+	}
+	base := t.TempDir()
+	for nonce := 0; nonce < 100; nonce++ {
+		dir := filepath.Join(base, fmt.Sprintf("img%d", nonce))
+		handImage{Layers: layers, Gzip: true, EditConfig: func(c map[string]any) {
+			c["created"] = "2020-01-01T00:00:00Z"
+			c["config"] = map[string]any{"Labels": map[string]string{"nonce": fmt.Sprint(nonce)}}
+		}}.write(t, dir)
+		rp := filepath.Join(base, fmt.Sprintf("repo%d", nonce))
+		om(t, "init", "--repo", rp)
+		img, _ := importImage(t, rp, "--ref", "img", "oci:"+dir)
+		below, above := false, false
+		for _, rel := range relatedEntries(t, rp, img) {
+			below = below || rel[1] < img
+			above = above || rel[1] > img
+		}
+		os.RemoveAll(rp)
+		if below && above {
+			return "oci:" + dir
+		}
+	}
+	t.Fatalf("no label of 100 puts the image commit between its layer commits")
+	return ""
 }
 
 // TestImportKillAtEveryRename kills an import at each of its renames (the
-// staging renames, every object's rename into objects/, the refs): both
-// fsck's must accept what is left, and the import run again must complete.
+// staging renames, every object's rename into objects/, the refs), and
+// fails each rename of a commit object with EIO: both fsck's must accept
+// what is left, and the import run again must complete.
 // Each kill point starts from an empty
 // repository.
 func TestImportKillAtEveryRename(t *testing.T) {
@@ -162,36 +235,37 @@ func TestImportKillAtEveryRename(t *testing.T) {
 	if commits < 4 {
 		t.Fatalf("the import renamed %d commit objects, want 3 layers and a manifest: %v", commits, calls)
 	}
-	t.Logf("%d kill points (%d commit renames)", len(calls), commits)
+	points := injections(calls)
+	t.Logf("%d renames (%d of commits): %d injection points", len(calls), commits, len(points))
 	start := time.Now()
-	for i, c := range calls {
+	for i, in := range points {
 		rp := filepath.Join(dir, fmt.Sprintf("r%d", i))
 		om(t, "init", "--repo", rp)
-		c = c.inRepo(probe, rp)
-		killAtCall(t, c, binary, "import", "--repo", rp, "--ref", "img", src)
-		if !fsckAfterKill(t, rp, c) {
+		in.call = in.call.inRepo(probe, rp)
+		injectAt(t, in, binary, "import", "--repo", rp, "--ref", "img", src)
+		if !fsckAfter(t, rp, in) {
 			continue
 		}
 		if s := stagingDirs(t, rp); len(s) != 0 {
-			t.Errorf("after the kill at %s and fsck, staging directories remain: %q", c, s)
+			t.Errorf("after the %s and fsck, staging directories remain: %q", in, s)
 		}
 		r := omRun("import", "--repo", rp, "--ref", "img", src)
 		if r.Code != 0 {
-			t.Errorf("import after the kill at %s:\n%s", c, r)
+			t.Errorf("import after the %s:\n%s", in, r)
 			continue
 		}
 		if got := strings.TrimSpace(r.Stdout); got != readRefFile(t, rp, "refs/heads/img") || !hex64.MatchString(got) {
-			t.Errorf("import after the kill at %s printed %q, and ref img holds %q", c, got, readRefFile(t, rp, "refs/heads/img"))
+			t.Errorf("import after the %s printed %q, and ref img holds %q", in, got, readRefFile(t, rp, "refs/heads/img"))
 		}
-		fsckAfterKill(t, rp, c)
+		fsckAfter(t, rp, in)
 		os.RemoveAll(rp)
 	}
-	t.Logf("%d kill points in %s", len(calls), time.Since(start).Round(time.Millisecond))
+	t.Logf("%d injection points in %s", len(points), time.Since(start).Round(time.Millisecond))
 }
 
 // TestPruneKillAtEveryUnlink kills a prune that deletes a whole image
 // (manifest commit, layer commits, trees, files, weak refs) at each of its
-// unlinks: both fsck's must accept what is left, and the prune run again
+// unlinks, and fails each unlink of a commit object with EIO: both fsck's must accept what is left, and the prune run again
 // must complete and leave nothing of the image.
 func TestPruneKillAtEveryUnlink(t *testing.T) {
 	needStrace(t)
@@ -221,27 +295,28 @@ func TestPruneKillAtEveryUnlink(t *testing.T) {
 	if commits < 4 {
 		t.Fatalf("the prune deleted %d commit objects, want 3 layers and a manifest: %v", commits, calls)
 	}
-	t.Logf("%d kill points (%d commit unlinks)", len(calls), commits)
+	points := injections(calls)
+	t.Logf("%d unlinks (%d of commits): %d injection points", len(calls), commits, len(points))
 	start := time.Now()
-	for i, c := range calls {
+	for i, in := range points {
 		rp := filepath.Join(dir, fmt.Sprintf("r%d", i))
 		copyRepo(rp)
-		c = c.inRepo(probe, rp)
-		killAtCall(t, c, binary, "prune", "--repo", rp)
-		if !fsckAfterKill(t, rp, c) {
+		in.call = in.call.inRepo(probe, rp)
+		injectAt(t, in, binary, "prune", "--repo", rp)
+		if !fsckAfter(t, rp, in) {
 			continue
 		}
 		if r := omRun("prune", "--repo", rp); r.Code != 0 {
-			t.Errorf("prune after the kill at %s:\n%s", c, r)
+			t.Errorf("prune after the %s:\n%s", in, r)
 			continue
 		}
-		fsckAfterKill(t, rp, c)
+		fsckAfter(t, rp, in)
 		if got := repoObjects(t, rp); len(got) != len(after) {
-			t.Errorf("prune after the kill at %s left %d objects, an uninterrupted prune %d", c, len(got), len(after))
+			t.Errorf("prune after the %s left %d objects, an uninterrupted prune %d", in, len(got), len(after))
 		}
 		os.RemoveAll(rp)
 	}
-	t.Logf("%d kill points in %s", len(calls), time.Since(start).Round(time.Millisecond))
+	t.Logf("%d injection points in %s", len(points), time.Since(start).Round(time.Millisecond))
 }
 
 // lockHeld reports whether some process holds a lock on the file.
