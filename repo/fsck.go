@@ -6,22 +6,28 @@ import (
 	"fmt"
 	"runtime"
 	"sort"
+	"strings"
 	"sync"
 )
 
 // FsckProblem is one corrupt or missing object.
 type FsckProblem struct {
 	Object ObjectName
-	// Missing is set for an object that is referenced but absent; From
-	// names the referrer.
+	// Missing is set for an object that is referenced but absent.
 	Missing bool
-	From    string
-	Err     error
+	// From says where the object was reached: the referrer of a missing
+	// object, or the first place a corrupt one was met ("commit C path
+	// /usr/bin/x"); empty for a corrupt object no commit reaches.
+	From string
+	Err  error
 }
 
 func (p FsckProblem) String() string {
 	if p.Missing {
 		return fmt.Sprintf("missing %s %s (referenced by %s)", p.Object.Type, p.Object.Checksum, p.From)
+	}
+	if p.From != "" {
+		return fmt.Sprintf("corrupt %s %s (at %s): %v", p.Object.Type, p.Object.Checksum, p.From, p.Err)
 	}
 	return fmt.Sprintf("corrupt %s %s: %v", p.Object.Type, p.Object.Checksum, p.Err)
 }
@@ -31,23 +37,32 @@ type FsckResult struct {
 	Objects  int
 	Commits  int
 	Problems []FsckProblem
+	// Cleaned names the staging directories of dead processes that fsck
+	// removed from tmp/.
+	Cleaned []string
 }
 
 // Fsck verifies every object in the repository against its checksum,
-// parses every metadata object, and checks that every commit's tree is
-// complete (unless the commit is marked partial) and that every ref points
-// at an existing commit. It holds the shared lock while it runs.
+// parses every metadata object, and walks every commit's tree, naming
+// each object that is missing or corrupt, with its type and where it was
+// reached from. The walk goes on past a damaged object: a corrupt dirtree's
+// entries cannot be known, but its siblings are still checked. The
+// unfetched objects of a partial commit (state/C.commitpartial) are not
+// problems, as in ostree fsck. Every ref must point at an existing commit;
+// weak refs may dangle. Fsck first removes the staging directories of dead
+// processes (FsckResult.Cleaned). It holds the shared lock while it runs.
 func (r *Repo) Fsck(ctx context.Context) (*FsckResult, error) {
 	unlock, err := r.lock.Lock(ctx, LockShared)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
+	res := &FsckResult{Cleaned: r.cleanTmp("")}
 	var names []ObjectName
 	if err := r.ListObjects(func(n ObjectName) error { names = append(names, n); return nil }); err != nil {
 		return nil, err
 	}
-	res := &FsckResult{Objects: len(names)}
+	res.Objects = len(names)
 	var mu sync.Mutex
 	report := func(p FsckProblem) {
 		mu.Lock()
@@ -83,30 +98,20 @@ func (r *Repo) Fsck(ctx context.Context) (*FsckResult, error) {
 		return nil, err
 	}
 	res.Commits = len(commits)
-	corrupt := map[ObjectName]bool{}
-	for _, p := range res.Problems {
-		corrupt[p.Object] = true
+	w := &fsckWalk{r: r, res: res, present: map[ObjectName]bool{}, corrupt: map[ObjectName]int{},
+		seen: [2]Reachable{{}, {}}}
+	for _, n := range names {
+		w.present[n] = true
 	}
-	set := Reachable{}
-	opts := TraverseOptions{
-		Depth:   0,
-		Related: true,
-		Exists: func(t ObjectType, c Checksum) bool {
-			ok, err := r.HasObject(t, c)
-			return ok || err != nil
-		},
-		Missing: func(t ObjectType, c Checksum, from string) {
-			report(FsckProblem{Object: ObjectName{t, c}, Missing: true, From: from})
-		},
+	for i, p := range res.Problems {
+		w.corrupt[p.Object] = i
 	}
 	for _, c := range commits {
-		if corrupt[ObjectName{ObjCommit, c}] {
-			continue
+		if err := ctx.Err(); err != nil {
+			return nil, err
 		}
-		// Corrupt objects met on the way were reported above.
-		err := Traverse(r, c, opts, set)
-		if err != nil && !errors.Is(err, ErrChecksumMismatch) && !errors.Is(err, ErrCorrupt) {
-			return nil, fmt.Errorf("fsck: traverse commit %s: %w", c, err)
+		if err := w.commit(c); err != nil {
+			return nil, fmt.Errorf("fsck: commit %s: %w", c, err)
 		}
 	}
 	// Weak refs may dangle until the next prune removes them; they are
@@ -126,6 +131,125 @@ func (r *Repo) Fsck(ctx context.Context) (*FsckResult, error) {
 	}
 	sort.Slice(res.Problems, func(i, j int) bool { return res.Problems[i].String() < res.Problems[j].String() })
 	return res, nil
+}
+
+// fsckWalk walks the commits' trees after every object was verified.
+type fsckWalk struct {
+	r       *Repo
+	res     *FsckResult
+	present map[ObjectName]bool // the objects listed before the walk
+	corrupt map[ObjectName]int  // index in res.Problems
+	// seen holds the objects walked from complete commits ([0]) and from
+	// partial ones ([1]): an object a partial commit may lack is checked
+	// again when a complete commit names it.
+	seen [2]Reachable
+}
+
+// exists reports whether an object is in the store: listed before the
+// walk, or (named by a commit that a concurrent transaction added after
+// the listing) there now.
+func (w *fsckWalk) exists(n ObjectName) (bool, error) {
+	if w.present[n] {
+		return true, nil
+	}
+	return w.r.HasObject(n.Type, n.Checksum)
+}
+
+// check looks at one object reached from where, for the first time in
+// this kind of walk. It reports it missing (unless partial), gives a
+// corrupt one the place it was reached from, and says whether its
+// content can be walked.
+func (w *fsckWalk) check(n ObjectName, partial bool, where string) (bool, error) {
+	seen := w.seen[0]
+	if partial {
+		seen = w.seen[1]
+	}
+	if seen.Has(n.Type, n.Checksum) || (partial && w.seen[0].Has(n.Type, n.Checksum)) {
+		return false, nil
+	}
+	seen.add(n.Type, n.Checksum)
+	if i, ok := w.corrupt[n]; ok {
+		if w.res.Problems[i].From == "" {
+			w.res.Problems[i].From = where
+		}
+		return false, nil
+	}
+	ok, err := w.exists(n)
+	if err != nil {
+		return false, err
+	}
+	if !ok {
+		if !partial {
+			w.res.Problems = append(w.res.Problems, FsckProblem{Object: n, Missing: true, From: where})
+		}
+		return false, nil
+	}
+	return true, nil
+}
+
+// commit walks one listed commit: its tree, and the existence of the
+// commits its related list names. A missing parent is allowed (shallow
+// history), as in libostree.
+func (w *fsckWalk) commit(c Checksum) error {
+	if _, ok := w.corrupt[ObjectName{ObjCommit, c}]; ok {
+		return nil
+	}
+	cm, err := w.r.ReadCommit(c)
+	if err != nil {
+		if errors.Is(err, ErrObjectNotFound) {
+			return nil // deleted since the listing, by nobody we exclude: a concurrent writer's own
+		}
+		return err
+	}
+	partial := w.r.IsPartial(c)
+	self := "commit " + c.String()
+	if err := w.tree(cm.RootTree, cm.RootMeta, partial, self, "/"); err != nil {
+		return err
+	}
+	for _, rel := range cm.Related {
+		if _, err := w.check(ObjectName{ObjCommit, rel.Commit}, partial, self+" related "+rel.Name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// tree walks a directory reached at path in the commit named by from.
+func (w *fsckWalk) tree(tree, meta Checksum, partial bool, from, path string) error {
+	where := from + " path " + path
+	if _, err := w.check(ObjectName{ObjDirMeta, meta}, partial, where); err != nil {
+		return err
+	}
+	ok, err := w.check(ObjectName{ObjDirTree, tree}, partial, where)
+	if err != nil || !ok {
+		return err
+	}
+	dt, err := w.r.ReadDirTree(tree)
+	if err != nil {
+		if !errors.Is(err, ErrObjectNotFound) && !errors.Is(err, ErrChecksumMismatch) && !errors.Is(err, ErrCorrupt) {
+			return err
+		}
+		// Changed since it was verified: report it now.
+		n := ObjectName{ObjDirTree, tree}
+		w.res.Problems = append(w.res.Problems, FsckProblem{Object: n, Missing: errors.Is(err, ErrObjectNotFound), From: where, Err: err})
+		w.corrupt[n] = len(w.res.Problems) - 1
+		return nil
+	}
+	prefix := path
+	if !strings.HasSuffix(prefix, "/") {
+		prefix += "/"
+	}
+	for _, f := range dt.Files {
+		if _, err := w.check(ObjectName{ObjFile, f.Checksum}, partial, from+" path "+prefix+f.Name); err != nil {
+			return err
+		}
+	}
+	for _, d := range dt.Dirs {
+		if err := w.tree(d.Tree, d.Meta, partial, from, prefix+d.Name); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // verifyObject checks one object's bytes against its name.

@@ -56,9 +56,16 @@ type PruneInput struct {
 type PrunePlan struct {
 	Total     int          // objects considered
 	Reachable int          // of which live
-	Delete    []ObjectInfo // commits (with their commitmeta) first, then the rest
-	WeakRefs  []Ref        // weak refs to remove, after the objects
-	Bytes     int64        // bytes freed
+	Delete    []ObjectInfo // in order: see Stages
+	// Stages cut Delete into runs, each deleted (in parallel) only once
+	// the run before it is gone: Delete[Stages[i-1]:Stages[i]], from 0 to
+	// len(Delete). The commits come first, a commit in a run before
+	// every dead commit it names (its related list, its parent); then
+	// their commitmeta; then the dirtrees; then the rest. So an
+	// interrupted prune leaves no commit that names a deleted object.
+	Stages   []int
+	WeakRefs []Ref // weak refs to remove, after the objects
+	Bytes    int64 // bytes freed
 }
 
 // Deleted counts the objects in the plan that are not commitmeta.
@@ -126,9 +133,20 @@ func PlanPrune(g Graph, in *PruneInput) (*PrunePlan, error) {
 			plan.Bytes += m.Size
 		}
 	}
-	sort.SliceStable(plan.Delete, func(i, j int) bool {
-		return deleteRank(plan.Delete[i].Type) < deleteRank(plan.Delete[j].Type)
-	})
+	rank := commitDeleteRanks(g, deadCommits)
+	key := func(o ObjectInfo) int {
+		if o.Type == ObjCommit {
+			return rank[o.Checksum]
+		}
+		return len(deadCommits) + deleteRank(o.Type)
+	}
+	sort.SliceStable(plan.Delete, func(i, j int) bool { return key(plan.Delete[i]) < key(plan.Delete[j]) })
+	for i := range plan.Delete {
+		if i > 0 && key(plan.Delete[i]) != key(plan.Delete[i-1]) {
+			plan.Stages = append(plan.Stages, i)
+		}
+	}
+	plan.Stages = append(plan.Stages, len(plan.Delete))
 	for _, w := range in.WeakRefs {
 		if deadCommits[w.Commit] || !present[w.Commit] {
 			plan.WeakRefs = append(plan.WeakRefs, w)
@@ -137,16 +155,60 @@ func PlanPrune(g Graph, in *PruneInput) (*PrunePlan, error) {
 	return plan, nil
 }
 
-// deleteRank orders deletions so that an interrupted prune never leaves a
-// commit whose tree is gone: commits and their commitmeta go first.
+// deleteRank orders the deletions after the commits so that an
+// interrupted prune never leaves a commit whose tree is gone, nor one
+// without its commitmeta.
 func deleteRank(t ObjectType) int {
 	switch t {
-	case ObjCommit, ObjCommitMeta:
+	case ObjCommitMeta:
 		return 0
 	case ObjDirTree:
 		return 1
 	}
 	return 2
+}
+
+// commitDeleteRanks gives each dead commit its run: 0 if no dead commit
+// names it, else one more than the highest run of the dead commits that
+// name it (related list or parent), so that it outlives them. A dead commit
+// that cannot be read names nothing; it is deleted all the same.
+func commitDeleteRanks(g Graph, dead map[Checksum]bool) map[Checksum]int {
+	namedBy := map[Checksum][]Checksum{}
+	for c := range dead {
+		cm, err := g.ReadCommit(c)
+		if err != nil {
+			continue
+		}
+		for _, rel := range cm.Related {
+			if dead[rel.Commit] && rel.Commit != c {
+				namedBy[rel.Commit] = append(namedBy[rel.Commit], c)
+			}
+		}
+		if cm.HasParent() && dead[cm.Parent] && cm.Parent != c {
+			namedBy[cm.Parent] = append(namedBy[cm.Parent], c)
+		}
+	}
+	rank := map[Checksum]int{}
+	var rankOf func(c Checksum, depth int) int
+	rankOf = func(c Checksum, depth int) int {
+		if r, ok := rank[c]; ok {
+			return r
+		}
+		r := 0
+		if depth < len(dead) { // content addressing rules out cycles; be safe
+			for _, n := range namedBy[c] {
+				if nr := rankOf(n, depth+1) + 1; nr > r {
+					r = nr
+				}
+			}
+		}
+		rank[c] = r
+		return r
+	}
+	for c := range dead {
+		rankOf(c, 0)
+	}
+	return rank
 }
 
 // Prune deletes every object that no strong ref, live pin or related list
@@ -293,8 +355,12 @@ func (r *Repo) measurePlan(ctx context.Context, plan *PrunePlan) error {
 	return err
 }
 
-// executePrune deletes the plan's objects rank by rank (see deleteRank),
-// each rank in parallel, then its weak refs.
+// executePrune deletes the plan's objects stage by stage (see
+// PrunePlan.Stages), each stage in parallel, then its weak refs. A kill
+// stops it between two unlinks, and the kernel already shows the earlier
+// ones; across a power loss POSIX orders only what is synced, so with
+// core.fsync the directories of a stage of commits are fsynced before the
+// next stage starts (a few directories: dead commits are few).
 func (r *Repo) executePrune(ctx context.Context, plan *PrunePlan) error {
 	tombstones, err := r.cfg.Bool("core", "tombstone-commits", false)
 	if err != nil {
@@ -316,18 +382,27 @@ func (r *Repo) executePrune(ctx context.Context, plan *PrunePlan) error {
 		}
 		return nil
 	}
-	for start := 0; start < len(plan.Delete); {
-		end := start
-		for end < len(plan.Delete) && deleteRank(plan.Delete[end].Type) == deleteRank(plan.Delete[start].Type) {
-			end++
-		}
-		if err := forEachObject(ctx, plan.Delete[start:end], del); err != nil {
+	start := 0
+	for _, end := range plan.Stages {
+		stage := plan.Delete[start:end]
+		start = end
+		if err := forEachObject(ctx, stage, del); err != nil {
 			if ctx.Err() != nil {
 				return fmt.Errorf("prune interrupted: %w", err)
 			}
 			return err
 		}
-		start = end
+		if len(stage) > 0 && stage[0].Type == ObjCommit && r.fsync {
+			dirs := map[string]bool{}
+			for _, o := range stage {
+				dirs[r.objectRel(o.Type, o.Checksum)[:2]] = true
+			}
+			for sub := range dirs {
+				if err := syncDir(filepath.Join(r.path, "objects", sub)); err != nil {
+					return fmt.Errorf("prune: sync objects/%s: %w", sub, err)
+				}
+			}
+		}
 	}
 	for _, w := range plan.WeakRefs {
 		if err := r.deleteRef(w.Name); err != nil && !errors.Is(err, ErrRefNotFound) {

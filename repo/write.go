@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 	"unsafe"
 
 	"github.com/klauspost/compress/flate"
@@ -30,7 +31,7 @@ import (
 // directory under tmp/, linked there under their final name when complete,
 // and renamed into objects/ at Commit: no object is ever visible in
 // objects/ half-written. A process killed mid-transaction leaves only its
-// staging directory, which the next transaction removes.
+// staging directory, which the next Begin (or fsck) removes.
 type Transaction struct {
 	r       *Repo
 	unlock  func()
@@ -79,6 +80,9 @@ func (r *Repo) Begin(ctx context.Context) (*Transaction, error) {
 		unlock()
 		return nil, fmt.Errorf("begin transaction: %w", err)
 	}
+	// A killed transaction's staging directory goes now, not at the next
+	// Commit: one readdir of tmp/ when there is nothing to clean.
+	r.cleanTmp("")
 	for attempt := 0; ; attempt++ {
 		tx.name = "staging-" + bootID() + "-" + randomSuffix()
 		lf, err := os.OpenFile(filepath.Join(tmp, tx.name+"-lock"), os.O_CREATE|os.O_EXCL|os.O_RDWR|unix.O_CLOEXEC, 0o600)
@@ -474,8 +478,24 @@ func (tx *Transaction) writeSymlink(m *FileMeta) (Checksum, error) {
 }
 
 // Commit makes the staged objects, detached metadata and refs visible, in
-// that order, and ends the transaction. Commit objects are moved last, so
-// a crash never leaves a commit whose tree is incomplete.
+// that order, and ends the transaction. Every object appears in objects/
+// only after everything it names, so a process killed at any point of
+// Commit leaves no commit that fsck would call broken:
+//
+//   - files, dirmetas and dirtrees first, then the detached metadata, then
+//     the commits;
+//   - the commits rank by rank, a commit after the commits of this
+//     transaction that it names (its related list and its parent): an
+//     image's manifest commit after its layer commits;
+//   - the refs last.
+//
+// A kill stops the process between two renames, and the kernel already
+// shows the earlier ones. Across a power loss POSIX orders nothing that is
+// not synced, so with core.fsync the directories that received a rank are
+// fsynced before the next rank is renamed (ext4 and xfs keep the order of
+// metadata operations in their journal anyway; the syncs are for the
+// others). An import costs one extra round of directory syncs: its layer
+// commits, then its manifest commit.
 func (tx *Transaction) Commit() error {
 	if tx.done {
 		return fmt.Errorf("commit transaction: already ended")
@@ -487,52 +507,44 @@ func (tx *Transaction) Commit() error {
 			return fmt.Errorf("commit transaction: syncfs: %w", err)
 		}
 	}
-	names := make([]ObjectName, 0, len(tx.staged))
+	var objs, commits []ObjectName
 	for n := range tx.staged {
-		names = append(names, n)
-	}
-	// Commits last; within a type, by name for a deterministic order.
-	sort.Slice(names, func(i, j int) bool {
-		ci, cj := names[i].Type == ObjCommit, names[j].Type == ObjCommit
-		if ci != cj {
-			return cj
-		}
-		return string(names[i].Checksum[:]) < string(names[j].Checksum[:])
-	})
-	sdfd, odfd := int(tx.dir.Fd()), int(r.objects.Fd())
-	touched := map[string]bool{}
-	for i, n := range names {
-		if n.Type == ObjCommit && (i == 0 || names[i-1].Type != ObjCommit) {
-			// Everything a commit needs is in place: make it durable first.
-			if err := tx.syncObjectDirs(touched); err != nil {
-				return err
-			}
-		}
-		rel := r.objectRel(n.Type, n.Checksum)
-		sub := rel[:2]
-		if !touched[sub] {
-			if _, ok := r.subdirs.Load(sub); !ok {
-				if err := unix.Mkdirat(odfd, sub, 0o777); err != nil && !errors.Is(err, unix.EEXIST) {
-					return fmt.Errorf("commit transaction: objects/%s: %w", sub, err)
-				}
-				r.subdirs.Store(sub, true)
-			}
-			touched[sub] = true
-		}
-		err := unix.Renameat2(sdfd, rel, odfd, rel, unix.RENAME_NOREPLACE)
-		if errors.Is(err, unix.EEXIST) {
-			err = nil // written meanwhile by another transaction: same bytes
-		}
-		if err != nil {
-			return fmt.Errorf("commit transaction: %s %s: %w", n.Type, n.Checksum.Str(), err)
-		}
 		if n.Type == ObjCommit {
-			_ = unix.Unlinkat(odfd, r.objectRel(ObjTombstone, n.Checksum), 0)
+			commits = append(commits, n)
+		} else {
+			objs = append(objs, n)
 		}
 	}
+	// By name, for a deterministic order.
+	sort.Slice(objs, func(i, j int) bool { return objectLess(objs[i], objs[j]) })
+	touched := map[string]bool{}
+	for _, n := range objs {
+		if err := tx.moveObject(n, touched); err != nil {
+			return err
+		}
+	}
+	// Detached metadata before its commit: a commit never appears without
+	// it, and one left alone by a crash is inert.
 	for c, b := range tx.metas {
+		if err := tx.objectSubdir(r.objectRel(ObjCommitMeta, c)[:2], touched); err != nil {
+			return err
+		}
 		if err := writeFileAtomic(r.ObjectPath(ObjCommitMeta, c), b, 0o644, r.fsync); err != nil {
 			return fmt.Errorf("commit transaction: commitmeta %s: %w", c.Str(), err)
+		}
+	}
+	for _, rank := range tx.commitRanks(commits) {
+		// Everything the rank's commits name is in place: make it durable
+		// first.
+		if err := tx.syncObjectDirs(touched); err != nil {
+			return err
+		}
+		touched = map[string]bool{}
+		for _, n := range rank {
+			if err := tx.moveObject(n, touched); err != nil {
+				return err
+			}
+			_ = unix.Unlinkat(int(r.objects.Fd()), r.objectRel(ObjTombstone, n.Checksum), 0)
 		}
 	}
 	if err := tx.syncObjectDirs(touched); err != nil {
@@ -553,6 +565,104 @@ func (tx *Transaction) Commit() error {
 	return nil
 }
 
+func objectLess(a, b ObjectName) bool {
+	if a.Type != b.Type {
+		return a.Type < b.Type
+	}
+	return string(a.Checksum[:]) < string(b.Checksum[:])
+}
+
+// moveObject renames one staged object into objects/, creating its
+// objects/XX directory if needed, and records XX in touched.
+func (tx *Transaction) moveObject(n ObjectName, touched map[string]bool) error {
+	r := tx.r
+	sdfd, odfd := int(tx.dir.Fd()), int(r.objects.Fd())
+	rel := r.objectRel(n.Type, n.Checksum)
+	if err := tx.objectSubdir(rel[:2], touched); err != nil {
+		return err
+	}
+	err := unix.Renameat2(sdfd, rel, odfd, rel, unix.RENAME_NOREPLACE)
+	if errors.Is(err, unix.EEXIST) {
+		err = nil // written meanwhile by another transaction: same bytes
+	}
+	if err != nil {
+		return fmt.Errorf("commit transaction: %s %s: %w", n.Type, n.Checksum.Str(), err)
+	}
+	return nil
+}
+
+// objectSubdir makes sure objects/sub exists and records it in touched.
+func (tx *Transaction) objectSubdir(sub string, touched map[string]bool) error {
+	r := tx.r
+	if !touched[sub] {
+		if _, ok := r.subdirs.Load(sub); !ok {
+			if err := unix.Mkdirat(int(r.objects.Fd()), sub, 0o777); err != nil && !errors.Is(err, unix.EEXIST) {
+				return fmt.Errorf("commit transaction: objects/%s: %w", sub, err)
+			}
+			r.subdirs.Store(sub, true)
+		}
+		touched[sub] = true
+	}
+	return nil
+}
+
+// commitRanks orders the staged commits so that each comes after the
+// staged commits it names (related list, parent): rank 0 names none of
+// them, rank k+1 names one of rank k. A staged commit that cannot be read
+// back names nothing (its rename then fails or it is as good as absent).
+func (tx *Transaction) commitRanks(commits []ObjectName) [][]ObjectName {
+	deps := map[Checksum][]Checksum{}
+	for _, n := range commits {
+		b, err := tx.r.readObjectBytesIn(int(tx.dir.Fd()), ObjCommit, n.Checksum)
+		if err != nil {
+			continue
+		}
+		cm, err := ParseCommit(b)
+		if err != nil {
+			continue
+		}
+		var d []Checksum
+		for _, rel := range cm.Related {
+			if tx.staged[ObjectName{ObjCommit, rel.Commit}] {
+				d = append(d, rel.Commit)
+			}
+		}
+		if cm.HasParent() && tx.staged[ObjectName{ObjCommit, cm.Parent}] {
+			d = append(d, cm.Parent)
+		}
+		deps[n.Checksum] = d
+	}
+	level := map[Checksum]int{}
+	var rankOf func(c Checksum, depth int) int
+	rankOf = func(c Checksum, depth int) int {
+		if l, ok := level[c]; ok {
+			return l
+		}
+		l := 0
+		if depth < len(commits) { // content addressing rules out cycles; be safe
+			for _, d := range deps[c] {
+				if dl := rankOf(d, depth+1) + 1; dl > l {
+					l = dl
+				}
+			}
+		}
+		level[c] = l
+		return l
+	}
+	var ranks [][]ObjectName
+	for _, n := range commits {
+		l := rankOf(n.Checksum, 0)
+		for len(ranks) <= l {
+			ranks = append(ranks, nil)
+		}
+		ranks[l] = append(ranks[l], n)
+	}
+	for _, rk := range ranks {
+		sort.Slice(rk, func(i, j int) bool { return objectLess(rk[i], rk[j]) })
+	}
+	return ranks
+}
+
 func (tx *Transaction) syncObjectDirs(dirs map[string]bool) error {
 	if !tx.r.fsync {
 		return nil
@@ -565,39 +675,93 @@ func (tx *Transaction) syncObjectDirs(dirs map[string]bool) error {
 	return tx.r.objects.Sync()
 }
 
-// cleanTmp removes staging directories left by dead processes: a staging
-// directory whose lock file can be locked has no live owner, and nothing
-// outside it names its objects.
-func (r *Repo) cleanTmp(keep string) {
+// stagingGrace is how old a staging directory without a lock file, or a
+// lock file without its directory, must be before cleanTmp takes it: the
+// process making one makes the other microseconds later (libostree: the
+// directory, then its lock; we: the lock, then the directory).
+const stagingGrace = 10 * time.Minute
+
+// cleanTmp removes the staging directories of dead processes, of any boot,
+// and returns their names. A staging directory's owner holds an OFD write
+// lock on tmp/<dir>-lock for as long as it lives (libostree and we alike),
+// so one whose lock can be taken has no live owner, and nothing outside it
+// names its objects. The lock is taken without blocking and held until
+// the directory and its lock file are gone; a live owner's directory is
+// never touched. keep, our own, is skipped.
+func (r *Repo) cleanTmp(keep string) []string {
 	tmp := filepath.Join(r.path, "tmp")
 	ents, err := os.ReadDir(tmp)
 	if err != nil {
-		return
+		return nil
 	}
+	dirs := map[string]bool{}
+	for _, e := range ents {
+		if e.IsDir() {
+			dirs[e.Name()] = true
+		}
+	}
+	old := func(name string) bool {
+		st, err := os.Lstat(filepath.Join(tmp, name))
+		return err == nil && time.Since(st.ModTime()) > stagingGrace
+	}
+	var removed []string
 	for _, e := range ents {
 		name := e.Name()
-		if !e.IsDir() || !strings.HasPrefix(name, "staging-") || name == keep {
+		if !strings.HasPrefix(name, "staging-") || name == keep {
 			continue
 		}
-		lockPath := filepath.Join(tmp, name+"-lock")
-		lf, err := os.OpenFile(lockPath, os.O_RDWR|unix.O_CLOEXEC, 0)
-		if err != nil {
-			if !errors.Is(err, fs.ErrNotExist) {
+		dir, isLock := strings.CutSuffix(name, "-lock")
+		switch {
+		case isLock && (dir == keep || dirs[dir]):
+			continue // handled with its directory
+		case isLock:
+			// A lock without its directory: left by a kill between the
+			// two, or its directory is about to be made.
+			if !e.Type().IsRegular() || !old(name) {
 				continue
 			}
-			// No lock file: ostree's own staging directories always have
-			// one, so this was left between mkdir and lock; take it over.
-			lf, err = os.OpenFile(lockPath, os.O_CREATE|os.O_RDWR|unix.O_CLOEXEC, 0o600)
-			if err != nil {
-				continue
-			}
+		case !e.IsDir():
+			continue
 		}
-		if ofdLock(lf, unix.F_WRLCK) == nil {
-			os.RemoveAll(filepath.Join(tmp, name))
-			os.Remove(lockPath)
+		lockPath := filepath.Join(tmp, dir+"-lock")
+		lf, err := os.OpenFile(lockPath, os.O_RDWR|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+		if errors.Is(err, fs.ErrNotExist) && !isLock && old(dir) {
+			// A directory without a lock: left by a kill between mkdir
+			// and lock. Take it over.
+			lf, err = os.OpenFile(lockPath, os.O_CREATE|os.O_EXCL|os.O_RDWR|unix.O_CLOEXEC, 0o600)
+		}
+		if err != nil {
+			continue
+		}
+		if ofdLock(lf, unix.F_WRLCK) == nil && sameFile(lf, lockPath) {
+			if err := os.RemoveAll(filepath.Join(tmp, dir)); err == nil {
+				if !isLock {
+					removed = append(removed, dir)
+				}
+				os.Remove(lockPath)
+			}
 		}
 		lf.Close()
 	}
+	return removed
+}
+
+// sameFile reports whether f is still the file at path: a lock taken on a
+// file its owner has just unlinked protects nothing.
+func sameFile(f *os.File, path string) bool {
+	a, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	b, err := os.Lstat(path)
+	return err == nil && os.SameFile(a, b)
+}
+
+// CleanStaging removes the staging directories of dead processes (see
+// Transaction) and returns their names under tmp/. It is safe while other
+// processes write: a live transaction's directory is locked and kept.
+func (r *Repo) CleanStaging() []string {
+	return r.cleanTmp("")
 }
 
 // Repo returns the transaction's repository.

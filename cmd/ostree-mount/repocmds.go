@@ -126,6 +126,11 @@ var _ = register(&cli.Command{
 		if err != nil {
 			return err
 		}
+		if !c.Bool("quiet") {
+			for _, d := range res.Cleaned {
+				fmt.Fprintf(c.App.Writer, "removed tmp/%s: staging directory of a dead process\n", d)
+			}
+		}
 		for _, p := range res.Problems {
 			fmt.Fprintf(c.App.ErrWriter, "%s\n", p)
 		}
