@@ -88,7 +88,7 @@ func TestDamageContained(t *testing.T) {
 	}
 	// The same layers, read through the damage.
 	open := func() *Tree {
-		tree, err := newTree(&damagedReader{r, bad}, repo.Checksum{}, nil, true, good.Root().dirs, Options{})
+		tree, err := newTree(&damagedReader{r, bad}, repo.Checksum{}, nil, true, good.Root().dirs, good.trusted, Options{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -134,6 +134,9 @@ type Tree struct {
 	// identical file objects count as hardlinks, as in ostree checkouts.
 	links []map[string]string
 	image bool
+	// trusted says, per layer, whether its commit was made by import, the
+	// only commits whose side channels (special.go) are honoured.
+	trusted []bool
 
 	prefetch *prefetcher // nil: no prefetching
 	dts      *dirTreeCache
@@ -166,7 +169,7 @@ func Open(r repo.ObjectReader, c repo.Checksum, o Options) (*Tree, error) {
 	}
 	mode, isImage := cm.Metadata.String(KeyMode)
 	if mode != ModeLayered {
-		t, err := newTree(r, c, cm, false, []layerDir{{0, cm.RootTree, cm.RootMeta}}, o)
+		t, err := newTree(r, c, cm, false, []layerDir{{0, cm.RootTree, cm.RootMeta}}, []bool{ImportMade(cm)}, o)
 		if err != nil {
 			return nil, err
 		}
@@ -192,6 +195,7 @@ func OpenLayers(r repo.ObjectReader, layers []repo.Checksum, o Options) (*Tree, 
 func openLayers(r repo.ObjectReader, c repo.Checksum, cm *repo.Commit, layers []repo.Checksum, o Options) (*Tree, error) {
 	roots := make([]layerDir, 0, len(layers))
 	links := make([]map[string]string, 0, len(layers))
+	trusted := make([]bool, 0, len(layers))
 	for i, l := range layers {
 		lc, err := r.ReadCommit(l)
 		if err != nil {
@@ -199,8 +203,9 @@ func openLayers(r repo.ObjectReader, c repo.Checksum, cm *repo.Commit, layers []
 		}
 		roots = append(roots, layerDir{i, lc.RootTree, lc.RootMeta})
 		links = append(links, readLinks(lc))
+		trusted = append(trusted, ImportMade(lc))
 	}
-	t, err := newTree(r, c, cm, true, roots, o)
+	t, err := newTree(r, c, cm, true, roots, trusted, o)
 	if err != nil {
 		return nil, err
 	}
@@ -208,8 +213,8 @@ func openLayers(r repo.ObjectReader, c repo.Checksum, cm *repo.Commit, layers []
 	return t, nil
 }
 
-func newTree(r repo.ObjectReader, c repo.Checksum, cm *repo.Commit, layered bool, roots []layerDir, o Options) (*Tree, error) {
-	t := &Tree{r: r, commit: c, info: cm, cache: o.Cache, layered: layered, dts: newDirTreeCache()}
+func newTree(r repo.ObjectReader, c repo.Checksum, cm *repo.Commit, layered bool, roots []layerDir, trusted []bool, o Options) (*Tree, error) {
+	t := &Tree{r: r, commit: c, info: cm, cache: o.Cache, layered: layered, trusted: trusted, dts: newDirTreeCache()}
 	if o.Prefetch > 0 {
 		t.prefetch = &prefetcher{t: t, workers: o.Prefetch}
 	}
@@ -220,7 +225,7 @@ func newTree(r repo.ObjectReader, c repo.Checksum, cm *repo.Commit, layered bool
 		}
 	}
 	root := &Entry{Name: "/", dirs: roots}
-	root.key = dirKey(t.layered, roots)
+	root.key = t.dirKey(roots)
 	if err := t.dirAttr(root); err != nil {
 		return nil, err
 	}
@@ -271,15 +276,22 @@ func (t *Tree) Reader() repo.ObjectReader { return t.r }
 // Root returns the root directory's entry.
 func (t *Tree) Root() *Entry { return t.root }
 
-func dirKey(layered bool, dirs []layerDir) string {
+// dirKey identifies a composed directory in the cache, which trees share:
+// the same objects compose differently in a layered tree, and with or
+// without side channels.
+func (t *Tree) dirKey(dirs []layerDir) string {
 	h := sha256.New()
-	if layered {
+	if t.layered {
 		h.Write([]byte{1})
 	} else {
 		h.Write([]byte{0})
 	}
 	for _, d := range dirs {
-		h.Write([]byte{byte(d.layer >> 8), byte(d.layer)})
+		trust := byte(0)
+		if t.isTrusted(d.layer) {
+			trust = 1
+		}
+		h.Write([]byte{byte(d.layer >> 8), byte(d.layer), trust})
 		h.Write(d.tree[:])
 		h.Write(d.meta[:])
 	}
@@ -309,6 +321,23 @@ func xattrBytes(xs []repo.Xattr) int {
 	return n
 }
 
+// ImportMade reports whether import made commit cm (a layer commit or a
+// manifest commit), the only commits whose side-channel xattrs
+// (special.go) mean anything. `ostree-mount commit` refuses metadata keys
+// in this package's namespace, so a commit of a user's tree is never
+// taken for one.
+func ImportMade(cm *repo.Commit) bool {
+	for _, k := range []string{KeyMode, KeyLayer, KeyXattrs} {
+		if _, ok := cm.Metadata.Get(k); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// isTrusted reports whether layer i's side channels are honoured.
+func (t *Tree) isTrusted(i int) bool { return i < len(t.trusted) && t.trusted[i] }
+
 // implicitKind returns "" for an explicit directory, else the value of
 // its ImplicitXattr: "1" (an implicit parent) or "w" (one holding only
 // whiteouts).
@@ -330,10 +359,14 @@ func (t *Tree) dirAttr(e *Entry) error {
 		if err != nil {
 			return err
 		}
-		if t.layered && implicitKind(m) != "" {
+		trusted := t.isTrusted(e.dirs[i].layer)
+		if t.layered && trusted && implicitKind(m) != "" {
 			continue
 		}
-		own, _, _ := splitPrivate(m.Xattrs)
+		own := m.Xattrs
+		if trusted {
+			own, _, _ = splitPrivate(m.Xattrs)
+		}
 		e.Attr = Attr{Mode: m.Mode, UID: m.UID, GID: m.GID, Xattrs: own}
 		break
 	}
@@ -352,7 +385,7 @@ func (t *Tree) whiteoutOnly(e *Entry) (bool, error) {
 			}
 			continue
 		}
-		if implicitKind(m) != "w" {
+		if !t.isTrusted(d.layer) || implicitKind(m) != "w" {
 			return false, nil
 		}
 	}
@@ -362,10 +395,18 @@ func (t *Tree) whiteoutOnly(e *Entry) (bool, error) {
 // fileAttr reads a content object's attributes. They are not cached on
 // their own: the composed directory that holds them is, and a cache
 // insertion per file would cost more than the read it saves.
-func (t *Tree) fileAttr(c repo.Checksum) (*Attr, error) {
+func (t *Tree) fileAttr(c repo.Checksum, layer int) (*Attr, error) {
 	fm, err := t.r.ReadFileMeta(c)
 	if err != nil {
 		return nil, err
+	}
+	if !t.isTrusted(layer) {
+		// A user's own file: its xattrs are data, whatever their names.
+		a := &Attr{Mode: fm.Mode, UID: fm.UID, GID: fm.GID, Size: fm.Size, Target: fm.Target, Xattrs: fm.Xattrs}
+		if fm.IsSymlink() {
+			a.Size = int64(len(fm.Target))
+		}
+		return a, nil
 	}
 	a, err := attrFromFile(fm)
 	if err != nil {
@@ -520,7 +561,7 @@ func (t *Tree) compose(dirs []layerDir) (*Dir, error) {
 			e.Object, e.Layer = s.obj, s.layer
 		} else {
 			e.dirs = s.dirs
-			e.key = dirKey(t.layered, s.dirs)
+			e.key = t.dirKey(s.dirs)
 			e.err = s.err
 		}
 		out.Entries = append(out.Entries, e)
@@ -550,7 +591,7 @@ func (t *Tree) loadAttr(e *Entry) error {
 		return nil
 	}
 	if e.dirs == nil {
-		a, err := t.fileAttr(e.Object)
+		a, err := t.fileAttr(e.Object, e.Layer)
 		if Damaged(err) {
 			e.Attr, e.err = Attr{}, fmt.Errorf("%s: %w", e.Name, err)
 			return nil

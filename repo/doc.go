@@ -32,6 +32,45 @@
 //   - archive (archive-z2): .filez, a (tuuuusa(ayay)) header followed by
 //     raw deflate of the content.
 //
+// # Exposure
+//
+// A repository that holds untrusted images must not hand other local
+// users privilege through its objects: no setuid, setgid or sticky
+// object, none writable by group or others, none carrying security.*
+// xattrs (security.capability is privilege), reachable by anyone but the
+// owner. The mount's nosuid and nodev do not help, since objects can be
+// run directly. What libostree (2022.7) does, and what this package does:
+//
+//   - bare: objects are real files with their real owner, mode and xattrs,
+//     and must be: `ostree fsck` recomputes a file's checksum from its
+//     stat and xattrs. libostree creates objects/ and tmp/ 0755, so a
+//     setuid-root object is world-executable. Here the rule is kept by
+//     reachability: Init creates objects/ and tmp/ (where objects are
+//     staged) 0700, and every write transaction (Begin) makes them 0700
+//     again if they are wider, as `ostree init --mode=bare` leaves them.
+//     libostree keeps working in such a repository (it creates the
+//     objects/XX directories below and never changes objects/ itself);
+//     only root reads a bare repository's objects.
+//   - bare-user: objects are regular files owned by the writer, with the
+//     true metadata in the user.ostreemeta xattr; the on-disk mode is not
+//     part of the checksum. libostree writes (mode & 0775) | 0400; this
+//     package writes (mode & 0755) | 0400, dropping group write too.
+//     Neither ever sets a security.* xattr on the object.
+//   - bare-user-only: the on-disk mode is the metadata, owner 0:0 and no
+//     xattrs. libostree refuses modes outside 0775 unless the commit uses
+//     canonical permissions; this package forces canonical metadata
+//     (mode & 0755, 0:0, no xattrs) on every content object, commits and
+//     imports alike.
+//   - archive: .filez objects are 0644, the metadata inside the object.
+//
+// The true mode, setuid and setgid included, is what ReadFileMeta returns
+// and what the mount shows; only a mount with --suid honours it. Repo
+// CheckExposure (run by `ostree-mount fsck`) names what breaks the rule in
+// repositories made by earlier versions or other tools. A hardlink
+// checkout by `ostree checkout` shares the objects' inodes with the
+// checkout, which then exposes the files as the image means them; this
+// package's Checkout copies.
+//
 // Refs are files of 64 hex characters: refs/heads/NAME,
 // refs/remotes/REMOTE/NAME, refs/mirrors/COLLECTION/NAME, and this
 // project's refs/weak/NAME.

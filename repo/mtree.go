@@ -52,6 +52,18 @@ type Modifier struct {
 	// directories masked to 0755 (symlinks unchanged), no xattrs.
 	Canonical bool
 	NoXattrs  bool
+	// CheckXattrs, if set, sees the xattrs each entry would be committed
+	// with (after the other settings) and may refuse them; rel is the
+	// entry's path in the tree.
+	CheckXattrs func(rel string, xs []Xattr) error
+}
+
+// check runs CheckXattrs.
+func (m *Modifier) check(rel string, xs []Xattr) error {
+	if m == nil || m.CheckXattrs == nil || len(xs) == 0 {
+		return nil
+	}
+	return m.CheckXattrs(rel, xs)
 }
 
 // dropsXattrs reports whether xattrs need not be read at all.
@@ -178,6 +190,9 @@ func (w *dirWalker) walkDir(path, rel string) (*MutableTree, error) {
 	}
 	uid, gid, mode := st.Uid, st.Gid, st.Mode
 	w.mod.apply(&uid, &gid, &mode, &xs)
+	if err := w.mod.check(rel, xs); err != nil {
+		return nil, err
+	}
 	meta, err := w.tx.WriteDirMeta(&DirMeta{UID: uid, GID: gid, Mode: mode, Xattrs: xs})
 	if err != nil {
 		return nil, fmt.Errorf("commit %s: %w", rel, err)
@@ -246,6 +261,9 @@ func (w *dirWalker) commitFile(path, rel string) (Checksum, error) {
 		}
 		m := FileMeta{UID: st.Uid, GID: st.Gid, Mode: st.Mode, Target: target, Xattrs: xs}
 		w.mod.apply(&m.UID, &m.GID, &m.Mode, &m.Xattrs)
+		if err := w.mod.check(rel, m.Xattrs); err != nil {
+			return Checksum{}, err
+		}
 		c, err := w.tx.WriteFile(&m, nil)
 		if err != nil {
 			return c, fmt.Errorf("commit %q: %w", rel, err)
@@ -272,6 +290,9 @@ func (w *dirWalker) commitFile(path, rel string) (Checksum, error) {
 	}
 	m := FileMeta{UID: st.Uid, GID: st.Gid, Mode: st.Mode, Xattrs: xs, Size: st.Size}
 	w.mod.apply(&m.UID, &m.GID, &m.Mode, &m.Xattrs)
+	if err := w.mod.check(rel, m.Xattrs); err != nil {
+		return Checksum{}, err
+	}
 	c, err := w.tx.WriteFile(&m, f)
 	if err != nil {
 		return c, fmt.Errorf("commit %s: %w", rel, err)

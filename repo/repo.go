@@ -98,8 +98,19 @@ func Init(path string, opts InitOptions) (*Repo, error) {
 		return nil, fmt.Errorf("init %s: %w", path, err)
 	}
 	for _, d := range []string{"objects", "tmp", "tmp/cache", "extensions", "state", "refs", "refs/heads", "refs/mirrors", "refs/remotes"} {
-		if err := os.Mkdir(filepath.Join(path, d), 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+		perm := os.FileMode(0o755)
+		if opts.Mode == ModeBare && privateDir(d) {
+			perm = 0o700 // see doc.go, "Exposure"
+		}
+		if err := os.Mkdir(filepath.Join(path, d), perm); err != nil && !errors.Is(err, fs.ErrExist) {
 			return nil, fmt.Errorf("init %s: %w", path, err)
+		}
+		if perm == 0o700 {
+			// Mkdir's mode went through the umask, which only narrows it;
+			// a directory that already existed keeps its mode otherwise.
+			if err := os.Chmod(filepath.Join(path, d), perm); err != nil {
+				return nil, fmt.Errorf("init %s: %w", path, err)
+			}
 		}
 	}
 	cfg := &Config{}

@@ -76,7 +76,17 @@ func (r *Repo) Begin(ctx context.Context) (*Transaction, error) {
 	}
 	tx := &Transaction{r: r, unlock: unlock, staged: map[ObjectName]bool{}, subdirs: map[string]bool{}, metas: map[Checksum][]byte{}}
 	tmp := filepath.Join(r.path, "tmp")
-	if err := os.MkdirAll(tmp, 0o755); err != nil {
+	tmpPerm := os.FileMode(0o755)
+	if r.mode == ModeBare {
+		tmpPerm = 0o700
+	}
+	if err := os.MkdirAll(tmp, tmpPerm); err != nil {
+		unlock()
+		return nil, fmt.Errorf("begin transaction: %w", err)
+	}
+	// Objects of a bare repository carry their real modes and xattrs:
+	// only their owner may reach them (doc.go, "Exposure").
+	if err := r.protectBare(); err != nil {
 		unlock()
 		return nil, fmt.Errorf("begin transaction: %w", err)
 	}
@@ -325,6 +335,9 @@ func (tx *Transaction) WriteFile(m *FileMeta, content io.Reader) (Checksum, erro
 	if m.Size < 0 {
 		return Checksum{}, fmt.Errorf("file size %d: %w", m.Size, ErrCorrupt)
 	}
+	if tx.r.mode == ModeBareUserOnly {
+		canonicalize(m)
+	}
 	if m.IsSymlink() {
 		m.Size = 0
 		if tx.r.mode == ModeBare || tx.r.mode == ModeBareUserOnly {
@@ -400,7 +413,7 @@ func (tx *Transaction) fillFile(f *os.File, m *FileMeta, content io.Reader) (Che
 		}
 		mode := uint32(0o644)
 		if !m.IsSymlink() {
-			mode = m.Mode&0o775 | 0o400
+			mode = bareUserMode(m.Mode)
 		}
 		if err = unix.Fchmod(fd, mode); err == nil {
 			err = unix.Fsetxattr(fd, "user.ostreemeta", marshalOstreeMeta(m), 0)

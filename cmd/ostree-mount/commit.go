@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -129,7 +130,14 @@ func runCommit(c *cli.Context, r *repo.Repo) error {
 		}
 		o.Related = append(o.Related, repo.Related{Name: name, Commit: sum})
 	}
-	mod := &repo.Modifier{Canonical: c.Bool("canonical-permissions"), NoXattrs: c.Bool("no-xattrs")}
+	for _, flag := range []string{"add-metadata-string", "add-metadata"} {
+		for _, kv := range c.StringSlice(flag) {
+			if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, sideChannelPrefix) {
+				return usageError(c, "--%s %s: keys in the %s namespace are import's: they mark a commit whose side-channel xattrs are honoured", flag, k, sideChannelPrefix)
+			}
+		}
+	}
+	mod := &repo.Modifier{Canonical: c.Bool("canonical-permissions"), NoXattrs: c.Bool("no-xattrs"), CheckXattrs: refuseSideChannels(dir)}
 	for _, f := range []struct {
 		flag string
 		dst  **uint32
@@ -166,6 +174,28 @@ func runCommit(c *cli.Context, r *repo.Repo) error {
 	}
 	fmt.Fprintln(c.App.Writer, sum)
 	return nil
+}
+
+// sideChannelPrefix is the namespace of import's commit metadata keys and
+// of its side-channel xattrs (compose/special.go, compose/tree.go).
+const sideChannelPrefix = "ostree-mount."
+
+// refuseSideChannels refuses the files of the tree at dir that carry
+// xattrs in the user.ostree-mount. namespace. Composition ignores them in
+// commits that import did not make, so they would be harmless; but
+// dropping them would silently change the user's tree (and the checksum
+// 'ostree commit' gives), and keeping them would leave a side channel
+// lying in wait for a future bug.
+func refuseSideChannels(dir string) func(rel string, xs []repo.Xattr) error {
+	return func(rel string, xs []repo.Xattr) error {
+		for _, x := range xs {
+			if strings.HasPrefix(x.Name, "user."+sideChannelPrefix) {
+				return fmt.Errorf("commit %s: xattr %s is reserved for ostree-mount's own side channels; remove it (setfattr -x %s %s) or commit with --no-xattrs",
+					filepath.Join(dir, rel), x.Name, x.Name, filepath.Join(dir, rel))
+			}
+		}
+		return nil
+	}
 }
 
 // parseTimestamp accepts the forms people give `ostree commit --timestamp`:

@@ -134,6 +134,21 @@ var _ = register(&cli.Command{
 		for _, p := range res.Problems {
 			fmt.Fprintf(c.App.ErrWriter, "%s\n", p)
 		}
+		// Exposure is a warning: the objects are sound, but other users
+		// could use them (repo/exposure.go). It leaves the exit status.
+		warns, err := r.CheckExposure(context.Background())
+		if err != nil {
+			fmt.Fprintf(c.App.ErrWriter, "warning: %v\n", err)
+		}
+		for _, w := range warns {
+			fmt.Fprintf(c.App.ErrWriter, "warning: %s\n", w)
+		}
+		for _, w := range warns {
+			if w.Fix != "" {
+				fmt.Fprintf(c.App.ErrWriter, "warning: to fix it: %s\n", w.Fix)
+				break
+			}
+		}
 		if !c.Bool("quiet") {
 			fmt.Fprintf(c.App.Writer, "checked %d objects, %d commits: %d problems\n", res.Objects, res.Commits, len(res.Problems))
 		}
