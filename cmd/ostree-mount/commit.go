@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"path/filepath"
 	"strconv"
@@ -151,7 +150,8 @@ func runCommit(c *cli.Context, r *repo.Repo) error {
 			*f.dst = &v
 		}
 	}
-	ctx := context.Background()
+	ctx, stop := interruptible(c)
+	defer stop()
 	tx, err := r.Begin(ctx)
 	if err != nil {
 		return err

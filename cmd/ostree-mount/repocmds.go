@@ -122,7 +122,9 @@ var _ = register(&cli.Command{
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only problems"},
 	},
 	Action: withRepo(func(c *cli.Context, r *repo.Repo) error {
-		res, err := r.Fsck(context.Background())
+		ctx, stop := interruptible(c)
+		defer stop()
+		res, err := r.Fsck(ctx)
 		if err != nil {
 			return err
 		}
@@ -136,7 +138,7 @@ var _ = register(&cli.Command{
 		}
 		// Exposure is a warning: the objects are sound, but other users
 		// could use them (repo/exposure.go). It leaves the exit status.
-		warns, err := r.CheckExposure(context.Background())
+		warns, err := r.CheckExposure(ctx)
 		if err != nil {
 			fmt.Fprintf(c.App.ErrWriter, "warning: %v\n", err)
 		}
