@@ -255,7 +255,8 @@ func (l *limitReader) Read(p []byte) (int, error) {
 
 // cleanPath splits a tar path into components: leading "/" and "./" go,
 // "." components go, ".." is refused, and every component must be UTF-8
-// and at most NAME_MAX bytes.
+// and at most NAME_MAX bytes. A whiteout is measured by the path it
+// names: .wh.NAME by NAME, an opaque marker by its directory.
 func (li *layerImport) cleanPath(p string) ([]string, error) {
 	var parts []string
 	n := -1
@@ -269,19 +270,48 @@ func (li *layerImport) cleanPath(p string) ([]string, error) {
 		if !utf8.ValidString(c) {
 			return nil, fmt.Errorf("name %q is not UTF-8, which OSTree cannot store: %w", c, ErrBadLayer)
 		}
-		if len(c) > nameMax {
-			return nil, fmt.Errorf("name %q of %d bytes is longer than NAME_MAX (%d bytes): %w", clip(c), len(c), nameMax, ErrBadLayer)
-		}
 		parts = append(parts, c)
 		n += len(c) + 1
+	}
+	for i, c := range parts {
+		l := len(c)
+		if i == len(parts)-1 {
+			l = len(whitedOut(c))
+		}
+		if l > nameMax {
+			return nil, fmt.Errorf("name %q of %d bytes is longer than NAME_MAX (%d bytes): %w", clip(c), len(c), nameMax, ErrBadLayer)
+		}
+	}
+	depth := len(parts)
+	if depth > 0 {
+		last := parts[depth-1]
+		if w := whitedOut(last); w == "" {
+			n -= len(last) + 1 // an opaque marker: its directory
+			depth--
+		} else {
+			n -= len(last) - len(w)
+		}
 	}
 	if n > li.lim.MaxPathLen {
 		return nil, fmt.Errorf("path of %d bytes is longer than the limit of %d (--max-path-length): %w", n, li.lim.MaxPathLen, ErrLimit)
 	}
-	if len(parts) > li.lim.MaxDepth {
-		return nil, fmt.Errorf("path of %d components is deeper than the limit of %d (--max-depth): %w", len(parts), li.lim.MaxDepth, ErrLimit)
+	if depth > li.lim.MaxDepth {
+		return nil, fmt.Errorf("path of %d components is deeper than the limit of %d (--max-depth): %w", depth, li.lim.MaxDepth, ErrLimit)
 	}
 	return parts, nil
+}
+
+// whitedOut is the name a whiteout name stands for: NAME for .wh.NAME,
+// "" for the opaque marker and other .wh..wh.* names; name otherwise.
+func whitedOut(name string) string {
+	w, ok := strings.CutPrefix(name, ".wh.")
+	switch {
+	case !ok:
+		return name
+	case strings.HasPrefix(w, ".wh."):
+		return ""
+	}
+	return w
 }
 
 // checkStored bounds a path that is about to be stored: dir, a resolved
@@ -630,7 +660,9 @@ func (li *layerImport) whiteoutEntry(dirParts []string, base, wname string) erro
 	if err != nil {
 		return err
 	}
-	if err := li.checkStored(ppath, base); err != nil {
+	// The whiteout is measured by what it hides (its directory was made
+	// within the limits): it must be able to whiteout every stored path.
+	if err := li.checkStored(ppath, wname); err != nil && base != ".wh..wh..opq" {
 		return err
 	}
 	if base == ".wh..wh..opq" {

@@ -209,3 +209,29 @@ func TestNameMax(t *testing.T) {
 		t.Errorf("a name of 255 bytes and a target of 4095: %v", err)
 	}
 }
+
+// TestWhiteoutsAtTheLimits: every stored path can be whited out, and a
+// directory at the depth limit made opaque, although the whiteout's own
+// name is longer than what it names.
+func TestWhiteoutsAtTheLimits(t *testing.T) {
+	r := repotest.NewRepoNoSync(t, repo.ModeBareUser)
+	name := strings.Repeat("n", 255)
+	long := strings.Repeat(name+"/", 15)
+	long += strings.Repeat("m", DefaultLimits.MaxPathLen-len(long))
+	deep := deepTarget(DefaultLimits.MaxDepth - 1) // deep/f and deep/d: at the limit
+	other := strings.Repeat("o", 255)
+	tree, _, err := importLayers(t, r,
+		ct.Tar(t, ct.File(other, "x"), ct.File(long, "x"), ct.File(deep+"/f", "x"), ct.Dir(deep+"/d/"), ct.File("keep", "k")),
+		ct.Tar(t, ct.Whiteout(other), ct.Whiteout(long), ct.Whiteout(deep+"/f"), ct.Opaque(deep+"/d")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{other, long, deep + "/f"} {
+		if _, err := tree.Lookup(context.Background(), p); !errors.Is(err, ErrNotExist) {
+			t.Errorf("%d-byte path of %d components is not whited out: %v", len(p), strings.Count(p, "/")+1, err)
+		}
+	}
+	if _, err := tree.Lookup(context.Background(), deep+"/d"); err != nil {
+		t.Errorf("the opaque directory: %v", err)
+	}
+}
