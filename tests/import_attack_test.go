@@ -462,6 +462,11 @@ func attackCases() []attackCase {
 			handImage{Layers: layers, Blobs: map[int][]byte{0: []byte("not the layer")}}.write(t, dir)
 			return "oci:" + dir
 		}, args: []string{"--max-layers", "3"}, fail: `(?i)image has 5 layers, more than the limit of 3 \(--max-layers\)`},
+		{name: "max-layers-exact", build: oneImage(ents(fileEnt("a", "1")), ents(fileEnt("b", "2")), ents(fileEnt("c", "3"))),
+			args: []string{"--max-layers", "3"}, verify: func(t *testing.T, a *attackEnv, co map[string]treecmp.Entry) {
+				wantFile(t, co, "a", "1")
+				wantFile(t, co, "c", "3")
+			}},
 		// 12. malformed tars
 		{name: "bad-header-checksum", build: func(t *testing.T, a *attackEnv, dir string) string {
 			l := makeTar(t, fileEnt("a", "aaa"), fileEnt("b", "bbb"))

@@ -149,7 +149,7 @@ func TestImportDeepTreeWithinLimits(t *testing.T) {
 
 // TestImportWhiteoutDirsLikeUmoci: directories named .wh.foo,
 // .wh..wh..opq and .wh..wh.orph (and a .wh..wh.orph holding an entry)
-// give the rootfs that umoci unpack gives.
+// give the rootfs that umoci unpack gives, in the checkout and the mount.
 func TestImportWhiteoutDirsLikeUmoci(t *testing.T) {
 	dir := t.TempDir()
 	l1 := makeTar(t, dirEnt("foo"), fileEnt("foo/lower", "l"), dirEnt("bar"), fileEnt("bar/lower", "l"),
@@ -180,6 +180,8 @@ umoci raw add-layer --image img:t l0.tar && umoci raw add-layer --image img:t l1
 	rp := initImageRepo(t, dir, "repo", "bare-user")
 	importImage(t, rp, "--ref", "wh", "oci:"+img+":t")
 	checkoutEquals(t, rp, "wh", ref, dir)
+	mnt := mountRev(t, rp, "wh")
+	checkTreesEqual(t, "mount vs umoci unpack", dumpTree(t, ref, treecmpPlain), dumpTree(t, mnt, treecmpPlain))
 	fsckBoth(t, rp)
 }
 
