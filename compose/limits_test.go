@@ -56,6 +56,11 @@ func TestSparseBombCountsLogicalSize(t *testing.T) {
 	if !errors.Is(err, ErrLimit) || !strings.Contains(err.Error(), `"bomb"`) || !strings.Contains(err.Error(), "--max-layer-bytes") {
 		t.Fatalf("sparse bomb: %v, want a limit error naming the entry and --max-layer-bytes", err)
 	}
+	// 1 PiB under the default limit: refused as fast.
+	pib := ct.SparseTar("pib", 1<<50, map[int64][]byte{1 << 40: []byte("x")})
+	if _, err := importOne(t, r, nil, pib, DefaultLimits); !errors.Is(err, ErrLimit) || !strings.Contains(err.Error(), `"pib"`) {
+		t.Fatalf("1 PiB sparse file: %v, want a limit error naming the entry", err)
+	}
 	// Several files, each under the limit, are summed.
 	a := ct.SparseTar("a", 6_000_000, map[int64][]byte{0: []byte("a")})
 	two := append(a[:len(a)-1024], ct.SparseTar("b", 6_000_000, map[int64][]byte{0: []byte("b")})...)
