@@ -40,8 +40,9 @@ type Limits struct {
 //   - MaxPathLen 4094: "/" + path + NUL fits PATH_MAX (4096), so every
 //     path of the mount or a checkout can be named in one system call;
 //   - MaxDepth 200: libostree refuses to traverse dirtrees nested deeper
-//     than OSTREE_MAX_RECURSION (256); 200 leaves a margin for the
-//     directories a checkout or mount is placed below;
+//     than OSTREE_MAX_RECURSION (256); 200 stays below it with a margin,
+//     whether a level is counted from the commit or from its root
+//     dirtree, and with room for a tree to be committed below another;
 //   - MaxLayers 500: the kernel's overlayfs stacks at most 500 lower
 //     layers (OVL_MAX_STACK), so no image that an overlayfs runtime can
 //     run is refused, while a hostile image cannot make the importer and
