@@ -173,10 +173,37 @@ func TestWhiteoutRules(t *testing.T) {
 			layers: []L{{ct.File("a/b", "1")}, {ct.Whiteout("a/b")}},
 			want:   []string{"/ d 0755 0:0", "a d 0755 0:0"},
 		},
+		// Directories named as whiteouts, as umoci unpack has them
+		// (tests/TestImportWhiteoutDirsLikeUmoci compares with it).
 		{
-			name:   "a directory named .wh.x is extracted literally",
+			name:   "a directory named .wh.foo whites foo out",
+			layers: []L{{ct.File("foo/lower", "l"), ct.File("keep", "k")}, {ct.Dir(".wh.foo/", ct.Mode(0o700))}},
+			want:   []string{"/ d 0755 0:0", "keep f 0644 0:0 \"k\""},
+		},
+		{
+			name:   "a directory named .wh..wh..opq is an opaque marker",
+			layers: []L{{ct.File("bar/lower", "l")}, {ct.Dir("bar/.wh..wh..opq/"), ct.File("bar/new", "n")}},
+			want:   []string{"/ d 0755 0:0", "bar d 0755 0:0", "bar/new f 0644 0:0 \"n\""},
+		},
+		{
+			name:   "a directory named .wh..wh.orph (aufs metadata) is dropped",
+			layers: []L{{ct.File("orph/lower", "l")}, {ct.Dir(".wh..wh.orph/"), ct.Dir("d/.wh..wh.plnk/")}},
+			want:   []string{"/ d 0755 0:0", "orph d 0755 0:0", "orph/lower f 0644 0:0 \"l\""},
+		},
+		{
+			name:   "entries below a dropped .wh..wh.orph make it a plain directory",
+			layers: []L{{ct.File("orph/lower", "l")}, {ct.Dir(".wh..wh.orph/"), ct.File(".wh..wh.orph/inner", "i")}},
+			want:   []string{"/ d 0755 0:0", ".wh..wh.orph d 0755 0:0", ".wh..wh.orph/inner f 0644 0:0 \"i\"", "orph d 0755 0:0", "orph/lower f 0644 0:0 \"l\""},
+		},
+		{
+			name:   "entries below a whiteout directory cannot be stored",
 			layers: []L{{ct.Dir(".wh.x/"), ct.File(".wh.x/f", "1")}},
-			want:   []string{"/ d 0755 0:0", ".wh.x d 0755 0:0", ".wh.x/f f 0644 0:0 \"1\""},
+			err:    "both a whiteout and a directory",
+		},
+		{
+			name:   "entries below a whiteout directory cannot be stored, whatever the order",
+			layers: []L{{ct.File("x/f", "1")}, {ct.File(".wh..wh..opq/f", "1"), ct.Dir(".wh..wh..opq/")}},
+			err:    "both a whiteout and a directory",
 		},
 		{
 			name:   "duplicates: the last one wins, type changes included",

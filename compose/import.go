@@ -102,6 +102,12 @@ func Import(ctx context.Context, r *repo.Repo, img *source.Image, o ImportOption
 	if o.Limits == (Limits{}) {
 		o.Limits = DefaultLimits
 	}
+	if o.Limits.MaxLayers <= 0 {
+		o.Limits.MaxLayers = DefaultLimits.MaxLayers
+	}
+	if len(img.Layers) > o.Limits.MaxLayers {
+		return nil, fmt.Errorf("image has %d layers, more than the limit of %d (--max-layers): %w", len(img.Layers), o.Limits.MaxLayers, ErrLimit)
+	}
 	ref := o.Ref
 	if ref == "" {
 		ref = DefaultRef(img)

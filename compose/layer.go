@@ -19,22 +19,49 @@ import (
 
 // Limits bound what one layer may make the importer do.
 type Limits struct {
-	MaxEntries     int64 // tar entries per layer
-	MaxPathLen     int   // bytes of an entry's path
-	MaxDepth       int   // components of an entry's path
-	MaxBytes       int64 // decompressed bytes per layer
-	MaxSymlinkHops int   // symlinks followed resolving one path
+	MaxEntries int64 // tar entries per layer
+	// MaxPathLen and MaxDepth bound the bytes and components of every
+	// path stored: an entry's path as resolved inside the image root,
+	// through symlinks of this layer and of the layers below.
+	MaxPathLen int
+	MaxDepth   int
+	// MaxBytes bounds both the decompressed tar stream of a layer and the
+	// sum of the logical sizes of its regular files: a sparse entry's
+	// holes count, although they are neither read nor stored.
+	MaxBytes       int64
+	MaxSymlinkHops int // symlinks followed resolving one path
+	// MaxLayers bounds the layers of an image, checked before any layer
+	// is read; 0 means DefaultLimits.MaxLayers.
+	MaxLayers int
 }
 
 // DefaultLimits are generous: far above real images, far below what
-// exhausts a machine.
+// exhausts a machine, and within what libostree and the kernel handle:
+//   - MaxPathLen 4094: "/" + path + NUL fits PATH_MAX (4096), so every
+//     path of the mount or a checkout can be named in one system call;
+//   - MaxDepth 200: libostree refuses to traverse dirtrees nested deeper
+//     than OSTREE_MAX_RECURSION (256); 200 stays below it with a margin,
+//     whether a level is counted from the commit or from its root
+//     dirtree, and with room for a tree to be committed below another;
+//   - MaxLayers 500: the kernel's overlayfs stacks at most 500 lower
+//     layers (OVL_MAX_STACK), so no image that an overlayfs runtime can
+//     run is refused, while a hostile image cannot make the importer and
+//     every mount compose thousands of layers.
 var DefaultLimits = Limits{
 	MaxEntries:     10_000_000,
-	MaxPathLen:     4096,
-	MaxDepth:       512,
+	MaxPathLen:     4094,
+	MaxDepth:       200,
 	MaxBytes:       256 << 30,
 	MaxSymlinkHops: 255,
+	MaxLayers:      500,
 }
+
+// Fixed limits of Linux and libostree, not configurable: a longer name or
+// symlink target could be stored but never checked out or mounted.
+const (
+	nameMax   = 255  // NAME_MAX: bytes of one path component
+	targetMax = 4095 // PATH_MAX - 1: bytes of a symlink's target
+)
 
 // ErrLimit is wrapped when a layer exceeds a limit.
 var ErrLimit = errors.New("limit exceeded")
@@ -85,6 +112,7 @@ type layerImport struct {
 	res      LayerResult
 	links    map[string]string // resolved path -> group leader path
 	pool     *writerPool
+	logical  int64 // sum of the logical sizes of the regular files so far
 }
 
 // writerPool writes small files in parallel with the reading of the
@@ -228,12 +256,12 @@ func (l *limitReader) Read(p []byte) (int, error) {
 }
 
 // cleanPath splits a tar path into components: leading "/" and "./" go,
-// "." components go, ".." is refused, and every component must be UTF-8.
+// "." components go, ".." is refused, and every component must be UTF-8
+// and at most NAME_MAX bytes. A whiteout is measured by the path it
+// names: .wh.NAME by NAME, an opaque marker by its directory.
 func (li *layerImport) cleanPath(p string) ([]string, error) {
-	if len(p) > li.lim.MaxPathLen {
-		return nil, fmt.Errorf("path of %d bytes is longer than the limit of %d (--max-path-length): %w", len(p), li.lim.MaxPathLen, ErrLimit)
-	}
 	var parts []string
+	n := -1
 	for _, c := range strings.Split(p, "/") {
 		switch c {
 		case "", ".":
@@ -245,11 +273,81 @@ func (li *layerImport) cleanPath(p string) ([]string, error) {
 			return nil, fmt.Errorf("name %q is not UTF-8, which OSTree cannot store: %w", c, ErrBadLayer)
 		}
 		parts = append(parts, c)
+		n += len(c) + 1
 	}
-	if len(parts) > li.lim.MaxDepth {
-		return nil, fmt.Errorf("path of %d components is deeper than the limit of %d: %w", len(parts), li.lim.MaxDepth, ErrLimit)
+	for i, c := range parts {
+		l := len(c)
+		if i == len(parts)-1 {
+			l = len(whitedOut(c))
+		}
+		if l > nameMax {
+			return nil, fmt.Errorf("name %q of %d bytes is longer than NAME_MAX (%d bytes): %w", clip(c), len(c), nameMax, ErrBadLayer)
+		}
+	}
+	depth := len(parts)
+	if depth > 0 {
+		last := parts[depth-1]
+		if w := whitedOut(last); w == "" {
+			n -= len(last) + 1 // an opaque marker: its directory
+			depth--
+		} else {
+			n -= len(last) - len(w)
+		}
+	}
+	if n > li.lim.MaxPathLen {
+		return nil, fmt.Errorf("path of %d bytes is longer than the limit of %d (--max-path-length): %w", n, li.lim.MaxPathLen, ErrLimit)
+	}
+	if depth > li.lim.MaxDepth {
+		return nil, fmt.Errorf("path of %d components is deeper than the limit of %d (--max-depth): %w", depth, li.lim.MaxDepth, ErrLimit)
 	}
 	return parts, nil
+}
+
+// whitedOut is the name a whiteout name stands for: NAME for .wh.NAME,
+// "" for the opaque marker and other .wh..wh.* names; name otherwise.
+func whitedOut(name string) string {
+	w, ok := strings.CutPrefix(name, ".wh.")
+	switch {
+	case !ok:
+		return name
+	case strings.HasPrefix(w, ".wh."):
+		return ""
+	}
+	return w
+}
+
+// checkStored bounds a path that is about to be stored: dir, a resolved
+// directory path, and name in it.
+func (li *layerImport) checkStored(dir []string, name string) error {
+	n := len(name)
+	for _, c := range dir {
+		n += len(c) + 1
+	}
+	return li.checkResolved(dir, name, len(dir)+1, n)
+}
+
+// checkResolved fails when a resolved path, dir followed by name, of
+// depth components and n bytes, exceeds the depth or length limit. The
+// entry's own path may be short: symlinks (of this layer or of lower
+// ones) can resolve it to anywhere inside the image root.
+func (li *layerImport) checkResolved(dir []string, name string, depth, n int) error {
+	if depth <= li.lim.MaxDepth && n <= li.lim.MaxPathLen {
+		return nil
+	}
+	p := clip(strings.Join(append(dir[:len(dir):len(dir)], name), "/"))
+	if depth > li.lim.MaxDepth {
+		return fmt.Errorf("resolves to %q, %d components deep, deeper than the limit of %d (--max-depth): %w", p, depth, li.lim.MaxDepth, ErrLimit)
+	}
+	return fmt.Errorf("resolves to %q of %d bytes, longer than the limit of %d (--max-path-length): %w", p, n, li.lim.MaxPathLen, ErrLimit)
+}
+
+// clip shortens a long name or path for an error message.
+func clip(s string) string {
+	const keep = 64
+	if len(s) <= 2*keep {
+		return s
+	}
+	return s[:keep] + "..." + s[len(s)-keep:]
 }
 
 // lowerEntry looks a resolved path up in the layers below.
@@ -271,6 +369,7 @@ func (li *layerImport) lowerEntry(path []string) (*Entry, error) {
 func (li *layerImport) resolveDir(parts []string, create bool) (*lnode, []string, error) {
 	stack := []*lnode{li.root}
 	var path []string
+	plen := -1 // bytes of path joined with "/", less one
 	queue := append([]string(nil), parts...)
 	hops := 0
 	follow := func(target string, fromLower bool) error {
@@ -282,7 +381,7 @@ func (li *layerImport) resolveDir(parts []string, create bool) (*lnode, []string
 			li.res.BaseDependent = true
 		}
 		if strings.HasPrefix(target, "/") {
-			stack, path = stack[:1], nil
+			stack, path, plen = stack[:1], nil, -1
 		}
 		var tparts []string
 		for _, c := range strings.Split(target, "/") {
@@ -298,6 +397,7 @@ func (li *layerImport) resolveDir(parts []string, create bool) (*lnode, []string
 		queue = queue[1:]
 		if c == ".." {
 			if len(path) > 0 {
+				plen -= len(path[len(path)-1]) + 1
 				stack, path = stack[:len(stack)-1], path[:len(path)-1]
 			}
 			continue
@@ -306,13 +406,15 @@ func (li *layerImport) resolveDir(parts []string, create bool) (*lnode, []string
 		if child, ok := cur.kids[c]; ok {
 			switch {
 			case child.dir:
-				stack, path = append(stack, child), append(path, c)
+				stack, path, plen = append(stack, child), append(path, c), plen+len(c)+1
 				continue
 			case child.symlink:
 				if err := follow(child.target, false); err != nil {
 					return nil, nil, err
 				}
 				continue
+			case strings.HasPrefix(c, ".wh."):
+				return nil, nil, errWhiteoutDir(strings.Join(append(path, c), "/"))
 			}
 			return nil, nil, fmt.Errorf("%s: %w", strings.Join(append(path, c), "/"), ErrNotDir)
 		}
@@ -341,9 +443,16 @@ func (li *layerImport) resolveDir(parts []string, create bool) (*lnode, []string
 				return nil, nil, nil
 			}
 		}
+		// A directory made here is stored: it must fit the limits.
+		if err := li.checkResolved(path, c, len(path)+1, plen+len(c)+1); err != nil {
+			return nil, nil, err
+		}
+		if len(c) > nameMax {
+			return nil, nil, fmt.Errorf("symlink target component %q of %d bytes is longer than NAME_MAX (%d bytes): %w", clip(c), len(c), nameMax, ErrBadLayer)
+		}
 		child := newDir(noLower)
 		cur.kids[c] = child
-		stack, path = append(stack, child), append(path, c)
+		stack, path, plen = append(stack, child), append(path, c), plen+len(c)+1
 	}
 	return stack[len(stack)-1], path, nil
 }
@@ -398,11 +507,18 @@ func (li *layerImport) entry(hdr *tar.Header, tr *tar.Reader) error {
 		return nil
 	}
 	base := parts[len(parts)-1]
-	if wname, ok := strings.CutPrefix(base, ".wh."); ok && hdr.Typeflag != tar.TypeDir {
+	// Whatever its type, an entry named .wh.* is a whiteout, as umoci has
+	// it: a directory .wh.foo whites foo out, a directory .wh..wh..opq is
+	// an opaque marker, and other .wh..wh.* (aufs metadata) are dropped.
+	// The layer commit stores every one of them as the file whiteout.
+	if wname, ok := strings.CutPrefix(base, ".wh."); ok {
 		return li.whiteoutEntry(parts[:len(parts)-1], base, wname)
 	}
 	parent, ppath, err := li.resolveDir(parts[:len(parts)-1], true)
 	if err != nil {
+		return err
+	}
+	if err := li.checkStored(ppath, base); err != nil {
 		return err
 	}
 	full := strings.Join(append(ppath, base), "/")
@@ -428,6 +544,13 @@ func (li *layerImport) entry(hdr *tar.Header, tr *tar.Reader) error {
 		parent.kids[base] = n
 		return nil
 	case tar.TypeReg, tar.TypeGNUSparse:
+		// hdr.Size is the logical size: for a sparse entry, holes
+		// included, which the tar reader fills with zeros. It counts
+		// before anything is written.
+		li.logical += hdr.Size
+		if hdr.Size < 0 || li.logical > li.lim.MaxBytes {
+			return fmt.Errorf("file of %d bytes (holes of sparse files included) takes the layer's files to %d bytes, more than the limit of %d bytes (--max-layer-bytes): %w", hdr.Size, li.logical, li.lim.MaxBytes, ErrLimit)
+		}
 		m := &repo.FileMeta{UID: uid, GID: gid, Mode: repo.ModeRegular | perm, Xattrs: li.xattrs(hdr), Size: hdr.Size}
 		n = &lnode{}
 		if hdr.Size <= asyncMax {
@@ -451,6 +574,9 @@ func (li *layerImport) entry(hdr *tar.Header, tr *tar.Reader) error {
 		}
 		if !utf8.ValidString(hdr.Linkname) {
 			return fmt.Errorf("symlink target %q is not UTF-8: %w", hdr.Linkname, ErrBadLayer)
+		}
+		if len(hdr.Linkname) > targetMax {
+			return fmt.Errorf("symlink target of %d bytes is longer than PATH_MAX allows (%d bytes): %w", len(hdr.Linkname), targetMax, ErrBadLayer)
 		}
 		m := &repo.FileMeta{UID: uid, GID: gid, Mode: repo.ModeSymlink | 0o777, Target: hdr.Linkname, Xattrs: li.xattrs(hdr)}
 		sum, err := li.tx.WriteFile(m, nil)
@@ -497,6 +623,9 @@ func (li *layerImport) entry(hdr *tar.Header, tr *tar.Reader) error {
 // The whiteout object is an empty 0:0 0644 file, written on first use so
 // that a layer without whiteouts leaves no unreferenced object.
 func (li *layerImport) addWhiteout(d *lnode, name string) error {
+	if old, ok := d.kids[name]; ok && old.dir {
+		return errWhiteoutDir(name)
+	}
 	if li.whiteout.IsZero() {
 		sum, err := li.tx.WriteFile(&repo.FileMeta{Mode: repo.ModeRegular | 0o644}, strings.NewReader(""))
 		if err != nil {
@@ -506,6 +635,14 @@ func (li *layerImport) addWhiteout(d *lnode, name string) error {
 	}
 	d.kids[name] = &lnode{sum: li.whiteout}
 	return nil
+}
+
+// errWhiteoutDir is the one way in which a layer's tree differs from
+// umoci's extraction: umoci both applies a whiteout .wh.NAME and makes a
+// directory .wh.NAME for entries below it, but an OSTree directory cannot
+// hold a file and a directory of one name.
+func errWhiteoutDir(name string) error {
+	return fmt.Errorf("%s is both a whiteout and a directory holding entries, which OSTree cannot store: %w (%w)", name, ErrBadLayer, ErrNotDir)
 }
 
 // whiteoutEntry handles .wh.NAME and .wh..wh..opq. A whiteout only ever
@@ -518,11 +655,16 @@ func (li *layerImport) whiteoutEntry(dirParts []string, base, wname string) erro
 	case strings.HasPrefix(wname, ".wh."):
 		return nil // other AUFS metadata (.wh..wh.plnk, ...): ignored, as moby does
 	}
-	parent, _, err := li.resolveDir(dirParts, true)
+	parent, ppath, err := li.resolveDir(dirParts, true)
 	if errors.Is(err, ErrNotDir) {
 		return nil // a whiteout below a non-directory hides nothing
 	}
 	if err != nil {
+		return err
+	}
+	// The whiteout is measured by what it hides (its directory was made
+	// within the limits): it must be able to whiteout every stored path.
+	if err := li.checkStored(ppath, wname); err != nil && base != ".wh..wh..opq" {
 		return err
 	}
 	if base == ".wh..wh..opq" {

@@ -406,7 +406,7 @@ func (tx *Transaction) fillFile(f *os.File, m *FileMeta, content io.Reader) (Che
 		if m.IsSymlink() {
 			_, err = io.WriteString(f, m.Target+"\x00")
 		} else {
-			_, err = io.Copy(io.MultiWriter(f, h, cnt), content)
+			err = copyContent(f, content, h, cnt)
 		}
 		if err != nil {
 			return Checksum{}, fmt.Errorf("write object: %w", err)
@@ -419,7 +419,7 @@ func (tx *Transaction) fillFile(f *os.File, m *FileMeta, content io.Reader) (Che
 			err = unix.Fsetxattr(fd, "user.ostreemeta", marshalOstreeMeta(m), 0)
 		}
 	default: // bare, bare-user-only: content plus real metadata
-		if _, err = io.Copy(io.MultiWriter(f, h, cnt), content); err != nil {
+		if err = copyContent(f, content, h, cnt); err != nil {
 			return Checksum{}, fmt.Errorf("write object: %w", err)
 		}
 		if tx.r.mode == ModeBare {

@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	ct "github.com/ostree-mount/ostree-mount/compose/composetest"
 	"github.com/ostree-mount/ostree-mount/tests/treecmp"
 )
 
@@ -428,6 +429,44 @@ func attackCases() []attackCase {
 		}, args: []string{"--max-layer-bytes", "100000000"}, fail: `(?i)limit`},
 		{name: "too-many-entries", build: oneImage(ents(lots(300)...)), args: []string{"--max-entries", "100"}, fail: `(?i)limit`},
 		{name: "long-path", build: oneImage(ents(fileEnt(strings.Repeat("p", 150)+"/"+strings.Repeat("q", 150), "long"))), args: []string{"--max-path-length", "100"}, fail: `(?i)limit`},
+		// A 2 KiB PAX sparse entry of 2 GiB: the limit counts its holes.
+		{name: "sparse-bomb", build: func(t *testing.T, a *attackEnv, dir string) string {
+			handImage{Layers: [][]byte{ct.SparseTar("bomb", 2<<30, map[int64][]byte{0: []byte("head")})}, Gzip: true}.write(t, dir)
+			return "oci:" + dir
+		}, args: []string{"--max-layer-bytes", "10000000"}, fail: `(?i)limit`},
+		// Ten symlinks to 2000-component paths, each below the previous,
+		// and a file through all of them: an 11-component entry that
+		// would be stored 20,001 deep.
+		{name: "symlink-depth-bomb", build: oneImage(func(*attackEnv) []tarEntry {
+			var e []tarEntry
+			p, target := "", strings.TrimSuffix(strings.Repeat("d/", 2000), "/")
+			for i := range 10 {
+				p += fmt.Sprintf("s%d", i)
+				e = append(e, linkEnt(p, target))
+				p += "/"
+			}
+			return append(e, fileEnt(p+"f", "deep"))
+		}), fail: `(?i)resolves to .*limit of 200 \(--max-depth\)`},
+		{name: "symlink-path-length-bomb", build: oneImage(
+			ents(linkEnt("l", strings.Repeat(strings.Repeat("n", 200)+"/", 15)), linkEnt("l/m", strings.Repeat(strings.Repeat("n", 200)+"/", 15))),
+			ents(fileEnt("l/m/f", "long")),
+		), fail: `(?i)resolves to .*limit of 4094 \(--max-path-length\)`},
+		{name: "name-max", build: oneImage(ents(dirEnt("d"), fileEnt("d/"+strings.Repeat("n", 256), "x"))), fail: `entry "d/n+": name "n+\.\.\.n+" of 256 bytes is longer than NAME_MAX`},
+		// More layers than --max-layers: refused before any layer is read
+		// (layer 0's blob is not what the manifest says).
+		{name: "too-many-layers", build: func(t *testing.T, a *attackEnv, dir string) string {
+			var layers [][]byte
+			for i := range 5 {
+				layers = append(layers, makeTar(t, fileEnt(fmt.Sprintf("f%d", i), "x")))
+			}
+			handImage{Layers: layers, Blobs: map[int][]byte{0: []byte("not the layer")}}.write(t, dir)
+			return "oci:" + dir
+		}, args: []string{"--max-layers", "3"}, fail: `(?i)image has 5 layers, more than the limit of 3 \(--max-layers\)`},
+		{name: "max-layers-exact", build: oneImage(ents(fileEnt("a", "1")), ents(fileEnt("b", "2")), ents(fileEnt("c", "3"))),
+			args: []string{"--max-layers", "3"}, verify: func(t *testing.T, a *attackEnv, co map[string]treecmp.Entry) {
+				wantFile(t, co, "a", "1")
+				wantFile(t, co, "c", "3")
+			}},
 		// 12. malformed tars
 		{name: "bad-header-checksum", build: func(t *testing.T, a *attackEnv, dir string) string {
 			l := makeTar(t, fileEnt("a", "aaa"), fileEnt("b", "bbb"))

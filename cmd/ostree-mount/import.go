@@ -27,7 +27,9 @@ squashed (composed tree only; the layers become garbage for prune).`,
 		&cli.StringFlag{Name: "platform", Usage: "OS/ARCH[/VARIANT] to pick from a multi-platform index (default: this host)"},
 		&cli.Int64Flag{Name: "max-layer-bytes", Value: compose.DefaultLimits.MaxBytes, Usage: "decompressed bytes allowed per layer"},
 		&cli.Int64Flag{Name: "max-entries", Value: compose.DefaultLimits.MaxEntries, Usage: "tar entries allowed per layer"},
-		&cli.IntFlag{Name: "max-path-length", Value: compose.DefaultLimits.MaxPathLen, Usage: "bytes allowed in an entry's path"},
+		&cli.IntFlag{Name: "max-path-length", Value: compose.DefaultLimits.MaxPathLen, Usage: "bytes allowed in a stored path (an entry's path resolved through symlinks)"},
+		&cli.IntFlag{Name: "max-depth", Value: compose.DefaultLimits.MaxDepth, Usage: "components allowed in a stored path (an entry's path resolved through symlinks)"},
+		&cli.IntFlag{Name: "max-layers", Value: compose.DefaultLimits.MaxLayers, Usage: "layers allowed per image"},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress on stderr"},
 	},
 	Action: withRepo(func(c *cli.Context, r *repo.Repo) error {
@@ -46,6 +48,11 @@ squashed (composed tree only; the layers become garbage for prune).`,
 		lim.MaxBytes = c.Int64("max-layer-bytes")
 		lim.MaxEntries = c.Int64("max-entries")
 		lim.MaxPathLen = c.Int("max-path-length")
+		lim.MaxDepth = c.Int("max-depth")
+		lim.MaxLayers = c.Int("max-layers")
+		if lim.MaxLayers < 1 || lim.MaxDepth < 1 || lim.MaxPathLen < 1 {
+			return usageError(c, "import: --max-layers, --max-depth and --max-path-length must be at least 1")
+		}
 		o := compose.ImportOptions{Ref: c.String("ref"), Mode: c.String("mode"), Source: src, Limits: lim}
 		if !c.Bool("quiet") {
 			o.Progress = func(l compose.LayerReport) {
