@@ -102,7 +102,7 @@ func serve(r *repo.Repo, pin *repo.Pin, o Options, log *slog.Logger, dev *device
 	defer pin.Release()
 	// The daemon's heap is the metadata cache plus the inodes the kernel
 	// holds; a soft limit makes the collector keep RSS near what is live.
-	// A daemon starts with the collector off (daemonEnv), since a
+	// A daemon starts with the collector off (daemonCmd), since a
 	// collection of its first few megabytes would only delay the mount;
 	// it runs at 50 % once the mount is served.
 	debug.SetMemoryLimit(o.CacheSize + 48<<20)
