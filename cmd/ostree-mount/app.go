@@ -94,7 +94,7 @@ func New() *cli.App {
 				return cli.ShowAppHelp(c)
 			case 2:
 				// ostree-mount REV MOUNTPOINT
-				return withRepo(runMount)(c)
+				return runMount(c)
 			}
 			return usageError(c, "unknown command %q (or give REV MOUNTPOINT to mount)", c.Args().First())
 		},

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"runtime/pprof"
+
+	"github.com/ostree-mount/ostree-mount/mount"
 )
 
 func main() {
@@ -17,8 +19,14 @@ func main() {
 			}
 		}
 	}
-	app := New()
-	err := app.Run(permuteArgs(app, os.Args))
+	var err error
+	if mount.IsDaemon() {
+		// A mount's daemon, started by the mount command.
+		err = mount.RunDaemon()
+	} else {
+		app := New()
+		err = app.Run(permuteArgs(app, os.Args))
+	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "ostree-mount: error: %v\n", err)
 		pprof.StopCPUProfile()

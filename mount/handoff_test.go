@@ -1,28 +1,33 @@
-package main
+package mount
 
 import (
-	"flag"
 	"fmt"
 	"os"
 	"strings"
 	"testing"
 
-	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 
 	"github.com/ostree-mount/ostree-mount/fs"
 )
 
 // TestHandoffFailureDetaches: a daemon that fails after the command
-// mounted (here: it cannot adopt the pin, or its --cache-size is bad)
+// mounted (here: it cannot adopt the pin, its cache size is bad, or its
+// repository does not open)
 // detaches the mount instead of leaving one that nothing serves.
 func TestHandoffFailureDetaches(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to mount")
 	}
-	for _, tc := range []struct{ name, cacheSize, pinPath, want string }{
-		{"bad-pin", "64M", "/nonexistent/not-a-pin", "adopt pin"},
-		{"bad-cache-size", "0", "", "--cache-size"},
+	for _, tc := range []struct {
+		name      string
+		cacheSize int64
+		pinPath   string
+		want      string
+	}{
+		{"bad-pin", 64 << 20, "/nonexistent/not-a-pin", "adopt pin"},
+		{"bad-cache-size", 0, "", "--cache-size"},
+		{"bad-repo", 64 << 20, "", "repo"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			mnt := t.TempDir()
@@ -65,12 +70,10 @@ func TestHandoffFailureDetaches(t *testing.T) {
 				}
 				return fd
 			}
-			set := flag.NewFlagSet("mount", flag.ContinueOnError)
-			set.String("cache-size", tc.cacheSize, "")
-			c := cli.NewContext(New(), set, nil)
 			h := &handoff{device: dup(dev), pinFD: dup(pinF), pinPath: pinPath, ctlFD: dup(ctlR)}
 			ctlR.Close()
-			err = serveHandoff(c, nil, h, "test", mnt)
+			o := Options{Repo: t.TempDir(), Rev: "test", Mountpoint: mnt, CacheSize: tc.cacheSize}
+			err = serveHandoff(h, o)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("serveHandoff: %v, want an error about %s", err, tc.want)
 			}

@@ -1,0 +1,350 @@
+package mount
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime/debug"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ostree-mount/ostree-mount/fs"
+	"github.com/ostree-mount/ostree-mount/repo"
+)
+
+// DefaultSocket is where the mount service listens and where a mount
+// looks for it.
+const DefaultSocket = "/run/ostree-mount/mount.sock"
+
+// Reply is the service's answer to a request (an Options).
+type Reply struct {
+	Error string `json:"error,omitempty"`
+}
+
+// maxRequest bounds a request's size.
+const maxRequest = 1 << 16
+
+// requestTimeout bounds how long a request may take, from the connection.
+const requestTimeout = 10 * time.Minute
+
+// serviceBase is the service's memory limit without mounts; each mount
+// adds its cache size and 48 MiB, as its own daemon's limit would.
+const serviceBase = 64 << 20
+
+// service is a running mount service.
+type service struct {
+	mu      sync.Mutex
+	mounts  map[string]*mounted // by mountpoint; nil while being mounted
+	budget  int64               // the memory limit of all mounts
+	closing bool                // shutting down: no new mounts
+	wg      sync.WaitGroup
+	log     *slog.Logger
+	uid     uint32                // the only peer allowed (root)
+	mount   func(o Options) error // s.mountOne; tests replace it
+}
+
+// Serve listens on the socket at path and serves the mounts requested
+// there, from this process, until SIGTERM or SIGINT; it then unmounts
+// them all and returns. It logs on log.
+func Serve(path string, log io.Writer) error {
+	if os.Geteuid() != 0 {
+		return errors.New("serve: needs root: the service mounts with mount(2)")
+	}
+	path, err := filepath.Abs(path)
+	if err != nil {
+		return err
+	}
+	ln, err := listenSocket(path)
+	if err != nil {
+		return err
+	}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
+	// The collector runs when the heap nears the sum of the mounts'
+	// budgets (serviceBase when there are none), not every few megabytes:
+	// each mount allocates megabytes of request buffers as it starts, and
+	// collections at a small heap made a mount take several times longer.
+	// The limit bounds the service's memory as the daemons' do theirs.
+	debug.SetGCPercent(-1)
+	debug.SetMemoryLimit(serviceBase)
+	s := newService(slog.New(slog.NewTextHandler(log, nil)))
+	go func() {
+		<-sigs
+		ln.Close()
+	}()
+	s.log.Info("serving mounts", "socket", path)
+	for {
+		conn, err := ln.AcceptUnix()
+		if errors.Is(err, net.ErrClosed) {
+			break
+		}
+		if err != nil {
+			// Out of descriptors, say: the mounts are still served.
+			s.log.Error("accept", "err", err)
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		go s.handle(conn)
+	}
+	os.Remove(path)
+	s.stop()
+	return nil
+}
+
+func newService(log *slog.Logger) *service {
+	s := &service{mounts: map[string]*mounted{}, budget: serviceBase, log: log}
+	s.mount = s.mountOne
+	return s
+}
+
+// stop unmounts every mount and waits until all are gone.
+func (s *service) stop() {
+	s.mu.Lock()
+	s.closing = true
+	for mnt, m := range s.mounts {
+		if m == nil {
+			continue // being mounted: it unmounts itself on seeing closing
+		}
+		if mi, ok, _ := fs.MountedAt(mnt); !ok || mi.FSType != fs.FSType {
+			continue // unmounted already; its goroutine is finishing
+		}
+		if err := m.srv.Unmount(); err != nil {
+			s.log.Error("unmount", "mountpoint", mnt, "err", err)
+			_ = unix.Unmount(mnt, unix.MNT_DETACH)
+		}
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+}
+
+// listenSocket listens on path, root-only, after removing a socket that
+// nothing listens on any more.
+func listenSocket(path string) (*net.UnixListener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("serve: %w", err)
+	}
+	// Only a stale socket (one that nobody accepts on) is replaced: a
+	// regular file or anything else at path is left alone.
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode().Type() != os.ModeSocket {
+			return nil, fmt.Errorf("serve: %s exists and is not a socket (%s); not replacing it", path, fi.Mode().Type())
+		}
+		conn, err := net.Dial("unix", path)
+		switch {
+		case err == nil:
+			conn.Close()
+			return nil, fmt.Errorf("serve: %s is already served: a service already listens on it", path)
+		case errors.Is(err, syscall.ECONNREFUSED):
+			if err := os.Remove(path); err != nil {
+				return nil, fmt.Errorf("serve: stale socket: %w", err)
+			}
+		default:
+			return nil, fmt.Errorf("serve: %s: %w", path, err)
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("serve: %w", err)
+	}
+	old := unix.Umask(0o077)
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	unix.Umask(old)
+	if err != nil {
+		return nil, fmt.Errorf("serve: %w", err)
+	}
+	ln.SetUnlinkOnClose(false)
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("serve: %w", err)
+	}
+	return ln, nil
+}
+
+// handle answers one connection: one request, one reply.
+func (s *service) handle(conn *net.UnixConn) {
+	defer conn.Close()
+	reply := func(err error) {
+		var r Reply
+		if err != nil {
+			r.Error = err.Error()
+		}
+		_ = json.NewEncoder(conn).Encode(r)
+	}
+	if err := checkPeer(conn, s.uid); err != nil {
+		reply(err)
+		return
+	}
+	_ = conn.SetDeadline(time.Now().Add(requestTimeout))
+	var o Options
+	if err := json.NewDecoder(io.LimitReader(conn, maxRequest)).Decode(&o); err != nil {
+		reply(fmt.Errorf("serve: bad request: %w", err))
+		return
+	}
+	start := time.Now()
+	err := s.mount(o)
+	if err != nil {
+		s.log.Error("mount", "mountpoint", o.Mountpoint, "rev", o.Rev, "err", err)
+	} else {
+		s.log.Info("mounted", "mountpoint", o.Mountpoint, "rev", o.Rev, "commit", o.Commit, "took", time.Since(start))
+	}
+	reply(err)
+}
+
+// checkPeer refuses a client whose uid is not uid (root): a request
+// names a repository and a mountpoint, and the service mounts as root.
+func checkPeer(conn *net.UnixConn, uid uint32) error {
+	raw, err := conn.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var cred *unix.Ucred
+	var cerr error
+	if err := raw.Control(func(fd uintptr) {
+		cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	}); err != nil {
+		return err
+	}
+	if cerr != nil {
+		return fmt.Errorf("serve: peer credentials: %w", cerr)
+	}
+	if cred.Uid != uid {
+		return fmt.Errorf("serve: uid %d may not mount through the service (root only)", cred.Uid)
+	}
+	return nil
+}
+
+// mountOne serves one request: pin, compose and mount, as a daemon
+// would.
+func (s *service) mountOne(o Options) (err error) {
+	sum, err := repo.ParseChecksum(o.Commit)
+	if err != nil {
+		return fmt.Errorf("serve: commit: %w", err)
+	}
+	if !filepath.IsAbs(o.Mountpoint) || !filepath.IsAbs(o.Repo) {
+		return fmt.Errorf("serve: the repository and mountpoint must be absolute paths")
+	}
+	if o.CacheSize <= 0 {
+		return fmt.Errorf("serve: cache size %d: must be positive", o.CacheSize)
+	}
+	logPath := o.LogFile
+	if logPath == "" {
+		logPath = defaultLogPath(o.Mountpoint)
+	}
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("mount: log file: %w", err)
+	}
+	r, err := repo.Open(o.Repo)
+	if err != nil {
+		logf.Close()
+		return err
+	}
+	pin, err := r.Pin(context.Background(), sum)
+	if err != nil {
+		r.Close()
+		logf.Close()
+		return err
+	}
+	fo := o.fsOptions()
+	fo.Logger = slog.New(slog.NewTextHandler(logf, nil))
+	release := func() {
+		pin.Release()
+		r.Close()
+		logf.Close()
+	}
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		release()
+		return errors.New("serve: the service is stopping")
+	}
+	if _, ok := s.mounts[o.Mountpoint]; ok {
+		s.mu.Unlock()
+		release()
+		return fmt.Errorf("mount: %s is already a mountpoint", o.Mountpoint)
+	}
+	// Reserved: the service waits for this mount from now on.
+	s.mounts[o.Mountpoint] = nil
+	s.wg.Add(1)
+	s.budget += o.CacheSize + 48<<20
+	debug.SetMemoryLimit(s.budget)
+	s.mu.Unlock()
+	done := func() {
+		s.mu.Lock()
+		delete(s.mounts, o.Mountpoint)
+		s.budget -= o.CacheSize + 48<<20
+		debug.SetMemoryLimit(s.budget)
+		s.mu.Unlock()
+		release()
+		s.wg.Done()
+	}
+	m, err := startMount(r, sum, o.Mountpoint, o.CacheSize, fo, nil)
+	if err != nil {
+		done()
+		return err
+	}
+	s.mu.Lock()
+	s.mounts[o.Mountpoint] = m
+	closing := s.closing
+	s.mu.Unlock()
+	go func() {
+		m.wait()
+		done()
+	}()
+	if closing {
+		_ = m.srv.Unmount()
+		return errors.New("serve: the service is stopping")
+	}
+	return nil
+}
+
+// Request asks the mount service at socket to make the mount o
+// (o.Commit resolved, o.Repo absolute); handled is false when no service
+// listens there.
+func Request(socket string, o Options) (handled bool, err error) {
+	conn, err := net.Dial("unix", socket)
+	if err != nil {
+		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
+			return false, nil
+		}
+		return true, fmt.Errorf("mount: the mount service at %s: %w", socket, err)
+	}
+	defer conn.Close()
+	if o.LogFile != "" {
+		if o.LogFile, err = filepath.Abs(o.LogFile); err != nil {
+			return true, err
+		}
+	}
+	rep, err := request(conn, o)
+	if err != nil {
+		return true, fmt.Errorf("mount: the mount service at %s: %w", socket, err)
+	}
+	if rep.Error != "" {
+		return true, errors.New(rep.Error)
+	}
+	return true, nil
+}
+
+// request sends o on conn and reads the service's reply. A service that
+// refuses the client answers before it reads, and may close before the
+// request is written: its answer is still read.
+func request(conn io.ReadWriter, o Options) (Reply, error) {
+	var rep Reply
+	werr := json.NewEncoder(conn).Encode(o)
+	if err := json.NewDecoder(conn).Decode(&rep); err != nil {
+		if werr != nil {
+			return rep, werr
+		}
+		return rep, fmt.Errorf("did not answer: %w", err)
+	}
+	return rep, nil
+}

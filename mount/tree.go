@@ -1,0 +1,51 @@
+package mount
+
+import (
+	"os"
+
+	"github.com/ostree-mount/ostree-mount/cache"
+	"github.com/ostree-mount/ostree-mount/compose"
+	"github.com/ostree-mount/ostree-mount/fs"
+	"github.com/ostree-mount/ostree-mount/repo"
+)
+
+// This file holds every call into compose.Open, cache.New, fs.Mount and
+// fs.MountDevice, the seam between the lifecycle and what it serves.
+
+// tree is a composed commit and the cache behind it.
+type tree struct {
+	t     *compose.Tree
+	cache *cache.Cache[any]
+}
+
+// openTree composes commit sum of r with cacheSize bytes of metadata
+// cache and prefetch workers: the commit, its layer commits and its root
+// directory are read now.
+func openTree(r *repo.Repo, sum repo.Checksum, cacheSize int64, prefetch int) (*tree, error) {
+	ca, err := cache.New[any](cacheSize)
+	if err != nil {
+		return nil, err
+	}
+	t, err := compose.Open(r, sum, compose.Options{Cache: ca, Prefetch: prefetch})
+	if err != nil {
+		ca.Close()
+		return nil, err
+	}
+	return &tree{t: t, cache: ca}, nil
+}
+
+func (t *tree) close() {
+	t.t.Close()
+	t.cache.Close()
+}
+
+// serveFS serves t at mnt (or on o.Device, already mounted there).
+func serveFS(r *repo.Repo, t *tree, mnt string, o fs.Options) (*fs.Server, error) {
+	return fs.Mount(mnt, r, t.t, o)
+}
+
+// mountDevice mounts dev, a /dev/fuse descriptor, at mnt and returns the
+// mount's device number; nothing serves it yet.
+func mountDevice(dev *os.File, mnt string, o fs.Options) (uint64, error) {
+	return fs.MountDevice(dev, mnt, o)
+}
