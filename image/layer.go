@@ -1,4 +1,4 @@
-package compose
+package image
 
 import (
 	"archive/tar"
@@ -14,6 +14,7 @@ import (
 	"sync"
 	"unicode/utf8"
 
+	"github.com/ostree-mount/ostree-mount/compose"
 	"github.com/ostree-mount/ostree-mount/repo"
 )
 
@@ -105,7 +106,7 @@ type LayerResult struct {
 type layerImport struct {
 	ctx      context.Context
 	tx       *repo.Transaction
-	lower    *Tree
+	lower    *compose.Tree
 	lim      Limits
 	root     *lnode
 	whiteout repo.Checksum
@@ -186,7 +187,7 @@ func (p *writerPool) wait() error {
 // the base): a parent directory that is a symlink, in this layer or a
 // lower one, is followed inside the image root. Nothing outside the
 // repository is ever touched.
-func ImportLayer(ctx context.Context, tx *repo.Transaction, lower *Tree, r io.Reader, lim Limits) (*LayerResult, error) {
+func ImportLayer(ctx context.Context, tx *repo.Transaction, lower *compose.Tree, r io.Reader, lim Limits) (*LayerResult, error) {
 	li := &layerImport{ctx: ctx, tx: tx, lower: lower, lim: lim, root: newDir(lower == nil), links: map[string]string{}}
 	li.pool = newWriterPool(tx, max(2, runtime.GOMAXPROCS(0)))
 	poolDone := false
@@ -351,12 +352,12 @@ func clip(s string) string {
 }
 
 // lowerEntry looks a resolved path up in the layers below.
-func (li *layerImport) lowerEntry(path []string) (*Entry, error) {
+func (li *layerImport) lowerEntry(path []string) (*compose.Entry, error) {
 	if li.lower == nil {
 		return nil, nil
 	}
 	e, err := li.lower.Lookup(li.ctx, strings.Join(path, "/"))
-	if errors.Is(err, ErrNotExist) || errors.Is(err, ErrNotDir) {
+	if errors.Is(err, compose.ErrNotExist) || errors.Is(err, compose.ErrNotDir) {
 		return nil, nil
 	}
 	return e, err
@@ -416,7 +417,7 @@ func (li *layerImport) resolveDir(parts []string, create bool) (*lnode, []string
 			case strings.HasPrefix(c, ".wh."):
 				return nil, nil, errWhiteoutDir(strings.Join(append(path, c), "/"))
 			}
-			return nil, nil, fmt.Errorf("%s: %w", strings.Join(append(path, c), "/"), ErrNotDir)
+			return nil, nil, fmt.Errorf("%s: %w", strings.Join(append(path, c), "/"), compose.ErrNotDir)
 		}
 		hidden := cur.noLower || cur.opaque || cur.kids[".wh."+c] != nil
 		noLower := true
@@ -435,7 +436,7 @@ func (li *layerImport) resolveDir(parts []string, create bool) (*lnode, []string
 				}
 				continue
 			default:
-				return nil, nil, fmt.Errorf("%s (in a lower layer): %w", strings.Join(append(path, c), "/"), ErrNotDir)
+				return nil, nil, fmt.Errorf("%s (in a lower layer): %w", strings.Join(append(path, c), "/"), compose.ErrNotDir)
 			}
 		}
 		if !create {
@@ -463,7 +464,7 @@ func (li *layerImport) xattrs(hdr *tar.Header) []repo.Xattr {
 	for k, v := range hdr.PAXRecords {
 		if name, ok := strings.CutPrefix(k, "SCHILY.xattr."); ok {
 			schily = true
-			if !droppedXattr(name) {
+			if !compose.DroppedXattr(name) {
 				xs = append(xs, repo.Xattr{Name: name, Value: []byte(v)})
 			}
 		}
@@ -476,7 +477,7 @@ func (li *layerImport) xattrs(hdr *tar.Header) []repo.Xattr {
 			}
 			name, err1 := url.QueryUnescape(enc)
 			val, err2 := base64.StdEncoding.DecodeString(v)
-			if err1 == nil && err2 == nil && !droppedXattr(name) {
+			if err1 == nil && err2 == nil && !compose.DroppedXattr(name) {
 				xs = append(xs, repo.Xattr{Name: name, Value: val})
 			}
 		}
@@ -594,9 +595,9 @@ func (li *layerImport) entry(hdr *tar.Header, tr *tar.Reader) error {
 			li.links[full] = leader
 		}
 	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
-		s := Special{Type: 'p'}
+		s := compose.Special{Type: 'p'}
 		if hdr.Typeflag == tar.TypeChar || hdr.Typeflag == tar.TypeBlock {
-			s = Special{Type: 'c', Major: uint32(hdr.Devmajor), Minor: uint32(hdr.Devminor)}
+			s = compose.Special{Type: 'c', Major: uint32(hdr.Devmajor), Minor: uint32(hdr.Devminor)}
 			if hdr.Typeflag == tar.TypeBlock {
 				s.Type = 'b'
 			}
@@ -604,7 +605,7 @@ func (li *layerImport) entry(hdr *tar.Header, tr *tar.Reader) error {
 		if li.tx.Repo().Mode() == repo.ModeBareUserOnly {
 			return fmt.Errorf("%s: a bare-user-only repository cannot keep device nodes or fifos: %w", s, repo.ErrUnsupported)
 		}
-		xs := repo.NormalizeXattrs(append(li.xattrs(hdr), repo.Xattr{Name: SpecialXattr, Value: []byte(s.String())}))
+		xs := repo.NormalizeXattrs(append(li.xattrs(hdr), repo.Xattr{Name: compose.SpecialXattr, Value: []byte(s.String())}))
 		sum, err := li.tx.WriteFile(&repo.FileMeta{UID: uid, GID: gid, Mode: repo.ModeRegular | perm, Xattrs: xs}, strings.NewReader(""))
 		if err != nil {
 			return err
@@ -642,7 +643,7 @@ func (li *layerImport) addWhiteout(d *lnode, name string) error {
 // directory .wh.NAME for entries below it, but an OSTree directory cannot
 // hold a file and a directory of one name.
 func errWhiteoutDir(name string) error {
-	return fmt.Errorf("%s is both a whiteout and a directory holding entries, which OSTree cannot store: %w (%w)", name, ErrBadLayer, ErrNotDir)
+	return fmt.Errorf("%s is both a whiteout and a directory holding entries, which OSTree cannot store: %w (%w)", name, ErrBadLayer, compose.ErrNotDir)
 }
 
 // whiteoutEntry handles .wh.NAME and .wh..wh..opq. A whiteout only ever
@@ -656,7 +657,7 @@ func (li *layerImport) whiteoutEntry(dirParts []string, base, wname string) erro
 		return nil // other AUFS metadata (.wh..wh.plnk, ...): ignored, as moby does
 	}
 	parent, ppath, err := li.resolveDir(dirParts, true)
-	if errors.Is(err, ErrNotDir) {
+	if errors.Is(err, compose.ErrNotDir) {
 		return nil // a whiteout below a non-directory hides nothing
 	}
 	if err != nil {
@@ -781,7 +782,7 @@ func (li *layerImport) write(n *lnode) (tree, meta repo.Checksum, real bool, err
 		if !real {
 			kind = "w"
 		}
-		dm = repo.DirMeta{Mode: repo.ModeDir | 0o755, Xattrs: []repo.Xattr{{Name: ImplicitXattr, Value: []byte(kind)}}}
+		dm = repo.DirMeta{Mode: repo.ModeDir | 0o755, Xattrs: []repo.Xattr{{Name: compose.ImplicitXattr, Value: []byte(kind)}}}
 	}
 	meta, err = li.tx.WriteDirMeta(&dm)
 	return tree, meta, real || n.explicit, err

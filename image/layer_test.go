@@ -1,4 +1,4 @@
-package compose
+package image
 
 import (
 	"bytes"
@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ostree-mount/ostree-mount/compose"
 	ct "github.com/ostree-mount/ostree-mount/compose/composetest"
 	"github.com/ostree-mount/ostree-mount/repo"
 	"github.com/ostree-mount/ostree-mount/repo/repotest"
@@ -17,13 +18,13 @@ import (
 
 // importLayers imports each tar as a layer commit on top of the previous
 // ones, in one transaction, and returns the composed tree.
-func importLayers(t *testing.T, r *repo.Repo, layers ...[]byte) (*Tree, []*LayerResult, error) {
+func importLayers(t *testing.T, r *repo.Repo, layers ...[]byte) (*compose.Tree, []*LayerResult, error) {
 	t.Helper()
-	return importLayersWith(t, r, Options{}, layers...)
+	return importLayersWith(t, r, compose.Options{}, layers...)
 }
 
 // importLayersWith is importLayers with the returned tree opened with o.
-func importLayersWith(t *testing.T, r *repo.Repo, o Options, layers ...[]byte) (*Tree, []*LayerResult, error) {
+func importLayersWith(t *testing.T, r *repo.Repo, o compose.Options, layers ...[]byte) (*compose.Tree, []*LayerResult, error) {
 	t.Helper()
 	ctx := context.Background()
 	tx, err := r.Begin(ctx)
@@ -34,9 +35,9 @@ func importLayersWith(t *testing.T, r *repo.Repo, o Options, layers ...[]byte) (
 	var commits []repo.Checksum
 	var results []*LayerResult
 	for i, l := range layers {
-		var lower *Tree
+		var lower *compose.Tree
 		if len(commits) > 0 {
-			if lower, err = OpenLayers(tx, commits, Options{}); err != nil {
+			if lower, err = compose.OpenLayers(tx, commits, compose.Options{}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -54,7 +55,7 @@ func importLayersWith(t *testing.T, r *repo.Repo, o Options, layers ...[]byte) (
 	if err := tx.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	tree, err := OpenLayers(r, commits, o)
+	tree, err := compose.OpenLayers(r, commits, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,11 +64,11 @@ func importLayersWith(t *testing.T, r *repo.Repo, o Options, layers ...[]byte) (
 
 // dump lists a composed tree, one line per path:
 // "path type perm uid:gid detail".
-func dump(t *testing.T, tree *Tree) []string {
+func dump(t *testing.T, tree *compose.Tree) []string {
 	t.Helper()
 	var out []string
-	var walk func(e *Entry, p string)
-	walk = func(e *Entry, p string) {
+	var walk func(e *compose.Entry, p string)
+	walk = func(e *compose.Entry, p string) {
 		kind, detail := "?", ""
 		switch e.Mode & repo.ModeFmt {
 		case repo.ModeDir:
