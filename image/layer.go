@@ -14,6 +14,8 @@ import (
 	"sync"
 	"unicode/utf8"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/ostree-mount/ostree-mount/compose"
 	"github.com/ostree-mount/ostree-mount/repo"
 )
@@ -118,67 +120,60 @@ type layerImport struct {
 
 // writerPool writes small files in parallel with the reading of the
 // tar: their content is read into memory, then hashed, written and linked
-// by workers while the next entries are decompressed.
+// by workers while the next entries are decompressed. The first write
+// error cancels the pool's context.
 type writerPool struct {
-	jobs chan writeJob
-	wg   sync.WaitGroup
-	mu   sync.Mutex
-	err  error
+	g    *errgroup.Group
+	ctx  context.Context // canceled by the first failed write
 	bufs sync.Pool
-}
-
-type writeJob struct {
-	n    *lnode
-	meta repo.FileMeta
-	buf  *[]byte
-	name string // the tar entry, for errors
 }
 
 // asyncMax is the largest file written by the pool; larger ones stream
 // straight from the tar.
 const asyncMax = 1 << 20
 
-func newWriterPool(tx *repo.Transaction, workers int) *writerPool {
-	p := &writerPool{jobs: make(chan writeJob, workers*4)}
+func newWriterPool(ctx context.Context, workers int) *writerPool {
+	p := &writerPool{}
+	p.g, p.ctx = errgroup.WithContext(ctx)
+	p.g.SetLimit(workers)
 	p.bufs.New = func() any { b := make([]byte, 0, 64<<10); return &b }
-	for i := 0; i < workers; i++ {
-		p.wg.Add(1)
-		go func() {
-			defer p.wg.Done()
-			for j := range p.jobs {
-				sum, err := tx.WriteFile(&j.meta, bytes.NewReader(*j.buf))
-				if err != nil {
-					p.fail(fmt.Errorf("entry %q: %w", j.name, err))
-				}
-				j.n.sum = sum
-				*j.buf = (*j.buf)[:0]
-				p.bufs.Put(j.buf)
-			}
-		}()
-	}
 	return p
 }
 
-func (p *writerPool) fail(err error) {
-	p.mu.Lock()
-	if p.err == nil {
-		p.err = err
+// write stores buf as the file n with meta, once a worker is free; name
+// is the tar entry, for errors.
+func (p *writerPool) write(tx *repo.Transaction, n *lnode, meta repo.FileMeta, buf *[]byte, name string) {
+	p.g.Go(func() error {
+		defer func() {
+			*buf = (*buf)[:0]
+			p.bufs.Put(buf)
+		}()
+		if err := p.ctx.Err(); err != nil {
+			return err
+		}
+		sum, err := tx.WriteFile(&meta, bytes.NewReader(*buf))
+		if err != nil {
+			return fmt.Errorf("entry %q: %w", name, err)
+		}
+		n.sum = sum
+		return nil
+	})
+}
+
+// failed returns the first write error once one happened, or the
+// context's error once it is canceled; nil otherwise.
+func (p *writerPool) failed() error {
+	if p.ctx.Err() == nil {
+		return nil
 	}
-	p.mu.Unlock()
+	if err := p.g.Wait(); err != nil {
+		return err
+	}
+	return p.ctx.Err()
 }
 
-func (p *writerPool) firstErr() error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.err
-}
-
-// wait ends the pool and returns the first write error.
-func (p *writerPool) wait() error {
-	close(p.jobs)
-	p.wg.Wait()
-	return p.firstErr()
-}
+// wait waits for the writes and returns the first error.
+func (p *writerPool) wait() error { return p.g.Wait() }
 
 // ImportLayer reads an uncompressed layer tar and stores it as a tree in
 // OCI dialect: whiteouts stay as .wh. entries and opaque markers as
@@ -189,13 +184,9 @@ func (p *writerPool) wait() error {
 // repository is ever touched.
 func ImportLayer(ctx context.Context, tx *repo.Transaction, lower *compose.Tree, r io.Reader, lim Limits) (*LayerResult, error) {
 	li := &layerImport{ctx: ctx, tx: tx, lower: lower, lim: lim, root: newDir(lower == nil), links: map[string]string{}}
-	li.pool = newWriterPool(tx, max(2, runtime.GOMAXPROCS(0)))
-	poolDone := false
-	defer func() {
-		if !poolDone {
-			li.pool.wait()
-		}
-	}()
+	li.pool = newWriterPool(ctx, max(2, runtime.GOMAXPROCS(0)))
+	// On an early return too, no write outlives the import.
+	defer li.pool.wait()
 	tr := tar.NewReader(&limitReader{r: r, left: lim.MaxBytes, max: lim.MaxBytes})
 	for {
 		if err := ctx.Err(); err != nil {
@@ -218,7 +209,7 @@ func ImportLayer(ctx context.Context, tx *repo.Transaction, lower *compose.Tree,
 		if err := li.entry(hdr, tr); err != nil {
 			return nil, fmt.Errorf("entry %q: %w", hdr.Name, err)
 		}
-		if err := li.pool.firstErr(); err != nil {
+		if err := li.pool.failed(); err != nil {
 			return nil, err
 		}
 	}
@@ -227,7 +218,6 @@ func ImportLayer(ctx context.Context, tx *repo.Transaction, lower *compose.Tree,
 	if _, err := io.Copy(io.Discard, r); err != nil {
 		return nil, err
 	}
-	poolDone = true
 	if err := li.pool.wait(); err != nil {
 		return nil, err
 	}
@@ -561,7 +551,7 @@ func (li *layerImport) entry(hdr *tar.Header, tr *tar.Reader) error {
 				return fmt.Errorf("%w: %w", ErrBadLayer, err)
 			}
 			*buf = b.Bytes()
-			li.pool.jobs <- writeJob{n: n, meta: *m, buf: buf, name: hdr.Name}
+			li.pool.write(li.tx, n, *m, buf, hdr.Name)
 		} else {
 			sum, err := li.tx.WriteFile(m, tr)
 			if err != nil {
