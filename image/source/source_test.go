@@ -980,3 +980,51 @@ func TestIndexNestingLimit(t *testing.T) {
 	l.setIndex(d)
 	openErr(t, "oci:"+l.writeDir("deep"), Options{}, ErrInvalid, "nested")
 }
+
+// TestOpenAccessors: Open hands the image out through the Image and Layer
+// interfaces, whose accessors return what was read and checked.
+func TestOpenAccessors(t *testing.T) {
+	l, _, _ := twoTagLayout(t)
+	for _, ref := range []string{"oci:" + l.writeDir("acc") + ":a", "oci-archive:" + writeTar(t, filepath.Join(t.TempDir(), "acc.tar"), l.tarEntries("")) + ":a"} {
+		want := openT(t, ref, Options{})
+		img, err := Open(context.Background(), ref, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mt, err1 := img.MediaType()
+		raw, err2 := img.RawManifest()
+		d, err3 := img.Digest()
+		cfg, err4 := img.RawConfigFile()
+		cd, err5 := img.ConfigName()
+		layers, err6 := img.Layers()
+		if err := errors.Join(err1, err2, err3, err4, err5, err6); err != nil {
+			t.Fatalf("%s: %v", ref, err)
+		}
+		if img.Name() != want.name || mt != want.manifestMediaType || !bytes.Equal(raw, want.manifest) || d != want.manifestDigest ||
+			!bytes.Equal(cfg, want.config) || cd != want.configDigest || len(layers) != len(want.layers) {
+			t.Fatalf("%s: accessors disagree with what was read", ref)
+		}
+		for i, ly := range layers {
+			w := want.layers[i]
+			ld, err1 := ly.Digest()
+			di, err2 := ly.DiffID()
+			sz, err3 := ly.Size()
+			lmt, err4 := ly.MediaType()
+			if err := errors.Join(err1, err2, err3, err4); err != nil || ld != w.digest || di != w.diffID || sz != w.size || lmt != w.mediaType {
+				t.Errorf("%s: layer %d: %s %s %d %q (%v)", ref, i, ld, di, sz, lmt, err)
+			}
+			rc, err := ly.Compressed()
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := io.ReadAll(rc)
+			rc.Close()
+			if err != nil || digest.FromBytes(b) != w.digest {
+				t.Errorf("%s: layer %d: read %d bytes, %v", ref, i, len(b), err)
+			}
+		}
+		if err := img.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
