@@ -22,7 +22,7 @@ func TestSideChannelsOnlyInImportCommits(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tx.Abort()
-	lr, err := writeLayer(tx, ct.Tar(t, ct.Char("dev/mem", 1, 1), ct.File("a/b/f", "f")))
+	lr, err := ct.WriteLayer(tx, ct.Tar(t, ct.Char("dev/mem", 1, 1), ct.File("a/b/f", "f")))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -431,3 +431,41 @@ func TestHardlinkGroups(t *testing.T) {
 		t.Errorf("e was replaced in layer 2, so f is no longer its hardlink: %q %q", key("e"), key("f"))
 	}
 }
+
+// TestWriteLayerMatchesImporter: composetest.WriteLayer, with which
+// compose's tests make their layer commits, writes the very trees that
+// the importer writes for the tars it handles.
+func TestWriteLayerMatchesImporter(t *testing.T) {
+	r := repotest.NewRepoNoSync(t, repo.ModeBareUser)
+	ctx := context.Background()
+	tx, err := r.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Abort()
+	for i, l := range [][]ct.Entry{
+		{ct.File("a/b/c/d/f", "1"), ct.File("a/b2/f", "2"), ct.Dir("a/gone/x/"), ct.Dir("e/", ct.Mode(0o700), ct.Owner(3, 4))},
+		{ct.Whiteout("a/gone"), ct.Opaque("a/opq"), ct.File("a/opq/new", "4"), ct.Whiteout("a/ghost/nothing")},
+		{ct.Dir("./", ct.Mode(0o711)), ct.Char("dev/mem", 1, 1), ct.Block("dev/sda", 8, 0), ct.Fifo("run/p"), ct.Symlink("s", "/a"), ct.File("x", "x", ct.Xattr("user.k", "v"))},
+	} {
+		tb := ct.Tar(t, l...)
+		res, err := ImportLayer(ctx, tx, nil, bytes.NewReader(tb), DefaultLimits)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, err := ct.WriteLayer(tx, tb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w.Tree != res.Tree || w.Meta != res.Meta {
+			t.Errorf("layer %d: composetest wrote %s/%s, the importer %s/%s", i, w.Tree, w.Meta, res.Tree, res.Meta)
+		}
+		c, err := WriteLayerCommit(tx, res, "test layer", repo.Metadata{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c != w.Commit {
+			t.Errorf("layer %d: composetest's commit %s, the importer's %s", i, w.Commit, c)
+		}
+	}
+}
