@@ -768,9 +768,9 @@ func (li *layerImport) write(n *lnode) (tree, meta repo.Checksum, real bool, err
 	}
 	dm := n.meta
 	if !n.explicit {
-		kind := "1"
+		kind := compose.ImplicitParent
 		if !real {
-			kind = "w"
+			kind = compose.ImplicitWhiteouts
 		}
 		dm = repo.DirMeta{Mode: repo.ModeDir | 0o755, Xattrs: []repo.Xattr{{Name: compose.ImplicitXattr, Value: []byte(kind)}}}
 	}
