@@ -1,25 +1,18 @@
-// Package compose turns OCI and Docker images into OSTree commits and
-// serves their trees lazily.
+// Package compose serves the trees of the commits that package image
+// writes, composing the layers of an image lazily, and owns their
+// schema.
 //
-// # Import
+// # Schema
 //
-// Import reads an image (package source) and writes, in one transaction:
-//
-//   - a layer commit per layer blob, holding the layer's tree as the tar
-//     stream has it, whiteouts included as .wh. entries; its metadata
-//     records the blob digest (KeyLayer) and diff_id (KeyDiffID);
-//   - a weak ref per layer, refs/weak/ostree-mount/layer/ALG/HEX after its
-//     diff_id (chain/ after its chain ID when it depends on its base), so
-//     that a layer shared by several images is imported and stored once;
-//   - a manifest commit whose related list names the layer commits in
-//     order, with the manifest and config in its metadata (KeyMode tells
-//     layered from precomposed and squashed).
-//
-// Layers are hostile input: paths are cleaned and confined, sizes and
-// counts are bounded (Limits, ErrLimit), and a bad entry fails the import
-// with ErrBadLayer, naming the layer and the entry; no ref moves.
-// Device nodes, fifos and sockets, which OSTree cannot store, become
-// empty files marked with SpecialXattr.
+// An image is a manifest commit (KeyMode, KeyManifest, KeyConfig,
+// KeyDigest) whose related list names its layer commits, base first. A
+// layer commit (KeyLayer, KeyDiffID) holds the layer's tree as its tar
+// has it: whiteouts as .wh. entries and opaque markers as .wh..wh..opq,
+// parents without an entry of their own marked with ImplicitXattr,
+// devices and fifos as empty files marked with SpecialXattr (special.go),
+// hardlink groups in KeyHardlinks. Side channels mean something only in
+// commits that import made (ImportMade). Package image writes the
+// schema; this package reads it.
 //
 // # Composition
 //
@@ -32,5 +25,7 @@
 // prefetcher composes the subdirectories of a listed directory ahead of
 // a walk. For any other commit the Tree serves the commit's own tree.
 //
-// Checkout materializes a composed Tree on disk, as umoci unpack would.
+// Checkout materializes a composed Tree on disk, as umoci unpack would;
+// WriteComposed stores it as ordinary dirtrees (precomposed and squashed
+// images).
 package compose

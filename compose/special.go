@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/ostree-mount/ostree-mount/repo"
+	"github.com/ostree-mount/ostree-mount/repo/gvariant"
 )
 
 // The side channels that let OSTree objects carry what it cannot store.
@@ -105,10 +106,29 @@ func splitPrivate(xs []repo.Xattr) (own []repo.Xattr, special []byte, implicit b
 	return xs, nil, false
 }
 
-// droppedXattr reports whether an xattr from a layer tar is dropped:
+// Values of ImplicitXattr.
+const (
+	ImplicitParent    = "1" // a parent made for an entry below it
+	ImplicitWhiteouts = "w" // a parent holding nothing but whiteouts
+)
+
+// ImplicitKind returns "" for an explicit directory's dirmeta, else the
+// value of its ImplicitXattr (ImplicitParent or ImplicitWhiteouts).
+func ImplicitKind(m *repo.DirMeta) string { return implicitKind(m) }
+
+// HardlinksVariant encodes hardlink groups (path -> first path of its
+// group) as the a{ss} value of KeyHardlinks, sorted by path.
+func HardlinksVariant(m map[string]string) gvariant.Variant { return linksVariant(m) }
+
+// BoolVariant encodes a boolean metadata value, such as KeyXattrs.
+func BoolVariant(b bool) gvariant.Variant {
+	return gvariant.Variant{Type: gvariant.MustParseType("b"), Value: b}
+}
+
+// DroppedXattr reports whether an xattr from a layer tar is dropped:
 // this package's namespace (no injection of side channels), overlayfs's
 // private xattrs, and what umoci also refuses to apply.
-func droppedXattr(name string) bool {
+func DroppedXattr(name string) bool {
 	return strings.HasPrefix(name, privatePrefix) ||
 		strings.HasPrefix(name, "trusted.overlay.") || strings.HasPrefix(name, "user.overlay.") ||
 		name == "security.selinux" || name == "system.nfs4_acl" || name == "user.ostreemeta"

@@ -1,7 +1,6 @@
 package compose
 
 import (
-	"bytes"
 	"context"
 	"testing"
 
@@ -23,14 +22,11 @@ func TestSideChannelsOnlyInImportCommits(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tx.Abort()
-	lr, err := ImportLayer(ctx, tx, nil, bytes.NewReader(ct.Tar(t, ct.Char("dev/mem", 1, 1), ct.File("a/b/f", "f"))), DefaultLimits)
+	lr, err := ct.WriteLayer(tx, ct.Tar(t, ct.Char("dev/mem", 1, 1), ct.File("a/b/f", "f")))
 	if err != nil {
 		t.Fatal(err)
 	}
-	layer, err := WriteLayerCommit(tx, lr, "layer", repo.Metadata{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	layer := lr.Commit
 	commit := func(md repo.Metadata) repo.Checksum {
 		c, err := tx.WriteCommitFor(lr.Tree, lr.Meta, &repo.CommitOptions{NoParent: true, NoBindings: true, Metadata: md})
 		if err != nil {

@@ -6,7 +6,8 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/ostree-mount/ostree-mount/compose"
-	"github.com/ostree-mount/ostree-mount/compose/source"
+	"github.com/ostree-mount/ostree-mount/image"
+	"github.com/ostree-mount/ostree-mount/image/source"
 	"github.com/ostree-mount/ostree-mount/repo"
 )
 
@@ -25,11 +26,11 @@ squashed (composed tree only; the layers become garbage for prune).`,
 		&cli.StringFlag{Name: "ref", Usage: "strong ref for the image (default image/NAME/TAG)"},
 		&cli.StringFlag{Name: "mode", Value: compose.ModeLayered, Usage: "layered, precomposed or squashed"},
 		&cli.StringFlag{Name: "platform", Usage: "OS/ARCH[/VARIANT] to pick from a multi-platform index (default: this host)"},
-		&cli.Int64Flag{Name: "max-layer-bytes", Value: compose.DefaultLimits.MaxBytes, Usage: "decompressed bytes allowed per layer"},
-		&cli.Int64Flag{Name: "max-entries", Value: compose.DefaultLimits.MaxEntries, Usage: "tar entries allowed per layer"},
-		&cli.IntFlag{Name: "max-path-length", Value: compose.DefaultLimits.MaxPathLen, Usage: "bytes allowed in a stored path (an entry's path resolved through symlinks)"},
-		&cli.IntFlag{Name: "max-depth", Value: compose.DefaultLimits.MaxDepth, Usage: "components allowed in a stored path (an entry's path resolved through symlinks)"},
-		&cli.IntFlag{Name: "max-layers", Value: compose.DefaultLimits.MaxLayers, Usage: "layers allowed per image"},
+		&cli.Int64Flag{Name: "max-layer-bytes", Value: image.DefaultLimits.MaxBytes, Usage: "decompressed bytes allowed per layer"},
+		&cli.Int64Flag{Name: "max-entries", Value: image.DefaultLimits.MaxEntries, Usage: "tar entries allowed per layer"},
+		&cli.IntFlag{Name: "max-path-length", Value: image.DefaultLimits.MaxPathLen, Usage: "bytes allowed in a stored path (an entry's path resolved through symlinks)"},
+		&cli.IntFlag{Name: "max-depth", Value: image.DefaultLimits.MaxDepth, Usage: "components allowed in a stored path (an entry's path resolved through symlinks)"},
+		&cli.IntFlag{Name: "max-layers", Value: image.DefaultLimits.MaxLayers, Usage: "layers allowed per image"},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress on stderr"},
 	},
 	Action: withRepo(func(c *cli.Context, r *repo.Repo) error {
@@ -44,7 +45,7 @@ squashed (composed tree only; the layers become garbage for prune).`,
 			return err
 		}
 		defer img.Close()
-		lim := compose.DefaultLimits
+		lim := image.DefaultLimits
 		lim.MaxBytes = c.Int64("max-layer-bytes")
 		lim.MaxEntries = c.Int64("max-entries")
 		lim.MaxPathLen = c.Int("max-path-length")
@@ -53,9 +54,9 @@ squashed (composed tree only; the layers become garbage for prune).`,
 		if lim.MaxLayers < 1 || lim.MaxDepth < 1 || lim.MaxPathLen < 1 {
 			return usageError(c, "import: --max-layers, --max-depth and --max-path-length must be at least 1")
 		}
-		o := compose.ImportOptions{Ref: c.String("ref"), Mode: c.String("mode"), Source: src, Limits: lim}
+		o := image.ImportOptions{Ref: c.String("ref"), Mode: c.String("mode"), Source: src, Limits: lim}
 		if !c.Bool("quiet") {
-			o.Progress = func(l compose.LayerReport) {
+			o.Progress = func(l image.LayerReport) {
 				how := fmt.Sprintf("imported, %d bytes read", l.Bytes)
 				if l.Reused {
 					how = "already present"
@@ -63,7 +64,7 @@ squashed (composed tree only; the layers become garbage for prune).`,
 				fmt.Fprintf(c.App.ErrWriter, "layer %d %s: %s (%s)\n", l.Index, l.DiffID, l.Commit, how)
 			}
 		}
-		res, err := compose.Import(ctx, r, img, o)
+		res, err := image.Import(ctx, r, img, o)
 		if err != nil {
 			return fmt.Errorf("import %s: %w", src, err)
 		}

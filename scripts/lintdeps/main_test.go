@@ -9,7 +9,11 @@ func TestCheckImport(t *testing.T) {
 		bad       bool
 	}{
 		{"compose", module + "/repo", false, false},
-		{"compose", module + "/compose/source", false, false},
+		{"image", module + "/compose", false, false},
+		{"image/source", module + "/image/imagetest", true, false},
+		{"compose", module + "/image", false, true},          // upward: ingest sits above composition
+		{"compose", module + "/image/imagetest", true, true}, // upward, in tests too
+		{"image", module + "/image/imagetest", false, true},  // helper outside tests
 		{"repo", module + "/repo/gvariant", false, false},
 		{"repo", module + "/compose", false, true},    // upward
 		{"fs", module + "/image/source", false, true}, // same layer, other directory

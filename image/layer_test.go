@@ -1,4 +1,4 @@
-package compose
+package image
 
 import (
 	"bytes"
@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ostree-mount/ostree-mount/compose"
 	ct "github.com/ostree-mount/ostree-mount/compose/composetest"
 	"github.com/ostree-mount/ostree-mount/repo"
 	"github.com/ostree-mount/ostree-mount/repo/repotest"
@@ -17,13 +18,13 @@ import (
 
 // importLayers imports each tar as a layer commit on top of the previous
 // ones, in one transaction, and returns the composed tree.
-func importLayers(t *testing.T, r *repo.Repo, layers ...[]byte) (*Tree, []*LayerResult, error) {
+func importLayers(t *testing.T, r *repo.Repo, layers ...[]byte) (*compose.Tree, []*LayerResult, error) {
 	t.Helper()
-	return importLayersWith(t, r, Options{}, layers...)
+	return importLayersWith(t, r, compose.Options{}, layers...)
 }
 
 // importLayersWith is importLayers with the returned tree opened with o.
-func importLayersWith(t *testing.T, r *repo.Repo, o Options, layers ...[]byte) (*Tree, []*LayerResult, error) {
+func importLayersWith(t *testing.T, r *repo.Repo, o compose.Options, layers ...[]byte) (*compose.Tree, []*LayerResult, error) {
 	t.Helper()
 	ctx := context.Background()
 	tx, err := r.Begin(ctx)
@@ -34,9 +35,9 @@ func importLayersWith(t *testing.T, r *repo.Repo, o Options, layers ...[]byte) (
 	var commits []repo.Checksum
 	var results []*LayerResult
 	for i, l := range layers {
-		var lower *Tree
+		var lower *compose.Tree
 		if len(commits) > 0 {
-			if lower, err = OpenLayers(tx, commits, Options{}); err != nil {
+			if lower, err = compose.OpenLayers(tx, commits, compose.Options{}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -54,7 +55,7 @@ func importLayersWith(t *testing.T, r *repo.Repo, o Options, layers ...[]byte) (
 	if err := tx.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	tree, err := OpenLayers(r, commits, o)
+	tree, err := compose.OpenLayers(r, commits, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,11 +64,11 @@ func importLayersWith(t *testing.T, r *repo.Repo, o Options, layers ...[]byte) (
 
 // dump lists a composed tree, one line per path:
 // "path type perm uid:gid detail".
-func dump(t *testing.T, tree *Tree) []string {
+func dump(t *testing.T, tree *compose.Tree) []string {
 	t.Helper()
 	var out []string
-	var walk func(e *Entry, p string)
-	walk = func(e *Entry, p string) {
+	var walk func(e *compose.Entry, p string)
+	walk = func(e *compose.Entry, p string) {
 		kind, detail := "?", ""
 		switch e.Mode & repo.ModeFmt {
 		case repo.ModeDir:
@@ -428,5 +429,43 @@ func TestHardlinkGroups(t *testing.T) {
 	}
 	if key("e") == key("f") {
 		t.Errorf("e was replaced in layer 2, so f is no longer its hardlink: %q %q", key("e"), key("f"))
+	}
+}
+
+// TestWriteLayerMatchesImporter: composetest.WriteLayer, with which
+// compose's tests make their layer commits, writes the very trees that
+// the importer writes for the tars it handles.
+func TestWriteLayerMatchesImporter(t *testing.T) {
+	r := repotest.NewRepoNoSync(t, repo.ModeBareUser)
+	ctx := context.Background()
+	tx, err := r.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Abort()
+	for i, l := range [][]ct.Entry{
+		{ct.File("a/b/c/d/f", "1"), ct.File("a/b2/f", "2"), ct.Dir("a/gone/x/"), ct.Dir("e/", ct.Mode(0o700), ct.Owner(3, 4))},
+		{ct.Whiteout("a/gone"), ct.Opaque("a/opq"), ct.File("a/opq/new", "4"), ct.Whiteout("a/ghost/nothing")},
+		{ct.Dir("./", ct.Mode(0o711)), ct.Char("dev/mem", 1, 1), ct.Block("dev/sda", 8, 0), ct.Fifo("run/p"), ct.Symlink("s", "/a"), ct.File("x", "x", ct.Xattr("user.k", "v"))},
+	} {
+		tb := ct.Tar(t, l...)
+		res, err := ImportLayer(ctx, tx, nil, bytes.NewReader(tb), DefaultLimits)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, err := ct.WriteLayer(tx, tb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w.Tree != res.Tree || w.Meta != res.Meta {
+			t.Errorf("layer %d: composetest wrote %s/%s, the importer %s/%s", i, w.Tree, w.Meta, res.Tree, res.Meta)
+		}
+		c, err := WriteLayerCommit(tx, res, "test layer", repo.Metadata{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c != w.Commit {
+			t.Errorf("layer %d: composetest's commit %s, the importer's %s", i, w.Commit, c)
+		}
 	}
 }

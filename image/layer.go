@@ -1,4 +1,4 @@
-package compose
+package image
 
 import (
 	"archive/tar"
@@ -14,6 +14,9 @@ import (
 	"sync"
 	"unicode/utf8"
 
+	"golang.org/x/sync/errgroup"
+
+	"github.com/ostree-mount/ostree-mount/compose"
 	"github.com/ostree-mount/ostree-mount/repo"
 )
 
@@ -105,7 +108,7 @@ type LayerResult struct {
 type layerImport struct {
 	ctx      context.Context
 	tx       *repo.Transaction
-	lower    *Tree
+	lower    *compose.Tree
 	lim      Limits
 	root     *lnode
 	whiteout repo.Checksum
@@ -117,67 +120,60 @@ type layerImport struct {
 
 // writerPool writes small files in parallel with the reading of the
 // tar: their content is read into memory, then hashed, written and linked
-// by workers while the next entries are decompressed.
+// by workers while the next entries are decompressed. The first write
+// error cancels the pool's context.
 type writerPool struct {
-	jobs chan writeJob
-	wg   sync.WaitGroup
-	mu   sync.Mutex
-	err  error
+	g    *errgroup.Group
+	ctx  context.Context // canceled by the first failed write
 	bufs sync.Pool
-}
-
-type writeJob struct {
-	n    *lnode
-	meta repo.FileMeta
-	buf  *[]byte
-	name string // the tar entry, for errors
 }
 
 // asyncMax is the largest file written by the pool; larger ones stream
 // straight from the tar.
 const asyncMax = 1 << 20
 
-func newWriterPool(tx *repo.Transaction, workers int) *writerPool {
-	p := &writerPool{jobs: make(chan writeJob, workers*4)}
+func newWriterPool(ctx context.Context, workers int) *writerPool {
+	p := &writerPool{}
+	p.g, p.ctx = errgroup.WithContext(ctx)
+	p.g.SetLimit(workers)
 	p.bufs.New = func() any { b := make([]byte, 0, 64<<10); return &b }
-	for i := 0; i < workers; i++ {
-		p.wg.Add(1)
-		go func() {
-			defer p.wg.Done()
-			for j := range p.jobs {
-				sum, err := tx.WriteFile(&j.meta, bytes.NewReader(*j.buf))
-				if err != nil {
-					p.fail(fmt.Errorf("entry %q: %w", j.name, err))
-				}
-				j.n.sum = sum
-				*j.buf = (*j.buf)[:0]
-				p.bufs.Put(j.buf)
-			}
-		}()
-	}
 	return p
 }
 
-func (p *writerPool) fail(err error) {
-	p.mu.Lock()
-	if p.err == nil {
-		p.err = err
+// write stores buf as the file n with meta, once a worker is free; name
+// is the tar entry, for errors.
+func (p *writerPool) write(tx *repo.Transaction, n *lnode, meta repo.FileMeta, buf *[]byte, name string) {
+	p.g.Go(func() error {
+		defer func() {
+			*buf = (*buf)[:0]
+			p.bufs.Put(buf)
+		}()
+		if err := p.ctx.Err(); err != nil {
+			return err
+		}
+		sum, err := tx.WriteFile(&meta, bytes.NewReader(*buf))
+		if err != nil {
+			return fmt.Errorf("entry %q: %w", name, err)
+		}
+		n.sum = sum
+		return nil
+	})
+}
+
+// failed returns the first write error once one happened, or the
+// context's error once it is canceled; nil otherwise.
+func (p *writerPool) failed() error {
+	if p.ctx.Err() == nil {
+		return nil
 	}
-	p.mu.Unlock()
+	if err := p.g.Wait(); err != nil {
+		return err
+	}
+	return p.ctx.Err()
 }
 
-func (p *writerPool) firstErr() error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.err
-}
-
-// wait ends the pool and returns the first write error.
-func (p *writerPool) wait() error {
-	close(p.jobs)
-	p.wg.Wait()
-	return p.firstErr()
-}
+// wait waits for the writes and returns the first error.
+func (p *writerPool) wait() error { return p.g.Wait() }
 
 // ImportLayer reads an uncompressed layer tar and stores it as a tree in
 // OCI dialect: whiteouts stay as .wh. entries and opaque markers as
@@ -186,15 +182,11 @@ func (p *writerPool) wait() error {
 // the base): a parent directory that is a symlink, in this layer or a
 // lower one, is followed inside the image root. Nothing outside the
 // repository is ever touched.
-func ImportLayer(ctx context.Context, tx *repo.Transaction, lower *Tree, r io.Reader, lim Limits) (*LayerResult, error) {
+func ImportLayer(ctx context.Context, tx *repo.Transaction, lower *compose.Tree, r io.Reader, lim Limits) (*LayerResult, error) {
 	li := &layerImport{ctx: ctx, tx: tx, lower: lower, lim: lim, root: newDir(lower == nil), links: map[string]string{}}
-	li.pool = newWriterPool(tx, max(2, runtime.GOMAXPROCS(0)))
-	poolDone := false
-	defer func() {
-		if !poolDone {
-			li.pool.wait()
-		}
-	}()
+	li.pool = newWriterPool(ctx, max(2, runtime.GOMAXPROCS(0)))
+	// On an early return too, no write outlives the import.
+	defer li.pool.wait()
 	tr := tar.NewReader(&limitReader{r: r, left: lim.MaxBytes, max: lim.MaxBytes})
 	for {
 		if err := ctx.Err(); err != nil {
@@ -217,7 +209,7 @@ func ImportLayer(ctx context.Context, tx *repo.Transaction, lower *Tree, r io.Re
 		if err := li.entry(hdr, tr); err != nil {
 			return nil, fmt.Errorf("entry %q: %w", hdr.Name, err)
 		}
-		if err := li.pool.firstErr(); err != nil {
+		if err := li.pool.failed(); err != nil {
 			return nil, err
 		}
 	}
@@ -226,7 +218,6 @@ func ImportLayer(ctx context.Context, tx *repo.Transaction, lower *Tree, r io.Re
 	if _, err := io.Copy(io.Discard, r); err != nil {
 		return nil, err
 	}
-	poolDone = true
 	if err := li.pool.wait(); err != nil {
 		return nil, err
 	}
@@ -351,12 +342,12 @@ func clip(s string) string {
 }
 
 // lowerEntry looks a resolved path up in the layers below.
-func (li *layerImport) lowerEntry(path []string) (*Entry, error) {
+func (li *layerImport) lowerEntry(path []string) (*compose.Entry, error) {
 	if li.lower == nil {
 		return nil, nil
 	}
 	e, err := li.lower.Lookup(li.ctx, strings.Join(path, "/"))
-	if errors.Is(err, ErrNotExist) || errors.Is(err, ErrNotDir) {
+	if errors.Is(err, compose.ErrNotExist) || errors.Is(err, compose.ErrNotDir) {
 		return nil, nil
 	}
 	return e, err
@@ -416,7 +407,7 @@ func (li *layerImport) resolveDir(parts []string, create bool) (*lnode, []string
 			case strings.HasPrefix(c, ".wh."):
 				return nil, nil, errWhiteoutDir(strings.Join(append(path, c), "/"))
 			}
-			return nil, nil, fmt.Errorf("%s: %w", strings.Join(append(path, c), "/"), ErrNotDir)
+			return nil, nil, fmt.Errorf("%s: %w", strings.Join(append(path, c), "/"), compose.ErrNotDir)
 		}
 		hidden := cur.noLower || cur.opaque || cur.kids[".wh."+c] != nil
 		noLower := true
@@ -435,7 +426,7 @@ func (li *layerImport) resolveDir(parts []string, create bool) (*lnode, []string
 				}
 				continue
 			default:
-				return nil, nil, fmt.Errorf("%s (in a lower layer): %w", strings.Join(append(path, c), "/"), ErrNotDir)
+				return nil, nil, fmt.Errorf("%s (in a lower layer): %w", strings.Join(append(path, c), "/"), compose.ErrNotDir)
 			}
 		}
 		if !create {
@@ -463,7 +454,7 @@ func (li *layerImport) xattrs(hdr *tar.Header) []repo.Xattr {
 	for k, v := range hdr.PAXRecords {
 		if name, ok := strings.CutPrefix(k, "SCHILY.xattr."); ok {
 			schily = true
-			if !droppedXattr(name) {
+			if !compose.DroppedXattr(name) {
 				xs = append(xs, repo.Xattr{Name: name, Value: []byte(v)})
 			}
 		}
@@ -476,7 +467,7 @@ func (li *layerImport) xattrs(hdr *tar.Header) []repo.Xattr {
 			}
 			name, err1 := url.QueryUnescape(enc)
 			val, err2 := base64.StdEncoding.DecodeString(v)
-			if err1 == nil && err2 == nil && !droppedXattr(name) {
+			if err1 == nil && err2 == nil && !compose.DroppedXattr(name) {
 				xs = append(xs, repo.Xattr{Name: name, Value: val})
 			}
 		}
@@ -560,7 +551,7 @@ func (li *layerImport) entry(hdr *tar.Header, tr *tar.Reader) error {
 				return fmt.Errorf("%w: %w", ErrBadLayer, err)
 			}
 			*buf = b.Bytes()
-			li.pool.jobs <- writeJob{n: n, meta: *m, buf: buf, name: hdr.Name}
+			li.pool.write(li.tx, n, *m, buf, hdr.Name)
 		} else {
 			sum, err := li.tx.WriteFile(m, tr)
 			if err != nil {
@@ -594,9 +585,9 @@ func (li *layerImport) entry(hdr *tar.Header, tr *tar.Reader) error {
 			li.links[full] = leader
 		}
 	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
-		s := Special{Type: 'p'}
+		s := compose.Special{Type: 'p'}
 		if hdr.Typeflag == tar.TypeChar || hdr.Typeflag == tar.TypeBlock {
-			s = Special{Type: 'c', Major: uint32(hdr.Devmajor), Minor: uint32(hdr.Devminor)}
+			s = compose.Special{Type: 'c', Major: uint32(hdr.Devmajor), Minor: uint32(hdr.Devminor)}
 			if hdr.Typeflag == tar.TypeBlock {
 				s.Type = 'b'
 			}
@@ -604,7 +595,7 @@ func (li *layerImport) entry(hdr *tar.Header, tr *tar.Reader) error {
 		if li.tx.Repo().Mode() == repo.ModeBareUserOnly {
 			return fmt.Errorf("%s: a bare-user-only repository cannot keep device nodes or fifos: %w", s, repo.ErrUnsupported)
 		}
-		xs := repo.NormalizeXattrs(append(li.xattrs(hdr), repo.Xattr{Name: SpecialXattr, Value: []byte(s.String())}))
+		xs := repo.NormalizeXattrs(append(li.xattrs(hdr), repo.Xattr{Name: compose.SpecialXattr, Value: []byte(s.String())}))
 		sum, err := li.tx.WriteFile(&repo.FileMeta{UID: uid, GID: gid, Mode: repo.ModeRegular | perm, Xattrs: xs}, strings.NewReader(""))
 		if err != nil {
 			return err
@@ -642,7 +633,7 @@ func (li *layerImport) addWhiteout(d *lnode, name string) error {
 // directory .wh.NAME for entries below it, but an OSTree directory cannot
 // hold a file and a directory of one name.
 func errWhiteoutDir(name string) error {
-	return fmt.Errorf("%s is both a whiteout and a directory holding entries, which OSTree cannot store: %w (%w)", name, ErrBadLayer, ErrNotDir)
+	return fmt.Errorf("%s is both a whiteout and a directory holding entries, which OSTree cannot store: %w (%w)", name, ErrBadLayer, compose.ErrNotDir)
 }
 
 // whiteoutEntry handles .wh.NAME and .wh..wh..opq. A whiteout only ever
@@ -656,7 +647,7 @@ func (li *layerImport) whiteoutEntry(dirParts []string, base, wname string) erro
 		return nil // other AUFS metadata (.wh..wh.plnk, ...): ignored, as moby does
 	}
 	parent, ppath, err := li.resolveDir(dirParts, true)
-	if errors.Is(err, ErrNotDir) {
+	if errors.Is(err, compose.ErrNotDir) {
 		return nil // a whiteout below a non-directory hides nothing
 	}
 	if err != nil {
@@ -777,11 +768,11 @@ func (li *layerImport) write(n *lnode) (tree, meta repo.Checksum, real bool, err
 	}
 	dm := n.meta
 	if !n.explicit {
-		kind := "1"
+		kind := compose.ImplicitParent
 		if !real {
-			kind = "w"
+			kind = compose.ImplicitWhiteouts
 		}
-		dm = repo.DirMeta{Mode: repo.ModeDir | 0o755, Xattrs: []repo.Xattr{{Name: ImplicitXattr, Value: []byte(kind)}}}
+		dm = repo.DirMeta{Mode: repo.ModeDir | 0o755, Xattrs: []repo.Xattr{{Name: compose.ImplicitXattr, Value: []byte(kind)}}}
 	}
 	meta, err = li.tx.WriteDirMeta(&dm)
 	return tree, meta, real || n.explicit, err

@@ -45,49 +45,108 @@ type Options struct {
 	Platform string
 }
 
-// Layer is one layer of an image, base first.
-type Layer struct {
-	Digest    digest.Digest // digest of the blob as stored (compressed)
-	DiffID    digest.Digest // from the config's rootfs.diff_ids, same index
-	MediaType string        // as given by the manifest (docker or OCI layer types), "" if absent
-	Size      int64         // blob size per the manifest; -1 if unknown
+// Image is a container image: a manifest, a config and layers, base
+// first. As in go-containerregistry's v1.Image, every accessor returns an
+// error, so that an implementation may fetch or check what it returns
+// only when it is asked for; the local transports of Open have read and
+// verified all but the layer blobs by the time Open returns.
+type Image interface {
+	// Name is a suggested human name ("example/app:1", "layout:tag"),
+	// "" if there is none. It is never used to build a path.
+	Name() string
+	// MediaType is the manifest's media type (OCI image manifest or
+	// Docker v2s2 manifest).
+	MediaType() (string, error)
+	// RawManifest is the manifest as stored: its bytes hash to Digest.
+	RawManifest() ([]byte, error)
+	// Digest is the digest of RawManifest.
+	Digest() (digest.Digest, error)
+	// RawConfigFile is the config JSON as stored.
+	RawConfigFile() ([]byte, error)
+	// ConfigName is the digest of RawConfigFile.
+	ConfigName() (digest.Digest, error)
+	// Layers lists the layers, base first, their diff_ids taken from
+	// the config's rootfs.diff_ids at the same index.
+	Layers() ([]Layer, error)
+	// Close releases what the image holds open; the streams of its
+	// layers may become unusable.
+	Close() error
+}
+
+// Layer is one layer of an image.
+type Layer interface {
+	// Digest is the digest of the blob as stored (usually compressed).
+	Digest() (digest.Digest, error)
+	// DiffID is the digest of the uncompressed tar.
+	DiffID() (digest.Digest, error)
+	// Size is the blob's size per the manifest; -1 if unknown.
+	Size() (int64, error)
+	// MediaType is the manifest's media type of the blob, "" if absent.
+	MediaType() (string, error)
+	// Compressed returns the blob as stored. Reading it to its end
+	// verifies size and digest: on a mismatch Read returns an error
+	// wrapping ErrDigestMismatch (or ErrSizeMismatch) instead of the
+	// final io.EOF, and it never yields more than Size bytes (when Size
+	// >= 0). A blob missing from the image gives an error wrapping
+	// ErrNotFound. Checking the DiffID is the consumer's job.
+	Compressed() (io.ReadCloser, error)
+}
+
+// blobLayer is a layer of a local image: a blob of its store.
+type blobLayer struct {
+	digest    digest.Digest
+	diffID    digest.Digest
+	mediaType string // "" if absent
+	size      int64  // -1 if unknown
 
 	open func() (io.ReadCloser, error)
 }
 
-// Open returns the raw blob stream. Reading it to EOF verifies size and
-// digest: on mismatch, Read returns an error wrapping ErrDigestMismatch (or
-// ErrSizeMismatch) instead of the final io.EOF. The reader never yields more
-// than Size bytes (when Size >= 0). A blob missing from the image gives an
-// error wrapping ErrNotFound. For archives, the stream reads from the
-// archive file, so it must not be used after Image.Close.
-func (l *Layer) Open() (io.ReadCloser, error) {
-	if l.open == nil {
-		return nil, fmt.Errorf("source: layer %s: %w: layer was not returned by source.Open", l.Digest, ErrInvalid)
-	}
-	return l.open()
-}
+func (l *blobLayer) Digest() (digest.Digest, error) { return l.digest, nil }
+func (l *blobLayer) DiffID() (digest.Digest, error) { return l.diffID, nil }
+func (l *blobLayer) Size() (int64, error)           { return l.size, nil }
+func (l *blobLayer) MediaType() (string, error)     { return l.mediaType, nil }
 
-// Image is an opened container image. Its metadata is read, checked and held
-// in memory; its layers are opened on demand with Layer.Open.
-type Image struct {
-	Transport         string        // "oci", "oci-archive", "docker-archive"
-	Name              string        // suggested human name; never used to build paths
-	ManifestDigest    digest.Digest // digest of Manifest bytes
-	Manifest          []byte        // raw manifest JSON as stored (synthesized Docker v2s2 for docker-archive)
-	ManifestMediaType string        // OCI manifest or docker v2s2 manifest media type
-	Config            []byte        // raw config JSON
-	ConfigDigest      digest.Digest
-	Platform          v1.Platform // from the config (os, architecture, variant)
-	Layers            []Layer     // base first
+// Compressed opens the blob; for archives, the stream reads from the
+// archive file, so it must not be used after Image.Close.
+func (l *blobLayer) Compressed() (io.ReadCloser, error) { return l.open() }
+
+// localImage is an image opened by Open from a layout or an archive. Its
+// metadata is read, checked and held in memory; its layers are opened on
+// demand.
+type localImage struct {
+	transport         string // "oci", "oci-archive", "docker-archive"
+	name              string
+	manifestDigest    digest.Digest // digest of manifest
+	manifest          []byte        // raw manifest JSON as stored (synthesized Docker v2s2 for docker-archive)
+	manifestMediaType string        // OCI manifest or docker v2s2 manifest media type
+	config            []byte        // raw config JSON
+	configDigest      digest.Digest
+	platform          v1.Platform  // from the config (os, architecture, variant)
+	layers            []*blobLayer // base first
 
 	closeOnce sync.Once
 	closeFn   func() error
 	closeErr  error
 }
 
+func (img *localImage) Name() string                       { return img.name }
+func (img *localImage) MediaType() (string, error)         { return img.manifestMediaType, nil }
+func (img *localImage) RawManifest() ([]byte, error)       { return img.manifest, nil }
+func (img *localImage) Digest() (digest.Digest, error)     { return img.manifestDigest, nil }
+func (img *localImage) RawConfigFile() ([]byte, error)     { return img.config, nil }
+func (img *localImage) ConfigName() (digest.Digest, error) { return img.configDigest, nil }
+
+func (img *localImage) Layers() ([]Layer, error) {
+	ls := make([]Layer, len(img.layers))
+	for i, l := range img.layers {
+		ls[i] = l
+	}
+	return ls, nil
+}
+
 // Close releases the image's files. Layer streams of archives become unusable.
-func (img *Image) Close() error {
+func (img *localImage) Close() error {
 	img.closeOnce.Do(func() {
 		if img.closeFn != nil {
 			img.closeErr = img.closeFn()
@@ -104,7 +163,16 @@ var tagRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[
 // oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE[:NAME:TAG]
 // (docker-archive:FILE:@N selects the N-th image of the archive). It reads and
 // verifies the metadata (index, manifest, config) but no layer.
-func Open(ctx context.Context, ref string, o Options) (*Image, error) {
+func Open(ctx context.Context, ref string, o Options) (Image, error) {
+	img, err := openLocal(ctx, ref, o)
+	if err != nil {
+		return nil, err
+	}
+	return img, nil
+}
+
+// openLocal is Open for the local transports.
+func openLocal(ctx context.Context, ref string, o Options) (*localImage, error) {
 	want, err := parsePlatform(o.Platform)
 	if err != nil {
 		return nil, fmt.Errorf("source: %s: %w", ref, err)
@@ -142,7 +210,7 @@ func splitTagged(s string, wantDir bool) (p, tag string) {
 	return s, ""
 }
 
-func openOCIDir(ctx context.Context, rest string, want platformWant) (*Image, error) {
+func openOCIDir(ctx context.Context, rest string, want platformWant) (*localImage, error) {
 	dir, tag := splitTagged(rest, true)
 	where := "oci:" + dir
 	if dir == "" {
@@ -167,7 +235,7 @@ func openOCIDir(ctx context.Context, rest string, want platformWant) (*Image, er
 	return img, nil
 }
 
-func openOCIArchive(ctx context.Context, rest string, want platformWant) (*Image, error) {
+func openOCIArchive(ctx context.Context, rest string, want platformWant) (*localImage, error) {
 	file, tag := splitTagged(rest, false)
 	where := "oci-archive:" + file
 	st, err := openArchiveStore(ctx, file, where)

@@ -58,8 +58,8 @@ func TestRealTools(t *testing.T) {
 	skopeo("--dest-compress-format", "zstd", "oci:L:t", "oci:L3:t")
 
 	src := openT(t, "oci:"+filepath.Join(w, "L")+":t", Options{})
-	if len(src.Layers) != 2 || src.ManifestMediaType != v1.MediaTypeImageManifest || src.Name != "L:t" {
-		t.Fatalf("umoci image: %d layers, %q, %q", len(src.Layers), src.ManifestMediaType, src.Name)
+	if len(src.layers) != 2 || src.manifestMediaType != v1.MediaTypeImageManifest || src.name != "L:t" {
+		t.Fatalf("umoci image: %d layers, %q, %q", len(src.layers), src.manifestMediaType, src.name)
 	}
 	checkLayers(t, src)
 
@@ -78,24 +78,24 @@ func TestRealTools(t *testing.T) {
 		{"oci:" + filepath.Join(w, "L3") + ":t", "oci", v1.MediaTypeImageManifest, v1.MediaTypeImageLayerZstd},
 	} {
 		img := openT(t, c.ref, Options{})
-		if img.Transport != c.transport || img.ManifestMediaType != c.mt || len(img.Layers) != len(src.Layers) {
-			t.Fatalf("%s: transport %q, manifest %q, %d layers", c.ref, img.Transport, img.ManifestMediaType, len(img.Layers))
+		if img.transport != c.transport || img.manifestMediaType != c.mt || len(img.layers) != len(src.layers) {
+			t.Fatalf("%s: transport %q, manifest %q, %d layers", c.ref, img.transport, img.manifestMediaType, len(img.layers))
 		}
-		for i, l := range img.Layers {
-			if l.MediaType != c.layerMT {
-				t.Errorf("%s: layer %d media type %q, want %q", c.ref, i, l.MediaType, c.layerMT)
+		for i, l := range img.layers {
+			if l.mediaType != c.layerMT {
+				t.Errorf("%s: layer %d media type %q, want %q", c.ref, i, l.mediaType, c.layerMT)
 			}
-			if l.DiffID != src.Layers[i].DiffID {
-				t.Errorf("%s: layer %d DiffID %s, want %s", c.ref, i, l.DiffID, src.Layers[i].DiffID)
+			if l.diffID != src.layers[i].diffID {
+				t.Errorf("%s: layer %d DiffID %s, want %s", c.ref, i, l.diffID, src.layers[i].diffID)
 			}
 		}
 		if c.transport == "docker-archive" {
-			if img.Name != "ex/img:latest" {
-				t.Errorf("%s: Name %q", c.ref, img.Name)
+			if img.name != "ex/img:latest" {
+				t.Errorf("%s: Name %q", c.ref, img.name)
 			}
-			for i, l := range img.Layers {
-				if l.Digest != l.DiffID {
-					t.Errorf("%s: layer %d digest %s != DiffID %s", c.ref, i, l.Digest, l.DiffID)
+			for i, l := range img.layers {
+				if l.digest != l.diffID {
+					t.Errorf("%s: layer %d digest %s != DiffID %s", c.ref, i, l.digest, l.diffID)
 				}
 			}
 		}

@@ -35,27 +35,27 @@ func TestOCILayoutTag(t *testing.T) {
 	l, a, b := twoTagLayout(t)
 	dir := l.writeDir("lay")
 	img := openT(t, "oci:"+dir+":b", Options{})
-	if img.Transport != "oci" || img.Name != "lay:b" {
-		t.Errorf("Transport %q Name %q", img.Transport, img.Name)
+	if img.transport != "oci" || img.name != "lay:b" {
+		t.Errorf("Transport %q Name %q", img.transport, img.name)
 	}
-	if img.ManifestDigest != b.desc.Digest || !bytes.Equal(img.Manifest, b.manifestBytes) || sha(img.Manifest) != img.ManifestDigest {
-		t.Errorf("manifest digest %s, want %s", img.ManifestDigest, b.desc.Digest)
+	if img.manifestDigest != b.desc.Digest || !bytes.Equal(img.manifest, b.manifestBytes) || sha(img.manifest) != img.manifestDigest {
+		t.Errorf("manifest digest %s, want %s", img.manifestDigest, b.desc.Digest)
 	}
-	if img.ConfigDigest != b.config.Digest || sha(img.Config) != img.ConfigDigest {
-		t.Errorf("config digest %s", img.ConfigDigest)
+	if img.configDigest != b.config.Digest || sha(img.config) != img.configDigest {
+		t.Errorf("config digest %s", img.configDigest)
 	}
-	if img.Platform.Architecture != "arm64" || img.Platform.OS != "linux" {
-		t.Errorf("platform %+v", img.Platform)
+	if img.platform.Architecture != "arm64" || img.platform.OS != "linux" {
+		t.Errorf("platform %+v", img.platform)
 	}
-	if len(img.Layers) != 1 || img.Layers[0].Digest != b.layers[0].digest || img.Layers[0].DiffID != b.layers[0].diffID ||
-		img.Layers[0].MediaType != v1.MediaTypeImageLayerGzip || img.Layers[0].Size != int64(len(b.layers[0].blob)) {
-		t.Errorf("layers %+v", img.Layers)
+	if len(img.layers) != 1 || img.layers[0].digest != b.layers[0].digest || img.layers[0].diffID != b.layers[0].diffID ||
+		img.layers[0].mediaType != v1.MediaTypeImageLayerGzip || img.layers[0].size != int64(len(b.layers[0].blob)) {
+		t.Errorf("layers %+v", img.layers)
 	}
 	checkLayers(t, img)
 
 	img = openT(t, "oci:"+dir+":a", Options{})
-	if len(img.Layers) != 2 || img.Layers[1].DiffID != a.layers[1].diffID {
-		t.Fatalf("layers %+v", img.Layers)
+	if len(img.layers) != 2 || img.layers[1].diffID != a.layers[1].diffID {
+		t.Fatalf("layers %+v", img.layers)
 	}
 	checkLayers(t, img)
 	// The layout tag names the image: its platform does not matter unless
@@ -69,8 +69,8 @@ func TestOCILayoutSingleWithoutTag(t *testing.T) {
 	l.setIndex(a.desc)
 	dir := l.writeDir("single")
 	img := openT(t, "oci:"+dir, Options{})
-	if img.Name != "single" || img.ManifestDigest != a.desc.Digest {
-		t.Errorf("Name %q digest %s", img.Name, img.ManifestDigest)
+	if img.name != "single" || img.manifestDigest != a.desc.Digest {
+		t.Errorf("Name %q digest %s", img.name, img.manifestDigest)
 	}
 	checkLayers(t, img)
 }
@@ -121,8 +121,8 @@ func TestNestedIndexPlatform(t *testing.T) {
 			{"linux/s390x", "linux/s390x"},
 		} {
 			img := openT(t, "oci:"+dir+":m", Options{Platform: c.platform})
-			if img.ManifestDigest != imgs[c.want].desc.Digest {
-				t.Errorf("variantless=%v platform %s: got manifest %s, want %s's", variantless, c.platform, img.ManifestDigest, c.want)
+			if img.manifestDigest != imgs[c.want].desc.Digest {
+				t.Errorf("variantless=%v platform %s: got manifest %s, want %s's", variantless, c.platform, img.manifestDigest, c.want)
 			}
 			checkLayers(t, img)
 		}
@@ -138,16 +138,16 @@ func TestNestedIndexPlatform(t *testing.T) {
 		case "arm":
 			host += "/v" + goarm()
 		}
-		img, err := Open(context.Background(), "oci:"+dir+":m", Options{})
+		img, err := openLocal(context.Background(), "oci:"+dir+":m", Options{})
 		if bi, ok := imgs[host]; ok {
 			if err != nil {
 				t.Fatalf("default platform %s: %v", host, err)
 			}
-			if img.ManifestDigest != bi.desc.Digest {
-				t.Errorf("default platform %s: got %s", host, img.ManifestDigest)
+			if img.manifestDigest != bi.desc.Digest {
+				t.Errorf("default platform %s: got %s", host, img.manifestDigest)
 			}
-			if img.Platform.OS != runtime.GOOS || img.Platform.Architecture != runtime.GOARCH {
-				t.Errorf("default platform: image platform %+v", img.Platform)
+			if img.platform.OS != runtime.GOOS || img.platform.Architecture != runtime.GOARCH {
+				t.Errorf("default platform: image platform %+v", img.platform)
 			}
 			img.Close()
 		} else if !errors.Is(err, ErrNotFound) {
@@ -203,7 +203,7 @@ func TestIndexEntryWithoutPlatform(t *testing.T) {
 	a := l.image(imageSpec{arch: "s390x", layers: []map[string]string{filesA}})
 	l.setIndex(tagged(l.index(v1.MediaTypeImageIndex, a.desc), "x"))
 	img := openT(t, "oci:"+l.writeDir("np")+":x", Options{})
-	if img.ManifestDigest != a.desc.Digest {
+	if img.manifestDigest != a.desc.Digest {
 		t.Fatal("wrong manifest")
 	}
 }
@@ -215,8 +215,8 @@ func TestManifestWithoutMediaType(t *testing.T) {
 	d.MediaType = "" // umoci-style index.json entry may omit it too
 	l.files["index.json"] = mustJSON(t, map[string]any{"schemaVersion": 2, "manifests": []v1.Descriptor{tagged(d, "t")}})
 	img := openT(t, "oci:"+l.writeDir("umoci")+":t", Options{})
-	if img.ManifestMediaType != v1.MediaTypeImageManifest {
-		t.Errorf("ManifestMediaType %q", img.ManifestMediaType)
+	if img.manifestMediaType != v1.MediaTypeImageManifest {
+		t.Errorf("ManifestMediaType %q", img.manifestMediaType)
 	}
 	checkLayers(t, img)
 }
@@ -229,13 +229,13 @@ func TestDockerV2S2MediaTypes(t *testing.T) {
 	l.setIndex(tagged(a.desc, "single"), tagged(list, "list"))
 	dir := l.writeDir("v2s2")
 	img := openT(t, "oci:"+dir+":single", Options{})
-	if img.ManifestMediaType != mtDockerManifest || img.Layers[0].MediaType != mtDockerLayerGzip {
-		t.Errorf("media types %q %q", img.ManifestMediaType, img.Layers[0].MediaType)
+	if img.manifestMediaType != mtDockerManifest || img.layers[0].mediaType != mtDockerLayerGzip {
+		t.Errorf("media types %q %q", img.manifestMediaType, img.layers[0].mediaType)
 	}
 	checkLayers(t, img)
 	img = openT(t, "oci:"+dir+":list", Options{Platform: "linux/arm64"})
-	if img.ManifestDigest != b.desc.Digest {
-		t.Errorf("list selection got %s", img.ManifestDigest)
+	if img.manifestDigest != b.desc.Digest {
+		t.Errorf("list selection got %s", img.manifestDigest)
 	}
 	checkLayers(t, img)
 }
@@ -266,9 +266,9 @@ func TestLayerMediaTypes(t *testing.T) {
 	}})
 	l.setIndex(a.desc)
 	img := openT(t, "oci:"+l.writeDir("types"), Options{})
-	for i, ly := range img.Layers {
-		if ly.MediaType != types[i] || ly.DiffID != ly.Digest {
-			t.Errorf("layer %d: %q %s %s", i, ly.MediaType, ly.Digest, ly.DiffID)
+	for i, ly := range img.layers {
+		if ly.mediaType != types[i] || ly.diffID != ly.digest {
+			t.Errorf("layer %d: %q %s %s", i, ly.mediaType, ly.digest, ly.diffID)
 		}
 	}
 	checkLayers(t, img)
@@ -283,10 +283,10 @@ func TestOCIArchive(t *testing.T) {
 		ents = append([]tarEnt{{name: prefix + strings.Repeat("long/", 40) + "x", data: []byte("pad"), pax: map[string]string{"SCHILY.xattr.user.x": "y"}}}, ents...)
 		p := writeTar(t, filepath.Join(dir, "img"+strings.ReplaceAll(prefix, "/", "_")+".tar"), ents)
 		img := openT(t, "oci-archive:"+p+":b", Options{})
-		if img.Transport != "oci-archive" || !strings.HasPrefix(img.Name, "img") || !strings.HasSuffix(img.Name, ":b") {
-			t.Errorf("Transport %q Name %q", img.Transport, img.Name)
+		if img.transport != "oci-archive" || !strings.HasPrefix(img.name, "img") || !strings.HasSuffix(img.name, ":b") {
+			t.Errorf("Transport %q Name %q", img.transport, img.name)
 		}
-		if img.ManifestDigest != b.desc.Digest || img.Layers[0].Digest != b.layers[0].digest {
+		if img.manifestDigest != b.desc.Digest || img.layers[0].digest != b.layers[0].digest {
 			t.Errorf("prefix %q: wrong image", prefix)
 		}
 		checkLayers(t, img)
@@ -359,7 +359,7 @@ func TestOCIDirSymlinks(t *testing.T) {
 	img := openT(t, "oci:"+dir+":b", Options{})
 	checkLayers(t, img)
 	img = openT(t, "oci:"+dir+":a", Options{})
-	if rc, err := img.Layers[0].Open(); err == nil {
+	if rc, err := img.layers[0].Compressed(); err == nil {
 		rc.Close()
 		t.Error("blob symlinked outside the layout was opened")
 	} else if !strings.Contains(err.Error(), string(a.layers[0].digest)) {
@@ -419,43 +419,43 @@ func TestDockerArchiveOld(t *testing.T) {
 		p, cfgs, tars := dockerArchiveOld(t, useV1)
 		for _, ref := range []string{"example/final:latest", "docker.io/example/final:latest", "example/final", "@0"} {
 			img := openT(t, "docker-archive:"+p+":"+ref, Options{})
-			if img.Transport != "docker-archive" || img.Name != "example/final:latest" {
-				t.Errorf("%s: Transport %q Name %q", ref, img.Transport, img.Name)
+			if img.transport != "docker-archive" || img.name != "example/final:latest" {
+				t.Errorf("%s: Transport %q Name %q", ref, img.transport, img.name)
 			}
-			if !bytes.Equal(img.Config, cfgs[0]) || img.ConfigDigest != sha(cfgs[0]) {
+			if !bytes.Equal(img.config, cfgs[0]) || img.configDigest != sha(cfgs[0]) {
 				t.Errorf("%s: config", ref)
 			}
-			if len(img.Layers) != 2 {
-				t.Fatalf("%s: %d layers", ref, len(img.Layers))
+			if len(img.layers) != 2 {
+				t.Fatalf("%s: %d layers", ref, len(img.layers))
 			}
-			for i, l := range img.Layers {
-				if l.Digest != sha(tars[i]) || l.DiffID != l.Digest || l.Size != int64(len(tars[i])) || l.MediaType != mtDockerLayerTar {
+			for i, l := range img.layers {
+				if l.digest != sha(tars[i]) || l.diffID != l.digest || l.size != int64(len(tars[i])) || l.mediaType != mtDockerLayerTar {
 					t.Errorf("%s: layer %d: %+v", ref, i, l)
 				}
 			}
 			checkLayers(t, img)
 			// The synthesized manifest describes the files.
-			if img.ManifestMediaType != mtDockerManifest || img.ManifestDigest != sha(img.Manifest) {
-				t.Errorf("manifest %q %s", img.ManifestMediaType, img.ManifestDigest)
+			if img.manifestMediaType != mtDockerManifest || img.manifestDigest != sha(img.manifest) {
+				t.Errorf("manifest %q %s", img.manifestMediaType, img.manifestDigest)
 			}
 			var m v1.Manifest
-			if err := json.Unmarshal(img.Manifest, &m); err != nil {
+			if err := json.Unmarshal(img.manifest, &m); err != nil {
 				t.Fatal(err)
 			}
-			if m.SchemaVersion != 2 || m.MediaType != mtDockerManifest || m.Config.Digest != img.ConfigDigest ||
-				m.Config.Size != int64(len(img.Config)) || m.Config.MediaType != mtDockerConfig || len(m.Layers) != 2 {
-				t.Errorf("synthesized manifest %s", img.Manifest)
+			if m.SchemaVersion != 2 || m.MediaType != mtDockerManifest || m.Config.Digest != img.configDigest ||
+				m.Config.Size != int64(len(img.config)) || m.Config.MediaType != mtDockerConfig || len(m.Layers) != 2 {
+				t.Errorf("synthesized manifest %s", img.manifest)
 			}
 			for i, ld := range m.Layers {
-				if ld.Digest != img.Layers[i].Digest || ld.Size != img.Layers[i].Size || ld.MediaType != img.Layers[i].MediaType {
+				if ld.Digest != img.layers[i].digest || ld.Size != img.layers[i].size || ld.MediaType != img.layers[i].mediaType {
 					t.Errorf("manifest layer %d: %+v", i, ld)
 				}
 			}
 		}
 		for _, ref := range []string{"busybox:1", "docker.io/library/busybox:1", "library/busybox:1", "@1"} {
 			img := openT(t, "docker-archive:"+p+":"+ref, Options{})
-			if img.Name != "busybox:1" || len(img.Layers) != 1 {
-				t.Errorf("%s: Name %q, %d layers", ref, img.Name, len(img.Layers))
+			if img.name != "busybox:1" || len(img.layers) != 1 {
+				t.Errorf("%s: Name %q, %d layers", ref, img.name, len(img.layers))
 			}
 			checkLayers(t, img)
 		}
@@ -485,8 +485,8 @@ func TestDockerArchiveNew(t *testing.T) {
 	l.files["manifest.json"] = mustJSON(t, items)
 	p := writeTar(t, filepath.Join(t.TempDir(), "new.tar"), l.tarEntries(""))
 	img := openT(t, "docker-archive:"+p, Options{Platform: "linux/arm64"})
-	if img.Name != "new:1" || len(img.Layers) != 2 || img.Layers[1].Digest != gd.Digest || img.Layers[1].MediaType != mtDockerLayerGzip ||
-		img.Layers[0].Digest != img.Layers[0].DiffID || img.Platform.Variant != "v8" {
+	if img.name != "new:1" || len(img.layers) != 2 || img.layers[1].digest != gd.Digest || img.layers[1].mediaType != mtDockerLayerGzip ||
+		img.layers[0].digest != img.layers[0].diffID || img.platform.Variant != "v8" {
 		t.Fatalf("image %+v", img)
 	}
 	checkLayers(t, img)
@@ -503,7 +503,7 @@ func TestDockerArchiveGzipLayerHashed(t *testing.T) {
 		{name: "manifest.json", data: mustJSON(t, []dockerItem{{Config: "config.json", Layers: []string{"layer/layer.tar"}}})},
 	})
 	img := openT(t, "docker-archive:"+p, Options{})
-	if img.Name != "gz" || img.Layers[0].Digest != sha(gz) || img.Layers[0].MediaType != mtDockerLayerGzip {
+	if img.name != "gz" || img.layers[0].digest != sha(gz) || img.layers[0].mediaType != mtDockerLayerGzip {
 		t.Fatalf("image %+v", img)
 	}
 	checkLayers(t, img)
@@ -520,7 +520,7 @@ func TestDockerArchiveConfigNameMismatch(t *testing.T) {
 }
 
 // corruptLayout has one image whose single layer blob is replaced by data.
-func corruptLayout(t *testing.T, data func(orig []byte) []byte) (string, *Image) {
+func corruptLayout(t *testing.T, data func(orig []byte) []byte) (string, *localImage) {
 	l := newLayout(t)
 	a := l.image(imageSpec{layers: []map[string]string{filesA}})
 	l.setIndex(a.desc)
@@ -536,7 +536,7 @@ func TestLayerDigestMismatch(t *testing.T) {
 		c[len(c)-5] ^= 0xff
 		return c
 	})
-	rc, err := img.Layers[0].Open()
+	rc, err := img.layers[0].Compressed()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -550,14 +550,14 @@ func TestLayerDigestMismatch(t *testing.T) {
 			t.Fatal("got io.EOF for a corrupt blob")
 		}
 		if err != nil {
-			if !errors.Is(err, ErrDigestMismatch) || !strings.Contains(err.Error(), string(img.Layers[0].Digest)) {
+			if !errors.Is(err, ErrDigestMismatch) || !strings.Contains(err.Error(), string(img.layers[0].digest)) {
 				t.Fatalf("err %v", err)
 			}
 			break
 		}
 	}
-	if n != img.Layers[0].Size {
-		t.Errorf("read %d bytes before the error, want all %d", n, img.Layers[0].Size)
+	if n != img.layers[0].size {
+		t.Errorf("read %d bytes before the error, want all %d", n, img.layers[0].size)
 	}
 	// The error is sticky.
 	if _, err := rc.Read(buf); !errors.Is(err, ErrDigestMismatch) {
@@ -568,17 +568,17 @@ func TestLayerDigestMismatch(t *testing.T) {
 func TestLayerSizeMismatch(t *testing.T) {
 	t.Run("longer", func(t *testing.T) {
 		_, img := corruptLayout(t, func(b []byte) []byte { return append(bytes.Clone(b), "extra bytes"...) })
-		b, err := readLayer(t, &img.Layers[0])
+		b, err := readLayer(t, img.layers[0])
 		if !errors.Is(err, ErrSizeMismatch) {
 			t.Fatalf("err %v", err)
 		}
-		if int64(len(b)) != img.Layers[0].Size {
-			t.Errorf("yielded %d bytes, Size %d", len(b), img.Layers[0].Size)
+		if int64(len(b)) != img.layers[0].size {
+			t.Errorf("yielded %d bytes, Size %d", len(b), img.layers[0].size)
 		}
 	})
 	t.Run("truncated", func(t *testing.T) {
 		_, img := corruptLayout(t, func(b []byte) []byte { return b[:len(b)/2] })
-		_, err := readLayer(t, &img.Layers[0])
+		_, err := readLayer(t, img.layers[0])
 		if !errors.Is(err, ErrSizeMismatch) || !strings.Contains(err.Error(), "truncated") {
 			t.Fatalf("err %v", err)
 		}
@@ -591,7 +591,7 @@ func TestLayerSizeMismatch(t *testing.T) {
 		}})
 		l.setIndex(a.desc)
 		img := openT(t, "oci:"+l.writeDir("big"), Options{})
-		_, err := readLayer(t, &img.Layers[0])
+		_, err := readLayer(t, img.layers[0])
 		if !errors.Is(err, ErrSizeMismatch) {
 			t.Fatalf("err %v", err)
 		}
@@ -604,7 +604,7 @@ func TestLayerSizeMismatch(t *testing.T) {
 		l.files[lb] = l.files[lb][:10]
 		p := writeTar(t, filepath.Join(t.TempDir(), "t.tar"), l.tarEntries(""))
 		img := openT(t, "oci-archive:"+p, Options{})
-		b, err := readLayer(t, &img.Layers[0])
+		b, err := readLayer(t, img.layers[0])
 		if !errors.Is(err, ErrSizeMismatch) || len(b) != 10 {
 			t.Fatalf("err %v, %d bytes", err, len(b))
 		}
@@ -652,11 +652,11 @@ func TestMissingBlobs(t *testing.T) {
 		delete(l.files, "blobs/sha256/"+ly.digest.Encoded())
 	}
 	img := openT(t, "oci:"+l.writeDir("missing"), Options{})
-	_, err := img.Layers[0].Open()
+	_, err := img.layers[0].Compressed()
 	if !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), string(a.layers[0].digest)) {
 		t.Errorf("missing layer: %v", err)
 	}
-	_, err = img.Layers[1].Open()
+	_, err = img.layers[1].Compressed()
 	if !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "never fetched") || !strings.Contains(err.Error(), string(a.layers[1].digest)) {
 		t.Errorf("missing foreign layer: %v", err)
 	}
@@ -684,10 +684,10 @@ func TestMissingBlobs(t *testing.T) {
 			LayerSources: map[string]v1.Descriptor{string(sha(tb)): foreign}}})},
 	})
 	img = openT(t, "docker-archive:"+p, Options{})
-	if l := img.Layers[0]; l.Digest != foreign.Digest || l.MediaType != mtDockerLayerForeign || l.DiffID != sha(tb) {
+	if l := img.layers[0]; l.digest != foreign.Digest || l.mediaType != mtDockerLayerForeign || l.diffID != sha(tb) {
 		t.Errorf("foreign layer %+v", l)
 	}
-	if _, err := img.Layers[0].Open(); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "never fetched") {
+	if _, err := img.layers[0].Compressed(); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "never fetched") {
 		t.Errorf("foreign layer Open: %v", err)
 	}
 	// Pre-1.10 docker save: no manifest.json.
@@ -775,8 +775,8 @@ func TestHostileDigestsAndPaths(t *testing.T) {
 	l.files["blobs/sha512/"+d512.Encoded()] = mb
 	l.setIndex(v1.Descriptor{MediaType: v1.MediaTypeImageManifest, Digest: d512, Size: int64(len(mb))})
 	img := openT(t, "oci:"+l.writeDir("s512"), Options{})
-	if img.ManifestDigest != d512 {
-		t.Errorf("sha512 manifest digest %s", img.ManifestDigest)
+	if img.manifestDigest != d512 {
+		t.Errorf("sha512 manifest digest %s", img.manifestDigest)
 	}
 
 	// Negative sizes.
@@ -900,8 +900,8 @@ func TestRefParsing(t *testing.T) {
 	dir := l.writeDir("we:ird")
 	openErr(t, "oci:"+dir, Options{}, ErrNotFound, "2 images") // whole string is the dir
 	img := openT(t, "oci:"+dir+":a", Options{})
-	if img.Name != "we:ird:a" {
-		t.Errorf("Name %q", img.Name)
+	if img.name != "we:ird:a" {
+		t.Errorf("Name %q", img.name)
 	}
 	// A single-image dir named "x:a" is not split even though "x" might exist.
 	l2 := newLayout(t)
@@ -909,8 +909,8 @@ func TestRefParsing(t *testing.T) {
 	l2.setIndex(tagged(one.desc, "only"))
 	d2 := l2.writeDir("x:a")
 	img = openT(t, "oci:"+d2, Options{})
-	if img.ManifestDigest != one.desc.Digest || img.Name != "x:a:only" {
-		t.Errorf("got %s %q", img.ManifestDigest, img.Name)
+	if img.manifestDigest != one.desc.Digest || img.name != "x:a:only" {
+		t.Errorf("got %s %q", img.manifestDigest, img.name)
 	}
 	if err := os.Mkdir(filepath.Join(filepath.Dir(d2), "x"), 0o755); err != nil {
 		t.Fatal(err)
@@ -923,7 +923,7 @@ func TestCloseAndReadAfterClose(t *testing.T) {
 	l, _, _ := twoTagLayout(t)
 	p := writeTar(t, filepath.Join(t.TempDir(), "c.tar"), l.tarEntries(""))
 	img := openT(t, "oci-archive:"+p+":a", Options{})
-	rc, err := img.Layers[0].Open()
+	rc, err := img.layers[0].Compressed()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -937,10 +937,6 @@ func TestCloseAndReadAfterClose(t *testing.T) {
 	if err := img.Close(); err != nil {
 		t.Fatal("second Close:", err)
 	}
-	var zero Layer
-	if _, err := zero.Open(); err == nil {
-		t.Error("zero Layer opened")
-	}
 }
 
 func TestConcurrentLayerReads(t *testing.T) {
@@ -950,7 +946,7 @@ func TestConcurrentLayerReads(t *testing.T) {
 	errs := make(chan error, 8)
 	for i := 0; i < 8; i++ {
 		go func(i int) {
-			rc, err := img.Layers[i%2].Open()
+			rc, err := img.layers[i%2].Compressed()
 			if err == nil {
 				_, err = io.Copy(io.Discard, rc)
 				rc.Close()
@@ -969,7 +965,7 @@ func TestContextCanceled(t *testing.T) {
 	l, _, _ := twoTagLayout(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := Open(ctx, "oci:"+l.writeDir("ctx")+":a", Options{}); !errors.Is(err, context.Canceled) {
+	if _, err := openLocal(ctx, "oci:"+l.writeDir("ctx")+":a", Options{}); !errors.Is(err, context.Canceled) {
 		t.Errorf("err %v", err)
 	}
 }
@@ -983,4 +979,52 @@ func TestIndexNestingLimit(t *testing.T) {
 	}
 	l.setIndex(d)
 	openErr(t, "oci:"+l.writeDir("deep"), Options{}, ErrInvalid, "nested")
+}
+
+// TestOpenAccessors: Open hands the image out through the Image and Layer
+// interfaces, whose accessors return what was read and checked.
+func TestOpenAccessors(t *testing.T) {
+	l, _, _ := twoTagLayout(t)
+	for _, ref := range []string{"oci:" + l.writeDir("acc") + ":a", "oci-archive:" + writeTar(t, filepath.Join(t.TempDir(), "acc.tar"), l.tarEntries("")) + ":a"} {
+		want := openT(t, ref, Options{})
+		img, err := Open(context.Background(), ref, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mt, err1 := img.MediaType()
+		raw, err2 := img.RawManifest()
+		d, err3 := img.Digest()
+		cfg, err4 := img.RawConfigFile()
+		cd, err5 := img.ConfigName()
+		layers, err6 := img.Layers()
+		if err := errors.Join(err1, err2, err3, err4, err5, err6); err != nil {
+			t.Fatalf("%s: %v", ref, err)
+		}
+		if img.Name() != want.name || mt != want.manifestMediaType || !bytes.Equal(raw, want.manifest) || d != want.manifestDigest ||
+			!bytes.Equal(cfg, want.config) || cd != want.configDigest || len(layers) != len(want.layers) {
+			t.Fatalf("%s: accessors disagree with what was read", ref)
+		}
+		for i, ly := range layers {
+			w := want.layers[i]
+			ld, err1 := ly.Digest()
+			di, err2 := ly.DiffID()
+			sz, err3 := ly.Size()
+			lmt, err4 := ly.MediaType()
+			if err := errors.Join(err1, err2, err3, err4); err != nil || ld != w.digest || di != w.diffID || sz != w.size || lmt != w.mediaType {
+				t.Errorf("%s: layer %d: %s %s %d %q (%v)", ref, i, ld, di, sz, lmt, err)
+			}
+			rc, err := ly.Compressed()
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := io.ReadAll(rc)
+			rc.Close()
+			if err != nil || digest.FromBytes(b) != w.digest {
+				t.Errorf("%s: layer %d: read %d bytes, %v", ref, i, len(b), err)
+			}
+		}
+		if err := img.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

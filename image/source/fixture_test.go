@@ -287,9 +287,9 @@ func (l *layout) tarEntries(prefix string) []tarEnt {
 }
 
 // openT opens ref and fails the test on error.
-func openT(t *testing.T, ref string, o Options) *Image {
+func openT(t *testing.T, ref string, o Options) *localImage {
 	t.Helper()
-	img, err := Open(context.Background(), ref, o)
+	img, err := openLocal(context.Background(), ref, o)
 	if err != nil {
 		t.Fatalf("Open(%q): %v", ref, err)
 	}
@@ -301,7 +301,7 @@ func openT(t *testing.T, ref string, o Options) *Image {
 // every string of want.
 func openErr(t *testing.T, ref string, o Options, kind error, want ...string) error {
 	t.Helper()
-	img, err := Open(context.Background(), ref, o)
+	img, err := openLocal(context.Background(), ref, o)
 	if err == nil {
 		img.Close()
 		t.Fatalf("Open(%q) succeeded, want %v", ref, kind)
@@ -318,11 +318,11 @@ func openErr(t *testing.T, ref string, o Options, kind error, want ...string) er
 }
 
 // readLayer reads a layer to EOF and returns its bytes and the final error.
-func readLayer(t *testing.T, l *Layer) ([]byte, error) {
+func readLayer(t *testing.T, l *blobLayer) ([]byte, error) {
 	t.Helper()
-	rc, err := l.Open()
+	rc, err := l.Compressed()
 	if err != nil {
-		t.Fatalf("layer %s: Open: %v", l.Digest, err)
+		t.Fatalf("layer %s: Compressed: %v", l.digest, err)
 	}
 	defer rc.Close()
 	return io.ReadAll(rc)
@@ -330,19 +330,19 @@ func readLayer(t *testing.T, l *Layer) ([]byte, error) {
 
 // checkLayers reads every layer, expecting success, and checks the DiffIDs
 // of gzip and plain layers against the decompressed bytes.
-func checkLayers(t *testing.T, img *Image) {
+func checkLayers(t *testing.T, img *localImage) {
 	t.Helper()
-	for i := range img.Layers {
-		l := &img.Layers[i]
+	for i := range img.layers {
+		l := img.layers[i]
 		b, err := readLayer(t, l)
 		if err != nil {
 			t.Fatalf("layer %d: %v", i, err)
 		}
-		if l.Size >= 0 && int64(len(b)) != l.Size {
-			t.Fatalf("layer %d: read %d bytes, Size %d", i, len(b), l.Size)
+		if l.size >= 0 && int64(len(b)) != l.size {
+			t.Fatalf("layer %d: read %d bytes, Size %d", i, len(b), l.size)
 		}
-		if sha(b) != l.Digest {
-			t.Fatalf("layer %d: digest %s, want %s", i, sha(b), l.Digest)
+		if sha(b) != l.digest {
+			t.Fatalf("layer %d: digest %s, want %s", i, sha(b), l.digest)
 		}
 		raw := b
 		if len(b) > 2 && b[0] == 0x1f && b[1] == 0x8b {
@@ -356,8 +356,8 @@ func checkLayers(t *testing.T, img *Image) {
 		} else if len(b) > 4 && bytes.Equal(b[:4], []byte{0x28, 0xb5, 0x2f, 0xfd}) {
 			continue // zstd: not decompressed here
 		}
-		if sha(raw) != l.DiffID {
-			t.Fatalf("layer %d: diff digest %s, DiffID %s", i, sha(raw), l.DiffID)
+		if sha(raw) != l.diffID {
+			t.Fatalf("layer %d: diff digest %s, DiffID %s", i, sha(raw), l.diffID)
 		}
 	}
 }

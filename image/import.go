@@ -1,4 +1,4 @@
-package compose
+package image
 
 import (
 	"context"
@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"regexp"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -16,16 +15,16 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/ostree-mount/ostree-mount/cache"
-	"github.com/ostree-mount/ostree-mount/compose/source"
+	"github.com/ostree-mount/ostree-mount/compose"
+	"github.com/ostree-mount/ostree-mount/image/source"
 	"github.com/ostree-mount/ostree-mount/repo"
-	"github.com/ostree-mount/ostree-mount/repo/gvariant"
 )
 
 // ImportOptions configure Import.
 type ImportOptions struct {
 	// Ref is the strong ref of the manifest commit; "" means DefaultRef.
 	Ref string
-	// Mode is ModeLayered (the default), ModePrecomposed or ModeSquashed.
+	// Mode is compose.ModeLayered (the default), compose.ModePrecomposed or compose.ModeSquashed.
 	Mode string
 	// Source is recorded in the manifest commit.
 	Source string
@@ -67,9 +66,10 @@ var refUnsafe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile
 // DefaultRef is the strong ref an image is stored under when none is
 // given: "image/" followed by the image's name with ':' turned into '/'
 // ("example/final:latest" → image/example/final/latest), each component
-// made valid; an image without a name gets image/sha256/<manifest digest>.
-func DefaultRef(img *source.Image) string {
-	name := strings.ReplaceAll(img.Name, ":", "/")
+// made valid; an image without a name gets image/ALG/HEX after its
+// manifest digest.
+func DefaultRef(name string, manifest digest.Digest) string {
+	name = strings.ReplaceAll(name, ":", "/")
 	var parts []string
 	for _, p := range strings.Split(name, "/") {
 		if p == "" {
@@ -82,9 +82,67 @@ func DefaultRef(img *source.Image) string {
 		parts = append(parts, p)
 	}
 	if len(parts) == 0 {
-		return "image/" + img.ManifestDigest.Algorithm().String() + "/" + img.ManifestDigest.Encoded()
+		return "image/" + manifest.Algorithm().String() + "/" + manifest.Encoded()
 	}
 	return "image/" + strings.Join(parts, "/")
+}
+
+// imageInfo is what Import takes from a source.Image, read and checked
+// before anything is written.
+type imageInfo struct {
+	name     string
+	digest   digest.Digest
+	manifest []byte
+	config   []byte
+	layers   []layerInfo
+}
+
+type layerInfo struct {
+	digest, diffID digest.Digest
+	mediaType      string
+	layer          source.Layer
+}
+
+// readImage reads an image's metadata through its accessors.
+func readImage(img source.Image) (*imageInfo, error) {
+	ii := &imageInfo{name: img.Name()}
+	var err error
+	if ii.digest, err = img.Digest(); err != nil {
+		return nil, fmt.Errorf("manifest digest: %w", err)
+	}
+	if err := ii.digest.Validate(); err != nil {
+		return nil, fmt.Errorf("manifest digest %q: %w: %w", ii.digest, source.ErrInvalid, err)
+	}
+	if ii.manifest, err = img.RawManifest(); err != nil {
+		return nil, fmt.Errorf("manifest %s: %w", ii.digest, err)
+	}
+	if ii.config, err = img.RawConfigFile(); err != nil {
+		return nil, fmt.Errorf("config of %s: %w", ii.digest, err)
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		return nil, fmt.Errorf("layers of %s: %w", ii.digest, err)
+	}
+	for i, l := range layers {
+		li := layerInfo{layer: l}
+		if li.digest, err = l.Digest(); err == nil {
+			err = li.digest.Validate()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("layer %d: digest: %w", i, err)
+		}
+		if li.diffID, err = l.DiffID(); err == nil {
+			err = li.diffID.Validate()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("layer %d (%s): diff_id: %w", i, li.digest, err)
+		}
+		if li.mediaType, err = l.MediaType(); err != nil {
+			return nil, fmt.Errorf("layer %d (%s): media type: %w", i, li.digest, err)
+		}
+		ii.layers = append(ii.layers, li)
+	}
+	return ii, nil
 }
 
 // Import stores an image: one layer commit per layer (reusing layers
@@ -92,11 +150,11 @@ func DefaultRef(img *source.Image) string {
 // whose related list names the layer commits, base first, under a strong
 // ref. Everything happens in one transaction: a failed import leaves no
 // ref, no commit and no object behind.
-func Import(ctx context.Context, r *repo.Repo, img *source.Image, o ImportOptions) (*ImportResult, error) {
+func Import(ctx context.Context, r *repo.Repo, src source.Image, o ImportOptions) (*ImportResult, error) {
 	if o.Mode == "" {
-		o.Mode = ModeLayered
+		o.Mode = compose.ModeLayered
 	}
-	if o.Mode != ModeLayered && o.Mode != ModePrecomposed && o.Mode != ModeSquashed {
+	if o.Mode != compose.ModeLayered && o.Mode != compose.ModePrecomposed && o.Mode != compose.ModeSquashed {
 		return nil, fmt.Errorf("mode %q: want layered, precomposed or squashed", o.Mode)
 	}
 	if o.Limits == (Limits{}) {
@@ -105,12 +163,16 @@ func Import(ctx context.Context, r *repo.Repo, img *source.Image, o ImportOption
 	if o.Limits.MaxLayers <= 0 {
 		o.Limits.MaxLayers = DefaultLimits.MaxLayers
 	}
-	if len(img.Layers) > o.Limits.MaxLayers {
-		return nil, fmt.Errorf("image has %d layers, more than the limit of %d (--max-layers): %w", len(img.Layers), o.Limits.MaxLayers, ErrLimit)
+	img, err := readImage(src)
+	if err != nil {
+		return nil, err
+	}
+	if len(img.layers) > o.Limits.MaxLayers {
+		return nil, fmt.Errorf("image has %d layers, more than the limit of %d (--max-layers): %w", len(img.layers), o.Limits.MaxLayers, ErrLimit)
 	}
 	ref := o.Ref
 	if ref == "" {
-		ref = DefaultRef(img)
+		ref = DefaultRef(img.name, img.digest)
 	}
 	refName, err := repo.ParseRefName(ref)
 	if err != nil {
@@ -135,21 +197,21 @@ func Import(ctx context.Context, r *repo.Repo, img *source.Image, o ImportOption
 	var related []repo.Related
 	var chain digest.Digest
 	hasXattrs := false
-	for i := range img.Layers {
-		l := &img.Layers[i]
+	for i := range img.layers {
+		l := &img.layers[i]
 		if chain == "" {
-			chain = l.DiffID
+			chain = l.diffID
 		} else {
-			chain = digest.FromString(chain.String() + " " + l.DiffID.String())
+			chain = digest.FromString(chain.String() + " " + l.diffID.String())
 		}
-		rep := LayerReport{Index: i, DiffID: l.DiffID}
-		var lower *Tree
+		rep := LayerReport{Index: i, DiffID: l.diffID}
+		var lower *compose.Tree
 		if len(layers) > 0 {
-			if lower, err = OpenLayers(tx, layers, Options{Cache: c}); err != nil {
+			if lower, err = compose.OpenLayers(tx, layers, compose.Options{Cache: c}); err != nil {
 				return nil, err
 			}
 		}
-		commit, ok, err := reuseLayer(ctx, tx, l.DiffID, chain, lower)
+		commit, ok, err := reuseLayer(ctx, tx, l.diffID, chain, lower)
 		if err != nil {
 			return nil, err
 		}
@@ -158,19 +220,19 @@ func Import(ctx context.Context, r *repo.Repo, img *source.Image, o ImportOption
 		} else {
 			lr, n, err := importBlob(ctx, tx, lower, l, o.Limits)
 			if err != nil {
-				return nil, fmt.Errorf("layer %d (%s): %w", i, l.Digest, err)
+				return nil, fmt.Errorf("layer %d (%s): %w", i, l.digest, err)
 			}
 			rep.Bytes = n
 			md := repo.Metadata{}
-			md.SetString(KeyLayer, l.Digest.String())
-			md.SetString(KeyDiffID, l.DiffID.String())
-			md.SetString(KeyMediaType, l.MediaType)
-			weak := layerRef(l.DiffID)
+			md.SetString(compose.KeyLayer, l.digest.String())
+			md.SetString(compose.KeyDiffID, l.diffID.String())
+			md.SetString(compose.KeyMediaType, l.mediaType)
+			weak := layerRef(l.diffID)
 			if lr.BaseDependent {
-				md.SetString(KeyChainID, chain.String())
+				md.SetString(compose.KeyChainID, chain.String())
 				weak = chainRef(chain)
 			}
-			if commit, err = WriteLayerCommit(tx, lr, "layer "+l.DiffID.String(), md); err != nil {
+			if commit, err = WriteLayerCommit(tx, lr, "layer "+l.diffID.String(), md); err != nil {
 				return nil, err
 			}
 			tx.SetRef(weak, commit)
@@ -180,11 +242,11 @@ func Import(ctx context.Context, r *repo.Repo, img *source.Image, o ImportOption
 		if err != nil {
 			return nil, err
 		}
-		if v, ok := lc.Metadata.Get(KeyXattrs); !ok || v.Value != false {
+		if v, ok := lc.Metadata.Get(compose.KeyXattrs); !ok || v.Value != false {
 			hasXattrs = true
 		}
 		layers = append(layers, rep.Commit)
-		related = append(related, repo.Related{Name: l.DiffID.String(), Commit: rep.Commit})
+		related = append(related, repo.Related{Name: l.diffID.String(), Commit: rep.Commit})
 		res.Layers = append(res.Layers, rep)
 		if o.Progress != nil {
 			o.Progress(rep)
@@ -192,15 +254,15 @@ func Import(ctx context.Context, r *repo.Repo, img *source.Image, o ImportOption
 	}
 
 	md := repo.Metadata{}
-	md.SetString(KeyMode, o.Mode)
-	md.SetString(KeyDigest, img.ManifestDigest.String())
-	md.SetString(KeySource, o.Source)
-	md.SetString(KeyManifest, string(img.Manifest))
-	md.SetString(KeyConfig, string(img.Config))
-	md.Set(KeyXattrs, boolVariant(hasXattrs))
+	md.SetString(compose.KeyMode, o.Mode)
+	md.SetString(compose.KeyDigest, img.digest.String())
+	md.SetString(compose.KeySource, o.Source)
+	md.SetString(compose.KeyManifest, string(img.manifest))
+	md.SetString(compose.KeyConfig, string(img.config))
+	md.Set(compose.KeyXattrs, compose.BoolVariant(hasXattrs))
 	co := &repo.CommitOptions{
-		Subject:    "image " + img.Name,
-		Timestamp:  configCreated(img.Config),
+		Subject:    "image " + img.name,
+		Timestamp:  configCreated(img.config),
 		NoParent:   true,
 		Branch:     ref,
 		NoBindings: true,
@@ -208,7 +270,7 @@ func Import(ctx context.Context, r *repo.Repo, img *source.Image, o ImportOption
 	}
 	var rootTree, rootMeta repo.Checksum
 	switch o.Mode {
-	case ModeLayered:
+	case compose.ModeLayered:
 		// The image is composed on demand; the commit's own tree is empty.
 		if rootMeta, err = tx.WriteDirMeta(&repo.DirMeta{Mode: repo.ModeDir | 0o755}); err != nil {
 			return nil, err
@@ -218,18 +280,18 @@ func Import(ctx context.Context, r *repo.Repo, img *source.Image, o ImportOption
 		}
 		co.Related = related
 	default:
-		tree, err := OpenLayers(tx, layers, Options{Cache: c})
+		tree, err := compose.OpenLayers(tx, layers, compose.Options{Cache: c})
 		if err != nil {
 			return nil, err
 		}
 		var links map[string]string
-		if rootTree, rootMeta, links, err = WriteComposed(ctx, tx, tree); err != nil {
+		if rootTree, rootMeta, links, err = compose.WriteComposed(ctx, tx, tree); err != nil {
 			return nil, err
 		}
 		if len(links) > 0 {
-			md.Set(KeyHardlinks, linksVariant(links))
+			md.Set(compose.KeyHardlinks, compose.HardlinksVariant(links))
 		}
-		if o.Mode == ModePrecomposed {
+		if o.Mode == compose.ModePrecomposed {
 			co.Related = related
 		}
 	}
@@ -248,9 +310,9 @@ func Import(ctx context.Context, r *repo.Repo, img *source.Image, o ImportOption
 // Its timestamp is the epoch, so the same layer always gives the same
 // commit.
 func WriteLayerCommit(tx *repo.Transaction, lr *LayerResult, subject string, md repo.Metadata) (repo.Checksum, error) {
-	md.Set(KeyXattrs, boolVariant(lr.HasXattrs))
+	md.Set(compose.KeyXattrs, compose.BoolVariant(lr.HasXattrs))
 	if len(lr.Hardlinks) > 0 {
-		md.Set(KeyHardlinks, linksVariant(lr.Hardlinks))
+		md.Set(compose.KeyHardlinks, compose.HardlinksVariant(lr.Hardlinks))
 	}
 	return tx.WriteCommitFor(lr.Tree, lr.Meta, &repo.CommitOptions{
 		Subject:    subject,
@@ -259,10 +321,6 @@ func WriteLayerCommit(tx *repo.Transaction, lr *LayerResult, subject string, md 
 		NoBindings: true,
 		Metadata:   md,
 	})
-}
-
-func boolVariant(b bool) gvariant.Variant {
-	return gvariant.Variant{Type: gvariant.MustParseType("b"), Value: b}
 }
 
 // configCreated returns the image's creation time, or the epoch, so that
@@ -280,7 +338,7 @@ func configCreated(cfg []byte) time.Time {
 // reuseLayer finds a layer commit already in the repository: by chain ID
 // (layers that depend on their base), then by diff_id, if the layer gives
 // the same tree on this base as on the one it was imported on.
-func reuseLayer(ctx context.Context, tx *repo.Transaction, diffID, chain digest.Digest, lower *Tree) (repo.Checksum, bool, error) {
+func reuseLayer(ctx context.Context, tx *repo.Transaction, diffID, chain digest.Digest, lower *compose.Tree) (repo.Checksum, bool, error) {
 	for i, n := range []repo.RefName{chainRef(chain), layerRef(diffID)} {
 		c, err := tx.Repo().ReadRef(n)
 		if errors.Is(err, repo.ErrRefNotFound) {
@@ -313,7 +371,7 @@ func reuseLayer(ctx context.Context, tx *repo.Transaction, diffID, chain digest.
 // unless the layer's directory is an explicit entry (which replaces it).
 // Otherwise the layer's paths would have resolved through that symlink,
 // and the layer must be imported again for this base.
-func fitsBase(ctx context.Context, r repo.ObjectReader, tree repo.Checksum, lower *Tree) (bool, error) {
+func fitsBase(ctx context.Context, r repo.ObjectReader, tree repo.Checksum, lower *compose.Tree) (bool, error) {
 	var walk func(tree repo.Checksum, path string, visible bool) (bool, error)
 	walk = func(tree repo.Checksum, path string, visible bool) (bool, error) {
 		dt, err := r.ReadDirTree(tree)
@@ -330,7 +388,7 @@ func fitsBase(ctx context.Context, r repo.ObjectReader, tree repo.Checksum, lowe
 			v := visible && !opaque && !whited
 			if v {
 				le, err := lower.Lookup(ctx, p)
-				if err != nil && !errors.Is(err, ErrNotExist) && !errors.Is(err, ErrNotDir) {
+				if err != nil && !errors.Is(err, compose.ErrNotExist) && !errors.Is(err, compose.ErrNotDir) {
 					return false, err
 				}
 				if err == nil && !le.IsDir() {
@@ -338,7 +396,7 @@ func fitsBase(ctx context.Context, r repo.ObjectReader, tree repo.Checksum, lowe
 					if err != nil {
 						return false, err
 					}
-					if implicitKind(m) != "" {
+					if compose.ImplicitKind(m) != "" {
 						return false, nil
 					}
 					v = false // an explicit directory replaces it
@@ -356,8 +414,8 @@ func fitsBase(ctx context.Context, r repo.ObjectReader, tree repo.Checksum, lowe
 
 // importBlob streams one layer blob: verified against its digest as it is
 // read, decompressed, verified against its diff_id, and imported.
-func importBlob(ctx context.Context, tx *repo.Transaction, lower *Tree, l *source.Layer, lim Limits) (*LayerResult, int64, error) {
-	blob, err := l.Open()
+func importBlob(ctx context.Context, tx *repo.Transaction, lower *compose.Tree, l *layerInfo, lim Limits) (*LayerResult, int64, error) {
+	blob, err := l.layer.Compressed()
 	if err != nil {
 		return nil, 0, err
 	}
@@ -373,8 +431,8 @@ func importBlob(ctx context.Context, tx *repo.Transaction, lower *Tree, l *sourc
 		return nil, 0, err
 	}
 	defer zr.Close()
-	if l.DiffID.Algorithm() != digest.SHA256 {
-		return nil, 0, fmt.Errorf("diff_id %s: only sha256 is supported: %w", l.DiffID, source.ErrUnsupported)
+	if l.diffID.Algorithm() != digest.SHA256 {
+		return nil, 0, fmt.Errorf("diff_id %s: only sha256 is supported: %w", l.diffID, source.ErrUnsupported)
 	}
 	h := sha256.New()
 	ra := newReadAhead(io.TeeReader(zr, h), readAheadChunk, readAheadDepth)
@@ -388,8 +446,8 @@ func importBlob(ctx context.Context, tx *repo.Transaction, lower *Tree, l *sourc
 	if _, err := io.Copy(io.Discard, cnt); err != nil {
 		return nil, cnt.n, err
 	}
-	if got := digest.NewDigestFromBytes(digest.SHA256, h.Sum(nil)); got != l.DiffID {
-		return nil, cnt.n, fmt.Errorf("uncompressed content has diff_id %s, config says %s: %w", got, l.DiffID, source.ErrDigestMismatch)
+	if got := digest.NewDigestFromBytes(digest.SHA256, h.Sum(nil)); got != l.diffID {
+		return nil, cnt.n, fmt.Errorf("uncompressed content has diff_id %s, config says %s: %w", got, l.diffID, source.ErrDigestMismatch)
 	}
 	return res, cnt.n, nil
 }
@@ -410,80 +468,4 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
 	return n, err
-}
-
-// WriteComposed stores a composed tree as ordinary OSTree dirtrees and
-// dirmetas (whiteouts applied, side channels of special files kept) and
-// returns its root and its hardlink groups (path -> first path of the
-// group). Identical subtrees are composed once.
-func WriteComposed(ctx context.Context, tx *repo.Transaction, t *Tree) (repo.Checksum, repo.Checksum, map[string]string, error) {
-	type sums struct{ tree, meta repo.Checksum }
-	done := map[string]sums{}
-	groups := map[string][]string{}
-	var walk func(e *Entry, p string) (sums, error)
-	walk = func(e *Entry, p string) (sums, error) {
-		if err := ctx.Err(); err != nil {
-			return sums{}, err
-		}
-		d, err := t.ReadDir(ctx, e)
-		if err != nil {
-			return sums{}, err
-		}
-		dt := &repo.DirTree{}
-		for _, c := range d.Entries {
-			cp := c.Name
-			if p != "" {
-				cp = p + "/" + c.Name
-			}
-			if !c.IsDir() {
-				dt.Files = append(dt.Files, repo.TreeFile{Name: c.Name, Checksum: c.Object})
-				if k := t.InodeKey(c, cp); k != "" {
-					groups[k] = append(groups[k], cp)
-				}
-				continue
-			}
-			s, ok := done[c.key]
-			if !ok || t.hasLinksBelow(c) {
-				if s, err = walk(c, cp); err != nil {
-					return s, err
-				}
-			}
-			dt.Dirs = append(dt.Dirs, repo.TreeDir{Name: c.Name, Tree: s.tree, Meta: s.meta})
-		}
-		var s sums
-		if s.tree, err = tx.WriteDirTree(dt); err != nil {
-			return s, err
-		}
-		if s.meta, err = tx.WriteDirMeta(&repo.DirMeta{UID: e.UID, GID: e.GID, Mode: e.Mode, Xattrs: e.Xattrs}); err != nil {
-			return s, err
-		}
-		done[e.key] = s
-		return s, nil
-	}
-	s, err := walk(t.Root(), "")
-	if err != nil {
-		return s.tree, s.meta, nil, err
-	}
-	links := map[string]string{}
-	for _, members := range groups {
-		if len(members) < 2 {
-			continue
-		}
-		sort.Strings(members)
-		for _, m := range members {
-			links[m] = members[0]
-		}
-	}
-	return s.tree, s.meta, links, nil
-}
-
-// hasLinksBelow reports whether any layer records hardlinks, in which case
-// identical subtrees at different paths must still be walked for them.
-func (t *Tree) hasLinksBelow(*Entry) bool {
-	for _, m := range t.links {
-		if len(m) > 0 {
-			return true
-		}
-	}
-	return false
 }

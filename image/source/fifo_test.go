@@ -54,12 +54,12 @@ func TestNonRegularRefused(t *testing.T) {
 			t.Fatal(err)
 		}
 		err := withDeadline(t, p, func() error {
-			img, err := Open(context.Background(), "oci:"+dir, Options{})
+			img, err := openLocal(context.Background(), "oci:"+dir, Options{})
 			if err != nil {
 				return err
 			}
 			defer img.Close()
-			rc, err := img.Layers[0].Open()
+			rc, err := img.layers[0].Compressed()
 			if err != nil {
 				return err
 			}
@@ -76,7 +76,7 @@ func TestNonRegularRefused(t *testing.T) {
 	}
 	for _, transport := range []string{"oci-archive:", "docker-archive:"} {
 		err := withDeadline(t, fifo, func() error {
-			img, err := Open(context.Background(), transport+fifo, Options{})
+			img, err := openLocal(context.Background(), transport+fifo, Options{})
 			if err == nil {
 				img.Close()
 			}

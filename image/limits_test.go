@@ -1,4 +1,4 @@
-package compose
+package image
 
 import (
 	"bytes"
@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/ostree-mount/ostree-mount/compose"
 	ct "github.com/ostree-mount/ostree-mount/compose/composetest"
 	"github.com/ostree-mount/ostree-mount/repo"
 	"github.com/ostree-mount/ostree-mount/repo/repotest"
@@ -25,7 +26,7 @@ func importOne(t *testing.T, r *repo.Repo, lower []byte, layer []byte, lim Limit
 		t.Fatal(err)
 	}
 	defer tx.Abort()
-	var below *Tree
+	var below *compose.Tree
 	if lower != nil {
 		res, err := ImportLayer(ctx, tx, nil, bytes.NewReader(lower), lim)
 		if err != nil {
@@ -35,7 +36,7 @@ func importOne(t *testing.T, r *repo.Repo, lower []byte, layer []byte, lim Limit
 		if err != nil {
 			t.Fatal(err)
 		}
-		if below, err = OpenLayers(tx, []repo.Checksum{c}, Options{}); err != nil {
+		if below, err = compose.OpenLayers(tx, []repo.Checksum{c}, compose.Options{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -232,7 +233,7 @@ func TestWhiteoutsAtTheLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, p := range []string{other, long, deep + "/f"} {
-		if _, err := tree.Lookup(context.Background(), p); !errors.Is(err, ErrNotExist) {
+		if _, err := tree.Lookup(context.Background(), p); !errors.Is(err, compose.ErrNotExist) {
 			t.Errorf("%d-byte path of %d components is not whited out: %v", len(p), strings.Count(p, "/")+1, err)
 		}
 	}

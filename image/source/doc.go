@@ -1,6 +1,17 @@
 // Package source opens a container image given in skopeo's transport syntax
 // and exposes its manifest, config and layer blobs as verified streams.
 //
+// # Model
+//
+// Image and Layer are interfaces, as go-containerregistry's v1.Image and
+// v1.Layer: each accessor returns (T, error), so that an implementation
+// may be lazy (a registry fetches the manifest, the config or a blob only
+// when asked) and may fail late. A consumer (image.Import) reads the
+// metadata first and opens a layer's Compressed stream only when it needs
+// the blob. Open returns the implementation of the local transports
+// below, which read and verify all but the layer blobs before returning;
+// package imagetest has one in memory, for tests.
+//
 // # Transports
 //
 //   - oci:DIR[:TAG] — an OCI image layout directory (oci-layout with
@@ -33,7 +44,7 @@
 // Docker schema1 manifests, configs whose rootfs.type is not "layers" and
 // configs whose diff_ids do not match the manifest's layers in number.
 //
-// Layer blobs are never read by Open. Layer.Open returns a stream of the blob
+// Layer blobs are never read by Open. Layer.Compressed returns a stream of the blob
 // as stored (usually compressed); it never yields more than the descriptor's
 // size, and reading it to the end checks the size and digest, reporting
 // ErrSizeMismatch or ErrDigestMismatch instead of the final io.EOF. Checking

@@ -111,7 +111,7 @@ func checkMemberName(s string) error {
 	return nil
 }
 
-func openDockerArchive(ctx context.Context, rest string, want platformWant) (*Image, error) {
+func openDockerArchive(ctx context.Context, rest string, want platformWant) (*localImage, error) {
 	file, sel := splitDockerRef(rest)
 	where := "docker-archive:" + file
 	st, err := openArchiveStore(ctx, file, where)
@@ -127,7 +127,7 @@ func openDockerArchive(ctx context.Context, rest string, want platformWant) (*Im
 	return img, nil
 }
 
-func readDockerArchive(ctx context.Context, st *archiveStore, where, file, sel string, want platformWant) (*Image, error) {
+func readDockerArchive(ctx context.Context, st *archiveStore, where, file, sel string, want platformWant) (*localImage, error) {
 	errf := func(at string, err error) error {
 		return fmt.Errorf("source: %s: %s: %w", where, at, err)
 	}
@@ -232,7 +232,7 @@ func readDockerArchive(ctx context.Context, st *archiveStore, where, file, sel s
 		Config:        v1.Descriptor{MediaType: mtDockerConfig, Digest: cdg, Size: int64(len(cb))},
 		Layers:        make([]v1.Descriptor, len(it.Layers)),
 	}
-	layers := make([]Layer, len(it.Layers))
+	layers := make([]*blobLayer, len(it.Layers))
 	for i, ln := range it.Layers {
 		lat := fmt.Sprintf("%s Layers[%d] %q", at, i, ln)
 		if err := checkMemberName(ln); err != nil {
@@ -244,22 +244,22 @@ func readDockerArchive(ctx context.Context, st *archiveStore, where, file, sel s
 		}
 		lwhere := fmt.Sprintf("source: %s: %s (%s)", where, lat, d.Digest)
 		man.Layers[i] = d
-		layers[i] = Layer{Digest: d.Digest, DiffID: diffIDs[i], MediaType: d.MediaType, Size: d.Size, open: st.layerOpener(lwhere, ln, d)}
+		layers[i] = &blobLayer{digest: d.Digest, diffID: diffIDs[i], mediaType: d.MediaType, size: d.Size, open: st.layerOpener(lwhere, ln, d)}
 	}
 	mb, err := json.Marshal(man)
 	if err != nil {
 		return nil, errf(at, err)
 	}
-	return &Image{
-		Transport:         "docker-archive",
-		Name:              name,
-		ManifestDigest:    digest.FromBytes(mb),
-		Manifest:          mb,
-		ManifestMediaType: mtDockerManifest,
-		Config:            cb,
-		ConfigDigest:      cdg,
-		Platform:          plat,
-		Layers:            layers,
+	return &localImage{
+		transport:         "docker-archive",
+		name:              name,
+		manifestDigest:    digest.FromBytes(mb),
+		manifest:          mb,
+		manifestMediaType: mtDockerManifest,
+		config:            cb,
+		configDigest:      cdg,
+		platform:          plat,
+		layers:            layers,
 	}, nil
 }
 

@@ -166,7 +166,7 @@ func (r *ociReader) errf(at string, err error) error {
 	return fmt.Errorf("source: %s: %s: %w", r.where, at, err)
 }
 
-func openOCI(ctx context.Context, st fileStore, transport, where, tag, base string, want platformWant) (*Image, error) {
+func openOCI(ctx context.Context, st fileStore, transport, where, tag, base string, want platformWant) (*localImage, error) {
 	r := &ociReader{ctx: ctx, st: st, where: where, want: want}
 
 	b, err := readSmallFile(st, "oci-layout")
@@ -245,10 +245,10 @@ func openOCI(ctx context.Context, st fileStore, transport, where, tag, base stri
 	if err != nil {
 		return nil, err
 	}
-	img.Transport = transport
-	img.Name = base
+	img.transport = transport
+	img.name = base
 	if name := top.Annotations[refNameAnnotation]; tagRe().MatchString(name) {
-		img.Name = base + ":" + name
+		img.name = base + ":" + name
 	}
 	img.closeFn = st.close
 	return img, nil
@@ -341,7 +341,7 @@ func (r *ociReader) resolve(d v1.Descriptor, trail string, depth int) (*resolved
 
 // fromManifest reads and checks the config of a manifest and lists its
 // layers.
-func (r *ociReader) fromManifest(res *resolved) (*Image, error) {
+func (r *ociReader) fromManifest(res *resolved) (*localImage, error) {
 	at, m := res.at, res.doc
 	cd := *m.Config
 	cat := at + " config"
@@ -365,24 +365,24 @@ func (r *ociReader) fromManifest(res *resolved) (*Image, error) {
 	if r.want.explicit && !r.want.matchesConfig(plat) {
 		return nil, r.errf(cat, fmt.Errorf("%w: image is for platform %s, not the requested %s", ErrNotFound, platformString(&plat), r.want))
 	}
-	img := &Image{
-		ManifestDigest:    res.digest,
-		Manifest:          res.raw,
-		ManifestMediaType: res.mt,
-		Config:            cb,
-		ConfigDigest:      cd.Digest,
-		Platform:          plat,
-		Layers:            make([]Layer, len(m.Layers)),
+	img := &localImage{
+		manifestDigest:    res.digest,
+		manifest:          res.raw,
+		manifestMediaType: res.mt,
+		config:            cb,
+		configDigest:      cd.Digest,
+		platform:          plat,
+		layers:            make([]*blobLayer, len(m.Layers)),
 	}
 	for i, ld := range m.Layers {
 		if err := checkDescriptor(ld); err != nil {
 			return nil, r.errf(fmt.Sprintf("%s layers[%d]", at, i), err)
 		}
-		img.Layers[i] = Layer{
-			Digest:    ld.Digest,
-			DiffID:    diffIDs[i],
-			MediaType: ld.MediaType,
-			Size:      ld.Size,
+		img.layers[i] = &blobLayer{
+			digest:    ld.Digest,
+			diffID:    diffIDs[i],
+			mediaType: ld.MediaType,
+			size:      ld.Size,
 			open:      r.layerOpener(fmt.Sprintf("source: %s: %s layers[%d] (%s)", r.where, at, i, ld.Digest), ld),
 		}
 	}
