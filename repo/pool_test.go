@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -16,9 +17,10 @@ import (
 	"github.com/ostree-mount/ostree-mount/repo/repotest"
 )
 
-// flatCommit commits one directory holding a file "a" and n files
-// "f000"..., and returns the commit and the content object of "a".
-func flatCommit(t *testing.T, r *repo.Repo, n int) (repo.Checksum, repo.Checksum) {
+// flatCommit commits one directory holding the files "a000"... (bad of
+// them) and then "f000"... (good of them), and returns the commit and the
+// content objects of the "a" files.
+func flatCommit(t *testing.T, r *repo.Repo, bad, good int) (repo.Checksum, []repo.Checksum) {
 	t.Helper()
 	ctx := context.Background()
 	tx, err := r.Begin(ctx)
@@ -38,9 +40,14 @@ func flatCommit(t *testing.T, r *repo.Repo, n int) (repo.Checksum, repo.Checksum
 		}
 		return c
 	}
-	a := put("the first file\n")
-	dt := &repo.DirTree{Files: []repo.TreeFile{{Name: "a", Checksum: a}}}
-	for i := 0; i < n; i++ {
+	dt := &repo.DirTree{}
+	var first []repo.Checksum
+	for i := 0; i < bad; i++ {
+		c := put(fmt.Sprintf("early file %d\n", i))
+		first = append(first, c)
+		dt.Files = append(dt.Files, repo.TreeFile{Name: fmt.Sprintf("a%03d", i), Checksum: c})
+	}
+	for i := 0; i < good; i++ {
 		dt.Files = append(dt.Files, repo.TreeFile{Name: fmt.Sprintf("f%03d", i), Checksum: put(strings.Repeat(fmt.Sprintf("file %d\n", i), 500))})
 	}
 	tree, err := tx.WriteDirTree(dt)
@@ -54,20 +61,26 @@ func flatCommit(t *testing.T, r *repo.Repo, n int) (repo.Checksum, repo.Checksum
 	if err := tx.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	return c, a
+	return c, first
 }
 
-// TestCheckoutStopsAtFirstError: when one file cannot be written, the
-// checkout fails with that file's error and skips the files not yet
-// started, instead of writing every other file of the tree first. The
-// missing object is the first file handed out and fails at once, so the
-// files written besides it are at most the few already in flight.
+// moreThanLimit is more files than checkout and CommitDir write at once.
+func moreThanLimit() int { return 4*runtime.GOMAXPROCS(0) + 8 }
+
+// TestCheckoutStopsAtFirstError: once a file fails, the checkout fails
+// with that file's error and starts no other file, instead of writing the
+// rest of the tree first. The directory's first files (more than run at
+// once) all lack their object, so whichever runs first fails, and a file
+// after them is handed out only once one has ended: none of the good
+// files may be written.
 func TestCheckoutStopsAtFirstError(t *testing.T) {
 	r := repotest.NewRepoNoSync(t, repo.ModeBareUser)
-	const n = 400
-	c, a := flatCommit(t, r, n)
-	if err := os.Remove(r.ObjectPath(repo.ObjFile, a)); err != nil {
-		t.Fatal(err)
+	const good = 200
+	c, bad := flatCommit(t, r, moreThanLimit(), good)
+	for _, a := range bad {
+		if err := os.Remove(r.ObjectPath(repo.ObjFile, a)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	dest := filepath.Join(t.TempDir(), "out")
 	err := r.Checkout(context.Background(), c, "", dest, repo.CheckoutOptions{UserMode: true})
@@ -78,8 +91,8 @@ func TestCheckoutStopsAtFirstError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ents) >= n/2 {
-		t.Errorf("checkout wrote %d of %d files after the first failed", len(ents), n)
+	if len(ents) != 0 {
+		t.Errorf("checkout wrote %d of %d files after the first failed (%s...)", len(ents), good, ents[0].Name())
 	}
 }
 
@@ -87,7 +100,7 @@ func TestCheckoutStopsAtFirstError(t *testing.T) {
 // writes anything, and is the error.
 func TestCheckoutCanceled(t *testing.T) {
 	r := repotest.NewRepoNoSync(t, repo.ModeBareUser)
-	c, _ := flatCommit(t, r, 10)
+	c, _ := flatCommit(t, r, 0, 10)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	dest := filepath.Join(t.TempDir(), "out")
@@ -121,6 +134,14 @@ func TestCheckoutTree(t *testing.T) {
 	r := repotest.NewRepoNoSync(t, repo.ModeBareUser)
 	c := commitDir(t, r, src, &repo.Modifier{Canonical: true}, &repo.CommitOptions{Branch: "tree", Timestamp: ts2020, NoBindings: true})
 	dest := filepath.Join(t.TempDir(), "out")
+	// Writable again before the temporary directories are removed, for a
+	// run as a user other than root.
+	t.Cleanup(func() {
+		for d := 0; d < 8; d++ {
+			os.Chmod(filepath.Join(src, fmt.Sprintf("d%d", d)), 0o755)
+			os.Chmod(filepath.Join(dest, fmt.Sprintf("d%d", d)), 0o755)
+		}
+	})
 	if err := r.Checkout(context.Background(), c, "", dest, repo.CheckoutOptions{UserMode: true}); err != nil {
 		t.Fatal(err)
 	}
@@ -149,13 +170,19 @@ var errRefused = errors.New("refused")
 
 // TestCommitDirStopsAtFirstError: a file whose commit fails (here its
 // xattrs are refused) fails CommitDir with that error, not with the
-// cancellation it causes, and the files not yet started are skipped.
+// cancellation it causes, and no other file starts: as in
+// TestCheckoutStopsAtFirstError, the first files (more than run at once)
+// all fail, so none of the later ones may be looked at.
 func TestCommitDirStopsAtFirstError(t *testing.T) {
 	src := t.TempDir()
-	const n = 400
-	for i := 0; i < n; i++ {
-		p := filepath.Join(src, fmt.Sprintf("f%03d", i))
-		if err := os.WriteFile(p, []byte(fmt.Sprint(i)), 0o644); err != nil {
+	bad, good := moreThanLimit(), 200
+	for i := 0; i < bad+good; i++ {
+		name := fmt.Sprintf("f%03d", i-bad)
+		if i < bad {
+			name = fmt.Sprintf("a%03d", i)
+		}
+		p := filepath.Join(src, name)
+		if err := os.WriteFile(p, []byte(name), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		if err := unix.Setxattr(p, "user.test", []byte("x"), 0); err != nil {
@@ -163,12 +190,12 @@ func TestCommitDirStopsAtFirstError(t *testing.T) {
 		}
 	}
 	r := repotest.NewRepoNoSync(t, repo.ModeBareUser)
-	var checked atomic.Int32
+	var late atomic.Int32
 	mod := &repo.Modifier{CheckXattrs: func(rel string, xs []repo.Xattr) error {
-		checked.Add(1)
-		if rel == "/f000" {
+		if strings.HasPrefix(rel, "/a") {
 			return fmt.Errorf("%s: %w", rel, errRefused)
 		}
+		late.Add(1)
 		return nil
 	}}
 	ctx := context.Background()
@@ -181,8 +208,8 @@ func TestCommitDirStopsAtFirstError(t *testing.T) {
 	if !errors.Is(err, errRefused) {
 		t.Fatalf("CommitDir: %v, want errRefused", err)
 	}
-	if got := checked.Load(); got >= n/2 {
-		t.Errorf("CommitDir checked %d of %d files after the first failed", got, n)
+	if n := late.Load(); n != 0 {
+		t.Errorf("CommitDir looked at %d of %d files after the first failed", n, good)
 	}
 }
 
