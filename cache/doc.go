@@ -4,7 +4,7 @@
 // with ristretto's TinyLFU policy. Concurrent misses of one key run the
 // loader once; the others wait for its result.
 //
-// Ristretto's sketches take milliseconds to allocate, which a mount would
+// Ristretto's sketches are slow to allocate, a cost a mount would
 // pay before its first answer, so a new cache keeps its first few hundred
 // entries in a plain map and builds ristretto in the background after.
 //

@@ -8,8 +8,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 )
 
@@ -174,40 +174,17 @@ type dirJob struct {
 	meta *DirMeta
 }
 
+// checkoutTree writes a tree at dest: the walk makes the directories, in
+// order, and hands each file to a group that writes GOMAXPROCS×2 at a
+// time. The first error stops the walk and the files not yet started.
 func (w *FileWriter) checkoutTree(ctx context.Context, tree, meta Checksum, dest string) error {
-	jobs := make(chan func() error, 64)
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var firstErr error
-	fail := func(err error) {
-		mu.Lock()
-		if firstErr == nil {
-			firstErr = err
-		}
-		mu.Unlock()
-	}
-	for i := 0; i < runtime.GOMAXPROCS(0)*2; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := range jobs {
-				if err := j(); err != nil {
-					fail(err)
-				}
-			}
-		}()
-	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(runtime.GOMAXPROCS(0) * 2)
 	var dirs []dirJob
 	var walk func(tree, meta Checksum, path string) error
 	walk = func(tree, meta Checksum, path string) error {
-		if err := ctx.Err(); err != nil {
+		if err := gctx.Err(); err != nil {
 			return err
-		}
-		mu.Lock()
-		e := firstErr
-		mu.Unlock()
-		if e != nil {
-			return e
 		}
 		dm, err := w.Repo.ReadDirMeta(meta)
 		if err != nil {
@@ -222,7 +199,12 @@ func (w *FileWriter) checkoutTree(ctx context.Context, tree, meta Checksum, dest
 		}
 		for _, f := range dt.Files {
 			c, p := f.Checksum, filepath.Join(path, f.Name)
-			jobs <- func() error { return w.WriteFile(c, p) }
+			g.Go(func() error {
+				if err := gctx.Err(); err != nil {
+					return err
+				}
+				return w.WriteFile(c, p)
+			})
 		}
 		for _, d := range dt.Dirs {
 			if err := walk(d.Tree, d.Meta, filepath.Join(path, d.Name)); err != nil {
@@ -233,10 +215,10 @@ func (w *FileWriter) checkoutTree(ctx context.Context, tree, meta Checksum, dest
 		return nil
 	}
 	err := walk(tree, meta, dest)
-	close(jobs)
-	wg.Wait()
-	if err == nil {
-		err = firstErr
+	// A file's error comes first: the walk sees only the cancellation it
+	// caused.
+	if gerr := g.Wait(); gerr != nil {
+		return gerr
 	}
 	if err != nil {
 		return err

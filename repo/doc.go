@@ -84,6 +84,26 @@
 // (commit objects last), syncs the directories, and then writes refs. A
 // crash at any point leaves objects/ holding only complete objects.
 //
+// # Pruning
+//
+// Prune holds the exclusive lock from its first read of a ref to its last
+// unlink. Strong refs and live pins are its roots: each root commit stays
+// with its tree, its parents as PruneOptions say, and, transitively, every
+// commit a live commit's related list names. Weak refs keep nothing alive
+// and go with their commits. PlanPrune decides from the object graph
+// alone; the deletes then run in stages (PrunePlan.Stages): commits first,
+// each before any dead commit it names, then their commitmeta, the
+// dirtrees and the rest, so that a prune stopped anywhere leaves no commit
+// naming a deleted object.
+//
+// # Concurrency
+//
+// The parallel work (Fsck's verification, Prune's stat and unlink of each
+// stage, the files of CommitDir and of Checkout) runs in errgroup groups
+// with a limit: the first error cancels the group's context, the work not
+// yet started is skipped, and that error is returned. Directory walks stay
+// on the calling goroutine, in order; only the files go to the group.
+//
 // # Reading
 //
 // Every metadata object is verified against its checksum when read; a

@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 	"sync"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // FsckProblem is one corrupt or missing object.
@@ -69,31 +71,32 @@ func (r *Repo) Fsck(ctx context.Context) (*FsckResult, error) {
 		res.Problems = append(res.Problems, p)
 		mu.Unlock()
 	}
-	jobs := make(chan ObjectName)
-	var wg sync.WaitGroup
-	for i := 0; i < runtime.GOMAXPROCS(0); i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for n := range jobs {
-				if err := r.verifyObject(n); err != nil {
-					report(FsckProblem{Object: n, Err: err})
-				}
-			}
-		}()
-	}
+	// Objects are verified GOMAXPROCS at a time: hashing is CPU-bound. A
+	// damaged object is a problem to report, not an error that stops the
+	// others; only ctx does.
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(runtime.GOMAXPROCS(0))
 	var commits []Checksum
 	for _, n := range names {
-		if ctx.Err() != nil {
+		if gctx.Err() != nil {
 			break
 		}
 		if n.Type == ObjCommit {
 			commits = append(commits, n.Checksum)
 		}
-		jobs <- n
+		g.Go(func() error {
+			if err := gctx.Err(); err != nil {
+				return err
+			}
+			if err := r.verifyObject(n); err != nil {
+				report(FsckProblem{Object: n, Err: err})
+			}
+			return nil
+		})
 	}
-	close(jobs)
-	wg.Wait()
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}

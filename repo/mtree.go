@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"sync"
 
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 )
 
@@ -110,60 +111,36 @@ func (r *Repo) effectiveModifier(m *Modifier) *Modifier {
 // CommitDir stores the directory tree at dir (not following symlinks) and
 // returns it as a MutableTree. Regular files are hashed and written in
 // parallel. Names and symlink targets that are not UTF-8, and devices,
-// fifos and sockets, are errors naming the path.
+// fifos and sockets, are errors naming the path. The first error stops
+// the walk and the files not yet started.
 func (tx *Transaction) CommitDir(ctx context.Context, dir string, mod *Modifier) (*MutableTree, error) {
 	mod = tx.r.effectiveModifier(mod)
-	w := &dirWalker{tx: tx, mod: mod, jobs: make(chan func() error)}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	w.ctx = ctx
-	n := runtime.GOMAXPROCS(0) * 2
-	var wg sync.WaitGroup
-	for i := 0; i < n; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for job := range w.jobs {
-				if err := job(); err != nil {
-					w.fail(err)
-					cancel()
-				}
-			}
-		}()
-	}
+	// The walk runs here, and hands each file to the group: hashing and
+	// writing is most of the work, and the limit keeps GOMAXPROCS×2 of
+	// them in flight so that one blocked on the disk does not idle a CPU.
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(runtime.GOMAXPROCS(0) * 2)
+	w := &dirWalker{tx: tx, mod: mod, ctx: gctx, g: g}
 	root, err := w.walkDir(dir, "/")
-	close(w.jobs)
-	wg.Wait()
-	if err != nil {
-		return nil, err
+	// A file's error comes first: the walk sees only the cancellation it
+	// caused.
+	if gerr := g.Wait(); gerr != nil {
+		return nil, gerr
 	}
-	if err := w.firstErr(); err != nil {
+	if err != nil {
 		return nil, err
 	}
 	return root, nil
 }
 
+// dirWalker walks a directory for CommitDir. ctx is the group's: it ends
+// at the first error of a file.
 type dirWalker struct {
-	tx   *Transaction
-	mod  *Modifier
-	ctx  context.Context
-	jobs chan func() error
-	mu   sync.Mutex
-	err  error
-}
-
-func (w *dirWalker) fail(err error) {
-	w.mu.Lock()
-	if w.err == nil {
-		w.err = err
-	}
-	w.mu.Unlock()
-}
-
-func (w *dirWalker) firstErr() error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.err
+	tx  *Transaction
+	mod *Modifier
+	ctx context.Context
+	g   *errgroup.Group
+	mu  sync.Mutex // guards the Files maps the group fills
 }
 
 func (w *dirWalker) readXattrs(path string) ([]Xattr, error) {
@@ -175,9 +152,6 @@ func (w *dirWalker) readXattrs(path string) ([]Xattr, error) {
 
 func (w *dirWalker) walkDir(path, rel string) (*MutableTree, error) {
 	if err := w.ctx.Err(); err != nil {
-		if e := w.firstErr(); e != nil {
-			return nil, e
-		}
 		return nil, err
 	}
 	var st unix.Stat_t
@@ -217,7 +191,13 @@ func (w *dirWalker) walkDir(path, rel string) (*MutableTree, error) {
 			}
 			t.Dirs[name] = sub
 		case fs.ModeSymlink, 0:
-			job := func() error {
+			if err := w.ctx.Err(); err != nil {
+				return nil, err
+			}
+			w.g.Go(func() error {
+				if err := w.ctx.Err(); err != nil {
+					return err
+				}
 				c, err := w.commitFile(cpath, crel)
 				if err != nil {
 					return err
@@ -226,15 +206,7 @@ func (w *dirWalker) walkDir(path, rel string) (*MutableTree, error) {
 				t.Files[name] = c
 				w.mu.Unlock()
 				return nil
-			}
-			select {
-			case w.jobs <- job:
-			case <-w.ctx.Done():
-				if e := w.firstErr(); e != nil {
-					return nil, e
-				}
-				return nil, w.ctx.Err()
-			}
+			})
 		default:
 			return nil, fmt.Errorf("commit %q: unsupported file type %s: %w", crel, e.Type(), ErrUnsupported)
 		}

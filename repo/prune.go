@@ -8,10 +8,9 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"sync"
-	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 )
 
@@ -299,42 +298,33 @@ func (r *Repo) listObjectInfos(ctx context.Context) ([]ObjectInfo, error) {
 // flight overlap them.
 const pruneWorkers = 8
 
-// forEachObject runs fn on objs, pruneWorkers at a time, and returns the
-// first error.
+// forEachObject runs fn on objs, pruneWorkers at a time. The first error
+// stops it: objects not yet started are skipped, and that error is
+// returned; so is ctx's, if ctx ends first.
 func forEachObject(ctx context.Context, objs []ObjectInfo, fn func(*ObjectInfo) error) error {
-	var (
-		next  atomic.Int64
-		mu    sync.Mutex
-		first error
-		wg    sync.WaitGroup
-	)
-	for w := 0; w < pruneWorkers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= len(objs) {
-					return
-				}
-				err := ctx.Err()
-				if err == nil {
-					err = fn(&objs[i])
-				}
-				if err != nil {
-					mu.Lock()
-					if first == nil {
-						first = err
-					}
-					mu.Unlock()
-					next.Store(int64(len(objs)))
-					return
-				}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(pruneWorkers)
+	skipped := false
+	for i := range objs {
+		if gctx.Err() != nil {
+			skipped = true
+			break
+		}
+		o := &objs[i]
+		g.Go(func() error {
+			if err := gctx.Err(); err != nil {
+				return err
 			}
-		}()
+			return fn(o)
+		})
 	}
-	wg.Wait()
-	return first
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	if skipped {
+		return ctx.Err() // no fn failed: ctx ended
+	}
+	return nil
 }
 
 // measurePlan fills in the sizes of the objects to delete, and the bytes

@@ -1,10 +1,11 @@
 // Package tests holds the end-to-end tests of ostree-mount: the real
 // binary, built once by TestMain, run against the real ostree 2022.7
-// command line on real repositories in temporary directories.
+// command line, umoci, skopeo, buildah, strace and the kernel's FUSE, on
+// real repositories in temporary directories.
 //
 // # What is covered
 //
-// The repository acceptance tests (repo_test.go):
+// The repository acceptance tests (repo_test.go), against ostree:
 //
 //   - test vectors: every commit of the format document's recipe, made by
 //     ostree-mount and by ostree in bare-user and archive repositories,
@@ -17,7 +18,8 @@
 //     (full, -U, --subpath) of commits written by ostree agree with
 //     ostree's own, cat of a symlink included;
 //   - a real tree: a copy of the Go distribution committed by both tools
-//     gets the same checksums (and the wall-clock times are logged);
+//     gets the same checksums (the wall-clock times are logged, not
+//     asserted);
 //   - bad input: flipped bytes in each object kind are found by fsck and
 //     refused by cat, ls and checkout; invalid ref names and non-UTF-8
 //     names and symlink targets are rejected without leaving anything;
@@ -28,17 +30,106 @@
 //   - locking: the repository lock is libostree's OFD lock on .lock, so
 //     the Go API and ostree exclude each other.
 //
-// The helpers are in main_test.go (running commands: om, ostreeCmd, run)
-// and trees_test.go (the trees and repository probes).
+// Fsck (fsck_test.go): five objects of a commit that ostree made are
+// damaged (corrupt and deleted dirtrees, files and a dirmeta); ostree
+// fsck stops at the first, ostree-mount fsck names that one and all the
+// others, each with its type and path.
+//
+// Crashes (crash_test.go), with strace as the kill switch: SIGKILL on
+// entry to one chosen rename or unlink, found by a first traced run.
+//
+//   - an import killed at each of its renames (staging, every object into
+//     objects/, the refs), and each commit object's rename failed with
+//     EIO, leaves a repository both fsck's accept, and the import run
+//     again completes;
+//   - a prune of a whole image killed at each of its unlinks, or failing
+//     one with EIO, leaves no commit that names a deleted object (both
+//     fsck's pass), and the prune run again leaves nothing of the image;
+//   - the staging directory of a killed import is removed by
+//     `ostree-mount fsck` and by the next transaction, while those of
+//     live transactions (ostree's and ours) are left alone.
+//
+// Import (import_test.go): the done images of images_test.go, imported
+// in the three modes (layered, precomposed, squashed) and the repository
+// modes, check out as umoci's reference rootfs and have the storage
+// model's shape (manifest commit, related layer commits, weak refs,
+// metadata); the default ref, --platform of a multi-platform index, layer
+// sharing between images (a shared layer's blob is never opened again),
+// layer reuse that must not depend on what was imported before, prune
+// of imported images, and no garbage right after an import.
+//
+// Hostile images (import_attack_test.go, oci-layers.md §3): hand-made
+// layer tars and metadata that try path traversal (.., absolute names,
+// symlinks and hardlinks out of the tree, whiteouts through symlinks),
+// devices and setuid, xattr injection, a gzip bomb, broken tars, entry
+// and path limits, digest and size mismatches. Nothing outside the
+// repository changes, a refused import leaves the repository as it was,
+// and its error says why (a limit names itself and its value).
+//
+// Prune (prune_test.go), through the CLI on images built by hand with
+// commit --related and refs --weak: the three storage strategies; the
+// related list as a keep-alive, where ostree prune --refs-only deletes
+// the commit; prune racing commits; --dry-run changing nothing yet
+// announcing what the real prune deletes; --depth and
+// --keep-younger-than; live and dead pins.
+//
+// Mounts (mount_test.go, with fixtures in mount_fixtures_test.go): the
+// mount of an image in every import mode and bare, bare-user and archive
+// repositories is umoci's rootfs, hardlink groups and xattrs included,
+// with no repository-private xattr; a plain ostree commit mounts as
+// ostree checks it out; link counts and statfs; testing/fstest over
+// subtrees and a whole image; the mount as a container rootfs (chroot,
+// exec, mmap; nosuid, nodev, --suid, --allow-other); read semantics
+// (pread, mmap, O_DIRECT, sparse files, EROFS) with and without
+// --passthrough; concurrent readers; stable inodes across remounts and
+// recovery after the daemon is killed; a mounted image surviving prune;
+// failed mounts leaving nothing; --verify; the daemon's memory after a
+// walk of 100k entries; SIGTERM and SIGINT; the handoff of /dev/fuse and
+// the pin to the daemon; the mount service (serve).
+//
+// Security (security_test.go), acting as uid 65534: a repository that
+// holds an untrusted image offers other users no setuid, setgid or
+// capability-carrying object and none they can write, in every mode and
+// in repositories that ostree init made; fsck warns of exposed objects
+// and the next transaction closes the store; the mount shows the true
+// modes and honours setuid only with --suid; the side-channel xattrs
+// that mark devices mean something only in commits that import made.
+//
+// Containment (resilience_test.go): a damaged directory fails only what
+// needs it (EIO, its siblings readable); import refuses a FIFO blob and
+// stops on SIGTERM while it waits for the lock; serve refuses a file or a
+// live socket at its path; an overflowing --cache-size is refused; umount
+// leaves a foreign mount alone; the daemons of different mountpoints log
+// to different files.
+//
+// # Helpers and fixtures
+//
+//   - main_test.go: TestMain (root, the required tools, user xattrs on
+//     the temporary directory, the binary's build) and running commands:
+//     run, mustRun, mustFail, om, omRun, omFail, ostreeCmd, ostreeRun,
+//     and tree dumps (dumpTree, checkTreesEqual, goTree);
+//   - trees_test.go: the rich tree, the expected checkout of a mode, and
+//     repository probes (object names, refs, staging directories);
+//   - images_test.go: the done images built once per run from the scripts
+//     in tests/images (umoci, skopeo, buildah), hand-made OCI layouts and
+//     docker-archives from layer tars (handImage, dockerArchive,
+//     tarEntry), and probes of objects, refs, related lists and prune's
+//     report;
+//   - mount_fixtures_test.go: the mount images (synthetic with hardlinks,
+//     debootstrap, special files), mountAt, which always unmounts and
+//     waits for the daemon in a cleanup, and mountinfo probes.
 //
 // Package treecmp (tests/treecmp) turns directory trees into sorted text
 // lines and diffs them; every test that compares trees uses it.
 //
+// Tests wait by polling with a deadline, never by sleeping.
+//
 // # Running
 //
-// The tests need root (chown, bare repositories, device nodes), the
-// ostree and attr packages, and user xattrs on the temporary directory's
-// filesystem. Install the dependencies and run them with
+// The tests need root (chown, bare repositories, device nodes, mounts),
+// /dev/fuse, the Makefile's APT_PACKAGES (ostree, fuse3, attr, umoci,
+// skopeo, buildah, strace...), and user xattrs on the temporary
+// directory's filesystem. Install the dependencies and run them with
 //
 //	make deps
 //	make e2e    # go test -count=1 -p 1 ./tests/...

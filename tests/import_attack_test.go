@@ -198,7 +198,7 @@ func wantAbsent(t *testing.T, co map[string]treecmp.Entry, p string) {
 func sha256Hex(b []byte) string { return strings.TrimPrefix(sha256Digest(b), "sha256:") }
 
 // gzipBomb returns a gzip stream of a tar holding one file of size
-// zero bytes (size a multiple of 1 MiB), built in a few milliseconds: at
+// zero bytes (size a multiple of 1 MiB), built without compressing it all: at
 // level 6 every sync-flushed MiB of zeros after the first compresses to
 // the same bytes, which are repeated; the trailer's CRC and size are
 // those of the whole stream, so it is a valid gzip of ~1 KB per MiB.
