@@ -15,7 +15,6 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
-	"github.com/ostree-mount/ostree-mount/cache"
 	"github.com/ostree-mount/ostree-mount/compose/source"
 	"github.com/ostree-mount/ostree-mount/repo"
 	"github.com/ostree-mount/ostree-mount/repo/gvariant"
@@ -113,7 +112,7 @@ func Import(ctx context.Context, r *repo.Repo, img *source.Image, o ImportOption
 	if refName.Kind == repo.RefWeak {
 		return nil, fmt.Errorf("ref %s: an image needs a strong ref", ref)
 	}
-	c, err := cache.New[any](64 << 20)
+	c, err := NewCaches(64 << 20)
 	if err != nil {
 		return nil, err
 	}
@@ -139,7 +138,7 @@ func Import(ctx context.Context, r *repo.Repo, img *source.Image, o ImportOption
 		rep := LayerReport{Index: i, DiffID: l.DiffID}
 		var lower *Tree
 		if len(layers) > 0 {
-			if lower, err = OpenLayers(tx, layers, Options{Cache: c}); err != nil {
+			if lower, err = OpenLayers(tx, layers, Options{Caches: c}); err != nil {
 				return nil, err
 			}
 		}
@@ -170,7 +169,7 @@ func Import(ctx context.Context, r *repo.Repo, img *source.Image, o ImportOption
 			tx.SetRef(weak, commit)
 			rep.Commit = commit
 		}
-		lc, err := tx.ReadCommit(rep.Commit)
+		lc, err := tx.ReadCommit(ctx, rep.Commit)
 		if err != nil {
 			return nil, err
 		}
@@ -212,7 +211,7 @@ func Import(ctx context.Context, r *repo.Repo, img *source.Image, o ImportOption
 		}
 		co.Related = related
 	default:
-		tree, err := OpenLayers(tx, layers, Options{Cache: c})
+		tree, err := OpenLayers(tx, layers, Options{Caches: c})
 		if err != nil {
 			return nil, err
 		}
@@ -283,7 +282,7 @@ func reuseLayer(ctx context.Context, tx *repo.Transaction, diffID, chain digest.
 		if err != nil {
 			return c, false, err
 		}
-		lc, err := tx.ReadCommit(c)
+		lc, err := tx.ReadCommit(ctx, c)
 		if err != nil {
 			if errors.Is(err, repo.ErrObjectNotFound) {
 				continue // a dangling weak ref: prune will remove it
@@ -307,10 +306,10 @@ func reuseLayer(ctx context.Context, tx *repo.Transaction, diffID, chain digest.
 // unless the layer's directory is an explicit entry (which replaces it).
 // Otherwise the layer's paths would have resolved through that symlink,
 // and the layer must be imported again for this base.
-func fitsBase(ctx context.Context, r repo.ObjectReader, tree repo.Checksum, lower *Tree) (bool, error) {
+func fitsBase(ctx context.Context, r ObjectReader, tree repo.Checksum, lower *Tree) (bool, error) {
 	var walk func(tree repo.Checksum, path string, visible bool) (bool, error)
 	walk = func(tree repo.Checksum, path string, visible bool) (bool, error) {
-		dt, err := r.ReadDirTree(tree)
+		dt, err := r.ReadDirTree(ctx, tree)
 		if err != nil {
 			return false, err
 		}
@@ -328,7 +327,7 @@ func fitsBase(ctx context.Context, r repo.ObjectReader, tree repo.Checksum, lowe
 					return false, err
 				}
 				if err == nil && !le.IsDir() {
-					m, err := r.ReadDirMeta(d.Meta)
+					m, err := r.ReadDirMeta(ctx, d.Meta)
 					if err != nil {
 						return false, err
 					}

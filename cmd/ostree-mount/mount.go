@@ -20,7 +20,6 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 
-	"github.com/ostree-mount/ostree-mount/cache"
 	"github.com/ostree-mount/ostree-mount/compose"
 	"github.com/ostree-mount/ostree-mount/fs"
 	"github.com/ostree-mount/ostree-mount/repo"
@@ -253,18 +252,18 @@ func serve(c *cli.Context, r *repo.Repo, pin *repo.Pin, rev, mnt string, cacheSi
 type mounted struct {
 	srv   *fs.Server
 	tree  *compose.Tree
-	cache *cache.Cache[any]
+	cache *compose.Caches
 }
 
 // startMount composes commit sum of r and mounts it at mnt with options o
 // (o.Logger set). beforeMount runs once the composition is ready, just
 // before mounting; it may still change o.
 func startMount(r *repo.Repo, sum repo.Checksum, mnt string, cacheSize int64, o fs.Options, beforeMount func(*fs.Options) error) (*mounted, error) {
-	ca, err := cache.New[any](cacheSize)
+	ca, err := compose.NewCaches(cacheSize)
 	if err != nil {
 		return nil, err
 	}
-	tree, err := compose.Open(r, sum, compose.Options{Cache: ca, Prefetch: prefetchWorkers()})
+	tree, err := compose.Open(r, sum, compose.Options{Caches: ca, Prefetch: prefetchWorkers()})
 	if err != nil {
 		ca.Close()
 		return nil, err
@@ -396,12 +395,12 @@ func mountAndHandOff(c *cli.Context, r *repo.Repo, sum repo.Checksum, rev, mnt s
 	_ = cmd.Process.Release()
 	// Check what the daemon will compose first: the commit, its layer
 	// commits and the root directory.
-	ca, err := cache.New[any](1 << 20)
+	ca, err := compose.NewCaches(1 << 20)
 	if err != nil {
 		return err
 	}
 	defer ca.Close()
-	tree, err := compose.Open(r, sum, compose.Options{Cache: ca})
+	tree, err := compose.Open(r, sum, compose.Options{Caches: ca})
 	if err != nil {
 		return err
 	}
