@@ -11,6 +11,8 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"sort"
 	"syscall"
 	"testing"
@@ -587,5 +589,96 @@ func TestInodeLimiter(t *testing.T) {
 	r2, _ := im.root(t, Options{MaxInodes: -1})
 	if r2.fs.limiter != nil {
 		t.Errorf("MaxInodes -1 made a limiter")
+	}
+}
+
+// fileStore gives every content as a file (as the bare modes do), written
+// out to a temporary directory on first open.
+type fileStore struct {
+	*repotest.Faulty
+	dir string
+}
+
+func (s *fileStore) ContentFiles() bool { return true }
+
+func (s *fileStore) OpenContent(ctx context.Context, c repo.Checksum) (repo.Content, error) {
+	ct, err := s.Faulty.OpenContent(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	defer ct.Close()
+	b := make([]byte, ct.Size())
+	if _, err := ct.ReadAt(b, 0); err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	p := filepath.Join(s.dir, c.String())
+	if err := os.WriteFile(p, b, 0o444); err != nil && !errors.Is(err, os.ErrExist) && !errors.Is(err, os.ErrPermission) {
+		return nil, err
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	return osContent{f}, nil
+}
+
+type osContent struct{ f *os.File }
+
+func (o osContent) ReadAt(p []byte, off int64) (int, error) { return o.f.ReadAt(p, off) }
+func (o osContent) Close() error                            { return o.f.Close() }
+func (o osContent) File() *os.File                          { return o.f }
+func (o osContent) Size() int64 {
+	fi, err := o.f.Stat()
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+// Over a store whose contents are files, files open with no message
+// (ENOSYS, once, for the kernel) and reads come without a handle: the
+// daemon preads the object file, kept open in the fd cache.
+func TestZeroMessageOpens(t *testing.T) {
+	ctx := context.Background()
+	im := newImage(t, nil, basicNodes...)
+	fsStore := &fileStore{Faulty: im.objs, dir: t.TempDir()}
+	f := newFilesystem(fsStore, im.tree, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	root := &node{fs: f, e: im.tree.Root()}
+	fusefs.NewNodeFS(root, &fusefs.Options{RootStableAttr: &fusefs.StableAttr{Ino: rootIno, Gen: 1}})
+	if f.fds == nil {
+		t.Fatal("no fd cache over a store of files")
+	}
+	n, _ := lookup(t, root, "a", "f")
+	if _, _, errno := n.Open(ctx, syscall.O_RDONLY); errno != syscall.ENOSYS {
+		t.Fatalf("open: %v, want ENOSYS (zero-message opens)", errno)
+	}
+	for _, tc := range []struct {
+		off  int64
+		want string
+	}{{0, "hello"}, {7, "world"}, {13, ""}} {
+		res, errno := n.Read(ctx, nil, make([]byte, 5), tc.off)
+		if errno != 0 {
+			t.Fatalf("read at %d: %v", tc.off, errno)
+		}
+		b, _ := res.Bytes(make([]byte, 5))
+		if string(b) != tc.want {
+			t.Errorf("read at %d: %q, want %q", tc.off, b, tc.want)
+		}
+	}
+	if off, errno := n.Lseek(ctx, nil, 20, 3 /* SEEK_DATA */); errno != syscall.ENXIO {
+		t.Errorf("SEEK_DATA past the end: %d, %v; want ENXIO", off, errno)
+	}
+	if got := im.objs.Reads(im.sums["a/f"]); got != 2 { // its metadata, then one open
+		t.Errorf("%d reads of the object, want 2: the fd cache keeps it open", got)
+	}
+	im.objs.Set(im.sums["x"], repotest.Fault{Transient: 1})
+	x, _ := lookup(t, root, "x")
+	if _, errno := x.Read(ctx, nil, make([]byte, 5), 0); errno != syscall.EIO {
+		t.Errorf("read of an unavailable object: %v, want EIO", errno)
+	}
+	if res, errno := x.Read(ctx, nil, make([]byte, 5), 0); errno != 0 {
+		t.Errorf("read once available: %v", errno)
+	} else if b, _ := res.Bytes(make([]byte, 5)); string(b) != "x" {
+		t.Errorf("read once available: %q", b)
 	}
 }
