@@ -15,7 +15,7 @@ import (
 // damagedReader fails the reads of chosen objects, as a repository with
 // those objects deleted (ErrObjectNotFound) or corrupted (ErrCorrupt).
 type damagedReader struct {
-	repo.ObjectReader
+	ObjectReader
 	bad map[repo.Checksum]error
 }
 
@@ -26,25 +26,25 @@ func (d *damagedReader) fail(kind string, c repo.Checksum) error {
 	return nil
 }
 
-func (d *damagedReader) ReadDirTree(c repo.Checksum) (*repo.DirTree, error) {
+func (d *damagedReader) ReadDirTree(ctx context.Context, c repo.Checksum) (*repo.DirTree, error) {
 	if err := d.fail("dirtree", c); err != nil {
 		return nil, err
 	}
-	return d.ObjectReader.ReadDirTree(c)
+	return d.ObjectReader.ReadDirTree(ctx, c)
 }
 
-func (d *damagedReader) ReadDirMeta(c repo.Checksum) (*repo.DirMeta, error) {
+func (d *damagedReader) ReadDirMeta(ctx context.Context, c repo.Checksum) (*repo.DirMeta, error) {
 	if err := d.fail("dirmeta", c); err != nil {
 		return nil, err
 	}
-	return d.ObjectReader.ReadDirMeta(c)
+	return d.ObjectReader.ReadDirMeta(ctx, c)
 }
 
-func (d *damagedReader) ReadFileMeta(c repo.Checksum) (*repo.FileMeta, error) {
+func (d *damagedReader) ReadFileMeta(ctx context.Context, c repo.Checksum) (*repo.FileMeta, error) {
 	if err := d.fail("file", c); err != nil {
 		return nil, err
 	}
-	return d.ObjectReader.ReadFileMeta(c)
+	return d.ObjectReader.ReadFileMeta(ctx, c)
 }
 
 // TestDamageContained: a damaged object fails only what needs it. The
@@ -119,7 +119,7 @@ func TestDamageContained(t *testing.T) {
 	if f.Err() != nil || f.Size != 7 {
 		t.Fatalf("sibling f: err %v, size %d", f.Err(), f.Size)
 	}
-	fh, err := tree.Reader().OpenFile(f.Object)
+	fh, err := r.OpenFile(f.Object)
 	if err != nil {
 		t.Fatal(err)
 	}

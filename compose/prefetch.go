@@ -3,6 +3,8 @@ package compose
 import (
 	"context"
 	"sync"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // prefetcher composes directories ahead of need: the subdirectories of a
@@ -11,8 +13,13 @@ import (
 // composing several at once overlaps them. Requests go on a bounded
 // stack, newest first, as a depth-first walk wants them; the oldest are
 // dropped when it is full.
+//
+// Its workers run in an errgroup, with a context that close cancels: a
+// worker waiting on a composition stops waiting when the tree closes.
 type prefetcher struct {
-	t *Tree
+	t      *Tree
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	mu      sync.Mutex
 	cond    *sync.Cond
@@ -20,8 +27,13 @@ type prefetcher struct {
 	closed  bool
 	started bool
 	busy    int // items being composed
-	wg      sync.WaitGroup
+	g       errgroup.Group
 	workers int
+}
+
+func newPrefetcher(t *Tree, workers int) *prefetcher {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &prefetcher{t: t, ctx: ctx, cancel: cancel, workers: workers}
 }
 
 type prefetchItem struct {
@@ -45,9 +57,9 @@ func (p *prefetcher) push(dirs []*Entry, level int) {
 	if !p.started {
 		p.started = true
 		p.cond = sync.NewCond(&p.mu)
+		p.g.SetLimit(p.workers)
 		for i := 0; i < p.workers; i++ {
-			p.wg.Add(1)
-			go p.run()
+			p.g.Go(p.run)
 		}
 	}
 	// Pushed in reverse, so that the first subdirectory pops first.
@@ -61,8 +73,9 @@ func (p *prefetcher) push(dirs []*Entry, level int) {
 	p.cond.Broadcast()
 }
 
-func (p *prefetcher) run() {
-	defer p.wg.Done()
+// run composes queued directories until close. Errors are not its to
+// report (see below), so it returns none.
+func (p *prefetcher) run() error {
 	for {
 		p.mu.Lock()
 		for len(p.stack) == 0 && !p.closed {
@@ -70,7 +83,7 @@ func (p *prefetcher) run() {
 		}
 		if p.closed {
 			p.mu.Unlock()
-			return
+			return nil
 		}
 		it := p.stack[len(p.stack)-1]
 		p.stack[len(p.stack)-1] = prefetchItem{}
@@ -79,7 +92,7 @@ func (p *prefetcher) run() {
 		p.mu.Unlock()
 		// Errors are not ours to report: the walk that needs the
 		// directory composes it again and reports them.
-		if d, err := p.t.ReadDir(context.Background(), it.e); err == nil && it.level < prefetchLevels {
+		if d, err := p.t.ReadDir(p.ctx, it.e); err == nil && it.level < prefetchLevels {
 			p.t.prefetchBelow(d, it.level+1)
 		}
 		p.mu.Lock()
@@ -99,6 +112,7 @@ func (p *prefetcher) wait() {
 }
 
 func (p *prefetcher) close() {
+	p.cancel()
 	p.mu.Lock()
 	p.closed = true
 	p.stack = nil
@@ -106,5 +120,5 @@ func (p *prefetcher) close() {
 		p.cond.Broadcast()
 	}
 	p.mu.Unlock()
-	p.wg.Wait()
+	_ = p.g.Wait()
 }

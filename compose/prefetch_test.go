@@ -82,7 +82,7 @@ func TestPrefetchLevels(t *testing.T) {
 		if err != nil {
 			t.Fatalf("lookup %s: %v", p, err)
 		}
-		_, ok := tree.cache.Get("d" + e.key)
+		_, ok := tree.caches.dirs.Get(e.key)
 		return ok
 	}
 	for _, p := range []string{"a", "e", "a/b", "a/b2", "a/opq"} {

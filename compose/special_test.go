@@ -4,7 +4,6 @@ import (
 	"context"
 	"testing"
 
-	"github.com/ostree-mount/ostree-mount/cache"
 	ct "github.com/ostree-mount/ostree-mount/compose/composetest"
 	"github.com/ostree-mount/ostree-mount/repo"
 	"github.com/ostree-mount/ostree-mount/repo/repotest"
@@ -41,12 +40,12 @@ func TestSideChannelsOnlyInImportCommits(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, order := range [][]repo.Checksum{{squashed, plain, layer}, {plain, squashed, layer}} {
-		c, err := cache.New[any](1 << 20)
+		c, err := NewCaches(1 << 20)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, sum := range order {
-			tree, err := Open(r, sum, Options{Cache: c})
+			tree, err := Open(r, sum, Options{Caches: c})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -54,7 +53,7 @@ func TestSideChannelsOnlyInImportCommits(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			fm, _ := r.ReadCommit(sum)
+			fm, _ := r.ReadCommit(context.Background(), sum)
 			trusted := ImportMade(fm)
 			if trusted != (sum != plain) {
 				t.Errorf("ImportMade(%s) = %v", sum.Str(), trusted)

@@ -9,8 +9,10 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
-	"github.com/ostree-mount/ostree-mount/cache"
+	"golang.org/x/sync/errgroup"
+
 	"github.com/ostree-mount/ostree-mount/repo"
 	"github.com/ostree-mount/ostree-mount/repo/gvariant"
 )
@@ -92,9 +94,14 @@ func (e *Entry) Err() error { return e.err }
 // Damaged reports whether err says that an object is missing or corrupt.
 // Such an error is permanent and concerns that object alone: a directory
 // holding the object is still composed, with the error kept on the entry
-// that needs it. Other errors (descriptors, memory, cancellation) concern
-// the process and fail the operation, which a retry may then pass.
+// that needs it. Other errors (descriptors, memory, cancellation, an
+// object that is unavailable for now: repo.ErrUnavailable, whatever else
+// it wraps) concern the process or the moment and fail the operation,
+// which a retry may then pass.
 func Damaged(err error) bool {
+	if errors.Is(err, repo.ErrUnavailable) {
+		return false
+	}
 	return errors.Is(err, repo.ErrObjectNotFound) || errors.Is(err, repo.ErrCorrupt) || errors.Is(err, repo.ErrChecksumMismatch)
 }
 
@@ -123,12 +130,12 @@ func (d *Dir) Lookup(name string) (*Entry, bool) {
 // decoding only this package's side channels. It is safe for concurrent
 // use, and never walks more than the directories asked for.
 type Tree struct {
-	r       repo.ObjectReader
+	r       ObjectReader
 	commit  repo.Checksum
 	info    *repo.Commit
 	layered bool
 	root    *Entry
-	cache   *cache.Cache[any]
+	caches  *Caches
 	// links holds, per layer, the hardlink groups its tar made (path ->
 	// group leader). For a plain commit (not an image) it is nil and
 	// identical file objects count as hardlinks, as in ostree checkouts.
@@ -147,10 +154,12 @@ type Tree struct {
 
 // Options configure Open.
 type Options struct {
-	// Cache holds composed directories and file metadata; it may be shared
-	// between trees (keys are content-derived). If nil, a private 64 MiB
-	// cache is used.
-	Cache *cache.Cache[any]
+	// Caches hold composed directories, subdirectory counts, hardlink
+	// groups' link counts and dirmetas; a set may be shared between trees
+	// (keys are content-derived). If nil, the tree makes its own of
+	// CacheBytes (0: DefaultCacheBytes).
+	Caches     *Caches
+	CacheBytes int64
 	// Prefetch is the number of workers that compose the subdirectories
 	// of a listed directory ahead of need (see Tree.Prefetch); 0
 	// disables prefetching.
@@ -162,8 +171,8 @@ type Options struct {
 //
 // r is usually the *repo.Repo; an importer passes its *repo.Transaction,
 // which also reads what it has staged.
-func Open(r repo.ObjectReader, c repo.Checksum, o Options) (*Tree, error) {
-	cm, err := r.ReadCommit(c)
+func Open(r ObjectReader, c repo.Checksum, o Options) (*Tree, error) {
+	cm, err := r.ReadCommit(context.Background(), c)
 	if err != nil {
 		return nil, err
 	}
@@ -188,16 +197,16 @@ func Open(r repo.ObjectReader, c repo.Checksum, o Options) (*Tree, error) {
 
 // OpenLayers composes the given layer commits, base first, as a layered
 // manifest commit naming them would be.
-func OpenLayers(r repo.ObjectReader, layers []repo.Checksum, o Options) (*Tree, error) {
+func OpenLayers(r ObjectReader, layers []repo.Checksum, o Options) (*Tree, error) {
 	return openLayers(r, repo.Checksum{}, nil, layers, o)
 }
 
-func openLayers(r repo.ObjectReader, c repo.Checksum, cm *repo.Commit, layers []repo.Checksum, o Options) (*Tree, error) {
+func openLayers(r ObjectReader, c repo.Checksum, cm *repo.Commit, layers []repo.Checksum, o Options) (*Tree, error) {
 	roots := make([]layerDir, 0, len(layers))
 	links := make([]map[string]string, 0, len(layers))
 	trusted := make([]bool, 0, len(layers))
 	for i, l := range layers {
-		lc, err := r.ReadCommit(l)
+		lc, err := r.ReadCommit(context.Background(), l)
 		if err != nil {
 			return nil, fmt.Errorf("layer commit %s: %w", l.Str(), err)
 		}
@@ -213,20 +222,24 @@ func openLayers(r repo.ObjectReader, c repo.Checksum, cm *repo.Commit, layers []
 	return t, nil
 }
 
-func newTree(r repo.ObjectReader, c repo.Checksum, cm *repo.Commit, layered bool, roots []layerDir, trusted []bool, o Options) (*Tree, error) {
-	t := &Tree{r: r, commit: c, info: cm, cache: o.Cache, layered: layered, trusted: trusted, dts: newDirTreeCache()}
-	if o.Prefetch > 0 {
-		t.prefetch = &prefetcher{t: t, workers: o.Prefetch}
-	}
-	if t.cache == nil {
+func newTree(r ObjectReader, c repo.Checksum, cm *repo.Commit, layered bool, roots []layerDir, trusted []bool, o Options) (*Tree, error) {
+	t := &Tree{r: r, commit: c, info: cm, caches: o.Caches, layered: layered, trusted: trusted, dts: newDirTreeCache()}
+	if t.caches == nil {
+		size := o.CacheBytes
+		if size <= 0 {
+			size = DefaultCacheBytes
+		}
 		var err error
-		if t.cache, err = cache.New[any](64 << 20); err != nil {
+		if t.caches, err = NewCaches(size); err != nil {
 			return nil, err
 		}
 	}
+	if o.Prefetch > 0 {
+		t.prefetch = newPrefetcher(t, o.Prefetch)
+	}
 	root := &Entry{Name: "/", dirs: roots}
 	root.key = t.dirKey(roots)
-	if err := t.dirAttr(root); err != nil {
+	if err := t.dirAttr(context.Background(), root); err != nil {
 		return nil, err
 	}
 	t.root = root
@@ -247,7 +260,7 @@ func (t *Tree) prefetchBelow(d *Dir, level int) {
 	var dirs []*Entry
 	for _, e := range d.Entries {
 		if e.IsDir() {
-			if _, ok := t.cache.Get("d" + e.key); !ok {
+			if _, ok := t.caches.dirs.Get(e.key); !ok {
 				dirs = append(dirs, e)
 			}
 		}
@@ -271,7 +284,7 @@ func (t *Tree) Commit() (repo.Checksum, *repo.Commit) { return t.commit, t.info 
 func (t *Tree) Layered() bool { return t.layered }
 
 // Reader returns what the tree reads objects from.
-func (t *Tree) Reader() repo.ObjectReader { return t.r }
+func (t *Tree) Reader() ObjectReader { return t.r }
 
 // Root returns the root directory's entry.
 func (t *Tree) Root() *Entry { return t.root }
@@ -299,18 +312,14 @@ func (t *Tree) dirKey(dirs []layerDir) string {
 }
 
 // dirMeta reads a dirmeta through the cache.
-func (t *Tree) dirMeta(c repo.Checksum) (*repo.DirMeta, error) {
-	v, err := t.cache.GetOrLoad(context.Background(), "m"+string(c[:]), func() (any, int64, error) {
-		m, err := t.r.ReadDirMeta(c)
+func (t *Tree) dirMeta(ctx context.Context, c repo.Checksum) (*repo.DirMeta, error) {
+	return t.caches.metas.GetOrLoad(ctx, string(c[:]), func() (*repo.DirMeta, int64, error) {
+		m, err := t.r.ReadDirMeta(ctx, c)
 		if err != nil {
 			return nil, 0, err
 		}
 		return m, 64 + int64(xattrBytes(m.Xattrs)), nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return v.(*repo.DirMeta), nil
 }
 
 func xattrBytes(xs []repo.Xattr) int {
@@ -352,10 +361,10 @@ func implicitKind(m *repo.DirMeta) string {
 
 // dirAttr sets a directory entry's attributes: those of its topmost
 // explicit layer directory, or 0755 root:root if every one is implicit.
-func (t *Tree) dirAttr(e *Entry) error {
+func (t *Tree) dirAttr(ctx context.Context, e *Entry) error {
 	e.Attr = Attr{Mode: repo.ModeDir | 0o755}
 	for i := len(e.dirs) - 1; i >= 0; i-- {
-		m, err := t.dirMeta(e.dirs[i].meta)
+		m, err := t.dirMeta(ctx, e.dirs[i].meta)
 		if err != nil {
 			return err
 		}
@@ -375,10 +384,10 @@ func (t *Tree) dirAttr(e *Entry) error {
 
 // whiteoutOnly reports whether every layer directory of e holds nothing
 // but whiteouts, so that the directory does not exist in the image.
-func (t *Tree) whiteoutOnly(e *Entry) (bool, error) {
+func (t *Tree) whiteoutOnly(ctx context.Context, e *Entry) (bool, error) {
 	var first error
 	for _, d := range e.dirs {
-		m, err := t.dirMeta(d.meta)
+		m, err := t.dirMeta(ctx, d.meta)
 		if err != nil {
 			if first == nil {
 				first = err
@@ -395,8 +404,8 @@ func (t *Tree) whiteoutOnly(e *Entry) (bool, error) {
 // fileAttr reads a content object's attributes. They are not cached on
 // their own: the composed directory that holds them is, and a cache
 // insertion per file would cost more than the read it saves.
-func (t *Tree) fileAttr(c repo.Checksum, layer int) (*Attr, error) {
-	fm, err := t.r.ReadFileMeta(c)
+func (t *Tree) fileAttr(ctx context.Context, c repo.Checksum, layer int) (*Attr, error) {
+	fm, err := t.r.ReadFileMeta(ctx, c)
 	if err != nil {
 		return nil, err
 	}
@@ -433,7 +442,9 @@ func attrFromFile(fm *repo.FileMeta) (*Attr, error) {
 	return a, nil
 }
 
-// ReadDir composes directory e.
+// ReadDir composes directory e. A caller whose ctx ends stops waiting;
+// the composition, which other callers may be waiting on, goes on without
+// its cancellation.
 func (t *Tree) ReadDir(ctx context.Context, e *Entry) (*Dir, error) {
 	if e.err != nil {
 		return nil, e.err
@@ -441,25 +452,21 @@ func (t *Tree) ReadDir(ctx context.Context, e *Entry) (*Dir, error) {
 	if !e.IsDir() {
 		return nil, fmt.Errorf("%s: %w", e.Name, ErrNotDir)
 	}
-	v, err := t.cache.GetOrLoad(ctx, "d"+e.key, func() (any, int64, error) {
-		d, err := t.compose(e.dirs)
+	return t.caches.dirs.GetOrLoad(ctx, e.key, func() (*Dir, int64, error) {
+		d, err := t.compose(context.WithoutCancel(ctx), e.dirs)
 		if err != nil {
 			return nil, 0, err
 		}
 		return d, d.size, nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return v.(*Dir), nil
 }
 
 // dirTree reads a dirtree object, through the small cache of recent ones.
-func (t *Tree) dirTree(c repo.Checksum) (*repo.DirTree, error) {
+func (t *Tree) dirTree(ctx context.Context, c repo.Checksum) (*repo.DirTree, error) {
 	if dt, ok := t.dts.get(c); ok {
 		return dt, nil
 	}
-	dt, err := t.r.ReadDirTree(c)
+	dt, err := t.r.ReadDirTree(ctx, c)
 	if err != nil {
 		return nil, err
 	}
@@ -486,10 +493,10 @@ type slot struct {
 //
 // It reads only dirtrees; directories that hold nothing but whiteouts in
 // every layer are left out.
-func (t *Tree) merge(dirs []layerDir) (map[string]*slot, error) {
+func (t *Tree) merge(ctx context.Context, dirs []layerDir) (map[string]*slot, error) {
 	entries := map[string]*slot{}
 	for _, ld := range dirs {
-		dt, err := t.dirTree(ld.tree)
+		dt, err := t.dirTree(ctx, ld.tree)
 		if err != nil {
 			return nil, err
 		}
@@ -523,7 +530,7 @@ func (t *Tree) merge(dirs []layerDir) (map[string]*slot, error) {
 			if s.file {
 				continue
 			}
-			hide, err := t.whiteoutOnly(&Entry{dirs: s.dirs})
+			hide, err := t.whiteoutOnly(ctx, &Entry{dirs: s.dirs})
 			if Damaged(err) {
 				// Shown, so that the damage is seen where it is.
 				s.err = fmt.Errorf("%s: %w", name, err)
@@ -549,8 +556,8 @@ const attrWorkers = 8
 // each subdirectory's own subdirectories (its link count). A cold
 // directory's objects are spread over the object store, so this reads
 // them several at a time rather than one by one as a walk asks.
-func (t *Tree) compose(dirs []layerDir) (*Dir, error) {
-	entries, err := t.merge(dirs)
+func (t *Tree) compose(ctx context.Context, dirs []layerDir) (*Dir, error) {
+	entries, err := t.merge(ctx, dirs)
 	if err != nil {
 		return nil, err
 	}
@@ -566,7 +573,7 @@ func (t *Tree) compose(dirs []layerDir) (*Dir, error) {
 		}
 		out.Entries = append(out.Entries, e)
 	}
-	if err := t.loadAttrs(out.Entries); err != nil {
+	if err := t.loadAttrs(ctx, out.Entries); err != nil {
 		return nil, err
 	}
 	for _, e := range out.Entries {
@@ -585,13 +592,13 @@ func (t *Tree) compose(dirs []layerDir) (*Dir, error) {
 // a directory; a directory whose dirtrees are damaged keeps its
 // attributes and has no subdirectory count (Subdirs fails, and its own
 // listing does).
-func (t *Tree) loadAttr(e *Entry) error {
+func (t *Tree) loadAttr(ctx context.Context, e *Entry) error {
 	if e.err != nil {
 		e.Attr = Attr{Mode: repo.ModeDir}
 		return nil
 	}
 	if e.dirs == nil {
-		a, err := t.fileAttr(e.Object, e.Layer)
+		a, err := t.fileAttr(ctx, e.Object, e.Layer)
 		if Damaged(err) {
 			e.Attr, e.err = Attr{}, fmt.Errorf("%s: %w", e.Name, err)
 			return nil
@@ -602,14 +609,14 @@ func (t *Tree) loadAttr(e *Entry) error {
 		e.Attr = *a
 		return nil
 	}
-	if err := t.dirAttr(e); err != nil {
+	if err := t.dirAttr(ctx, e); err != nil {
 		if Damaged(err) {
 			e.Attr, e.err = Attr{Mode: repo.ModeDir}, fmt.Errorf("%s: %w", e.Name, err)
 			return nil
 		}
 		return err
 	}
-	n, err := t.countSubdirs(e)
+	n, err := t.countSubdirs(ctx, e)
 	if Damaged(err) {
 		return nil // counted when asked, and failing then
 	}
@@ -620,41 +627,38 @@ func (t *Tree) loadAttr(e *Entry) error {
 	return nil
 }
 
-// loadAttrs runs loadAttr over entries, several at a time.
-func (t *Tree) loadAttrs(entries []*Entry) error {
+// loadAttrs runs loadAttr over entries, several at a time: attrWorkers
+// goroutines that take the next entry in turn (a goroutine per entry
+// would cost an allocation per file of a cold walk). The first error
+// cancels the rest.
+func (t *Tree) loadAttrs(ctx context.Context, entries []*Entry) error {
 	if len(entries) < 2 {
 		for _, e := range entries {
-			if err := t.loadAttr(e); err != nil {
+			if err := t.loadAttr(ctx, e); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var first error
-	next := make(chan *Entry)
+	g, gctx := errgroup.WithContext(ctx)
+	var next atomic.Int64
 	for w := 0; w < min(attrWorkers, len(entries)); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for e := range next {
-				if err := t.loadAttr(e); err != nil {
-					mu.Lock()
-					if first == nil {
-						first = err
-					}
-					mu.Unlock()
+		g.Go(func() error {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(entries) {
+					return nil
+				}
+				if err := gctx.Err(); err != nil {
+					return err
+				}
+				if err := t.loadAttr(gctx, entries[i]); err != nil {
+					return err
 				}
 			}
-		}()
+		})
 	}
-	for _, e := range entries {
-		next <- e
-	}
-	close(next)
-	wg.Wait()
-	return first
+	return g.Wait()
 }
 
 // Subdirs counts the subdirectories of directory e (for its link count)
@@ -666,28 +670,24 @@ func (t *Tree) Subdirs(ctx context.Context, e *Entry) (int, error) {
 	if e.hasNsub {
 		return e.nsub, nil
 	}
-	if v, ok := t.cache.Get("d" + e.key); ok {
+	if d, ok := t.caches.dirs.Get(e.key); ok {
 		n := 0
-		for _, c := range v.(*Dir).Entries {
+		for _, c := range d.Entries {
 			if c.IsDir() {
 				n++
 			}
 		}
 		return n, nil
 	}
-	v, err := t.cache.GetOrLoad(ctx, "n"+e.key, func() (any, int64, error) {
-		n, err := t.countSubdirs(e)
+	return t.caches.subdirs.GetOrLoad(ctx, e.key, func() (int, int64, error) {
+		n, err := t.countSubdirs(context.WithoutCancel(ctx), e)
 		return n, 48, err
 	})
-	if err != nil {
-		return 0, err
-	}
-	return v.(int), nil
 }
 
 // countSubdirs counts directory e's subdirectories from its dirtrees.
-func (t *Tree) countSubdirs(e *Entry) (int, error) {
-	entries, err := t.merge(e.dirs)
+func (t *Tree) countSubdirs(ctx context.Context, e *Entry) (int, error) {
+	entries, err := t.merge(ctx, e.dirs)
 	if err != nil {
 		return 0, err
 	}
@@ -803,7 +803,10 @@ func (t *Tree) LinkCount(ctx context.Context, e *Entry, p string) (int, error) {
 			}
 		}
 	})
-	v, err := t.cache.GetOrLoad(ctx, fmt.Sprintf("h%d:%s", e.Layer, leader), func() (any, int64, error) {
+	// The count depends on the whole composed tree: the key names its
+	// root (content-derived), the layer and the group.
+	return t.caches.links.GetOrLoad(ctx, fmt.Sprintf("%s:%d:%s", t.root.key, e.Layer, leader), func() (int, int64, error) {
+		ctx := context.WithoutCancel(ctx)
 		n := 0
 		for _, m := range t.groups[e.Layer][leader] {
 			me, err := t.Lookup(ctx, m)
@@ -811,7 +814,7 @@ func (t *Tree) LinkCount(ctx context.Context, e *Entry, p string) (int, error) {
 				continue // a member behind a damaged object is not seen
 			}
 			if err != nil {
-				return nil, 0, err
+				return 0, 0, err
 			}
 			if !me.IsDir() && me.Layer == e.Layer && me.Object == e.Object {
 				n++
@@ -819,8 +822,4 @@ func (t *Tree) LinkCount(ctx context.Context, e *Entry, p string) (int, error) {
 		}
 		return max(n, 1), 32, nil
 	})
-	if err != nil {
-		return 0, err
-	}
-	return v.(int), nil
 }

@@ -25,7 +25,12 @@
 // (FOPEN_KEEP_CACHE) and directories their listing (FOPEN_CACHE_DIR).
 // FLUSH is refused with ENOSYS once, so close(2) costs no message.
 //
-// Opening files: in bare modes the daemon answers the first OPEN with
+// Content comes through the Objects interface (objects.go), never from a
+// repository directly: *repo.Repo, or a store in front of one. fs does not
+// know storage modes; it asks only whether contents are files
+// (Objects.ContentFiles).
+//
+// Opening files: when contents are files (bare modes) the daemon answers the first OPEN with
 // ENOSYS, and the kernel then opens every file with no message at all
 // (zero-message opens, FUSE_NO_OPEN_SUPPORT), keeping its page cache;
 // reads of pages not cached yet come without a file handle, and the
@@ -33,8 +38,9 @@
 // With Options.Passthrough (--passthrough, root only), every open is a
 // round trip instead, and the file is handed to the kernel (FUSE
 // passthrough): reads never reach the daemon and the page cache is the
-// object's, shared by every mount of an image that contains it. Archive
-// repositories always open through the daemon, which inflates.
+// object's, shared by every mount of an image that contains it. Stores
+// whose contents are not files (archive repositories, which inflate in
+// repo) always open through the daemon, which reads with ReadAt.
 //
 // Directories open with no message either (zero-message opendir, see
 // opendir.go), and the kernel keeps their listings. The mount's
@@ -49,10 +55,13 @@
 //
 // Every error is mapped to an errno in one place (errno.go): missing
 // names are ENOENT, corrupt or unreadable objects are EIO and are logged
-// once with the object's checksum.
+// once with the object's checksum, objects unavailable for now
+// (repo.ErrUnavailable) are EIO for that request only, and interrupted
+// requests are EINTR.
 //
 // # Parallelism
 //
 // go-fuse serves requests concurrently; the composer and its cache are
-// safe for concurrent use, and file handles use pread only.
+// safe for concurrent use, and file handles use pread (or a content's
+// ReadAt, which repo makes safe for concurrent use).
 package fs

@@ -24,6 +24,11 @@ func (f *filesystem) toErrno(err error, what string) syscall.Errno {
 		return syscall.ENOTDIR
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return syscall.EINTR
+	case errors.Is(err, repo.ErrUnavailable):
+		// Before the errno match: a remote's errno (ECONNREFUSED) is not
+		// the file's.
+		f.log.Warn("object unavailable", "op", what, "err", err)
+		return syscall.EIO
 	case errors.As(err, &errno):
 		return errno
 	case errors.Is(err, repo.ErrChecksumMismatch), errors.Is(err, repo.ErrCorrupt), errors.Is(err, repo.ErrObjectNotFound):

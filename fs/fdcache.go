@@ -2,6 +2,7 @@ package fs
 
 import (
 	"container/list"
+	"context"
 	"os"
 	"sync"
 
@@ -12,7 +13,7 @@ import (
 // without a file handle (zero-message opens), bounded in count. An entry
 // evicted while a read uses it is closed when that read ends.
 type fdCache struct {
-	open func(repo.Checksum) (*os.File, error)
+	open func(context.Context, repo.Checksum) (*os.File, error)
 	max  int
 
 	mu  sync.Mutex
@@ -27,12 +28,12 @@ type fdEntry struct {
 	evicted bool
 }
 
-func newFDCache(max int, open func(repo.Checksum) (*os.File, error)) *fdCache {
+func newFDCache(max int, open func(context.Context, repo.Checksum) (*os.File, error)) *fdCache {
 	return &fdCache{open: open, max: max, m: make(map[repo.Checksum]*list.Element)}
 }
 
 // get returns the open object file; release it with put.
-func (c *fdCache) get(sum repo.Checksum) (*fdEntry, error) {
+func (c *fdCache) get(ctx context.Context, sum repo.Checksum) (*fdEntry, error) {
 	c.mu.Lock()
 	if el, ok := c.m[sum]; ok {
 		c.lru.MoveToFront(el)
@@ -42,7 +43,7 @@ func (c *fdCache) get(sum repo.Checksum) (*fdEntry, error) {
 		return e, nil
 	}
 	c.mu.Unlock()
-	f, err := c.open(sum)
+	f, err := c.open(ctx, sum)
 	if err != nil {
 		return nil, err
 	}

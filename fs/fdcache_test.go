@@ -1,6 +1,7 @@
 package fs
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -12,7 +13,7 @@ import (
 )
 
 // objects makes n files and an open function over them that counts opens.
-func objects(t *testing.T, n int) (sums []repo.Checksum, open func(repo.Checksum) (*os.File, error), opens *atomic.Int64) {
+func objects(t *testing.T, n int) (sums []repo.Checksum, open func(context.Context, repo.Checksum) (*os.File, error), opens *atomic.Int64) {
 	t.Helper()
 	dir := t.TempDir()
 	opens = new(atomic.Int64)
@@ -27,7 +28,7 @@ func objects(t *testing.T, n int) (sums []repo.Checksum, open func(repo.Checksum
 		paths[s] = p
 		sums = append(sums, s)
 	}
-	open = func(s repo.Checksum) (*os.File, error) {
+	open = func(_ context.Context, s repo.Checksum) (*os.File, error) {
 		p, ok := paths[s]
 		if !ok {
 			return nil, os.ErrNotExist
@@ -48,7 +49,7 @@ func TestFDCacheBoundedAndReused(t *testing.T) {
 	c := newFDCache(3, open)
 	var first []*os.File
 	for _, s := range sums {
-		e, err := c.get(s)
+		e, err := c.get(context.Background(), s)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -61,7 +62,7 @@ func TestFDCacheBoundedAndReused(t *testing.T) {
 	if !isClosed(first[0]) || !isClosed(first[1]) {
 		t.Error("the least recently used files were not closed")
 	}
-	e, err := c.get(sums[4])
+	e, err := c.get(context.Background(), sums[4])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +70,7 @@ func TestFDCacheBoundedAndReused(t *testing.T) {
 		t.Errorf("a cached object was opened again (%d opens)", opens.Load())
 	}
 	c.put(e)
-	if _, err := c.get(repo.Checksum{0xff}); !errors.Is(err, os.ErrNotExist) {
+	if _, err := c.get(context.Background(), repo.Checksum{0xff}); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing object: %v, want ErrNotExist", err)
 	}
 	c.close()
@@ -82,11 +83,11 @@ func TestFDCacheBoundedAndReused(t *testing.T) {
 func TestFDCacheEvictedWhileInUse(t *testing.T) {
 	sums, open, _ := objects(t, 3)
 	c := newFDCache(1, open)
-	held, err := c.get(sums[0])
+	held, err := c.get(context.Background(), sums[0])
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := c.get(sums[1]) // evicts sums[0]
+	e, err := c.get(context.Background(), sums[1]) // evicts sums[0]
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +116,7 @@ func TestFDCacheConcurrent(t *testing.T) {
 			buf := make([]byte, 1)
 			for i := 0; i < 500; i++ {
 				k := (w*31 + i*7) % len(sums)
-				e, err := c.get(sums[k])
+				e, err := c.get(context.Background(), sums[k])
 				if err != nil {
 					t.Error(err)
 					return

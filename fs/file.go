@@ -1,24 +1,21 @@
 package fs
 
 import (
-	"compress/flate"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"sync"
 	"syscall"
 
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
 
-	"github.com/ostree-mount/ostree-mount/cache"
+	"github.com/ostree-mount/ostree-mount/compose"
 	"github.com/ostree-mount/ostree-mount/repo"
 )
 
-// Open opens a regular file's object. Content objects are verified
+// Open opens a regular file's content. Content objects are verified
 // first when the mount was made with --verify.
 func (n *node) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
 	if flags&(syscall.O_WRONLY|syscall.O_RDWR|syscall.O_TRUNC|syscall.O_APPEND) != 0 {
@@ -35,23 +32,19 @@ func (n *node) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint3
 	}
 	obj := n.e.Object
 	if n.fs.verify {
-		if errno := n.fs.verifyObject(obj, n.path); errno != 0 {
+		if errno := n.fs.verifyObject(ctx, obj, n.path); errno != 0 {
 			return nil, 0, errno
 		}
 	}
-	if n.fs.repo.Mode() != repo.ModeArchive {
-		// The composed entry has the metadata already: just open the bytes.
-		of, err := n.fs.repo.OpenContent(obj)
-		if err != nil {
-			return nil, 0, n.fs.toErrno(err, "open /"+n.path)
-		}
-		return &fileHandle{f: of, fd: int(of.Fd()), passthrough: n.fs.passthrough}, fuse.FOPEN_KEEP_CACHE, 0
-	}
-	f, err := n.fs.repo.OpenFile(obj)
+	// The composed entry has the metadata already: just open the bytes.
+	c, err := n.fs.objs.OpenContent(ctx, obj)
 	if err != nil {
 		return nil, 0, n.fs.toErrno(err, "open /"+n.path)
 	}
-	h := &archiveHandle{fs: n.fs, f: f, size: n.e.Size}
+	h := &fileHandle{fs: n.fs, path: n.path, c: c, fd: -1, size: n.e.Size}
+	if cf, ok := c.(repo.ContentFile); ok {
+		h.fd, h.passthrough = int(cf.File().Fd()), n.fs.passthrough
+	}
 	return h, fuse.FOPEN_KEEP_CACHE, 0
 }
 
@@ -67,7 +60,7 @@ func (n *node) Read(ctx context.Context, fh fusefs.FileHandle, dest []byte, off 
 	if r, ok := fh.(fusefs.FileReader); ok {
 		return r.Read(ctx, dest, off)
 	}
-	e, errno := n.content()
+	e, errno := n.content(ctx)
 	if errno != 0 {
 		return nil, errno
 	}
@@ -97,7 +90,7 @@ func (n *node) Lseek(ctx context.Context, fh fusefs.FileHandle, off uint64, when
 	if l, ok := fh.(fusefs.FileLseeker); ok {
 		return l.Lseek(ctx, off, whence)
 	}
-	e, errno := n.content()
+	e, errno := n.content(ctx)
 	if errno != 0 {
 		return 0, errno
 	}
@@ -115,32 +108,37 @@ func (n *node) Flush(ctx context.Context, fh fusefs.FileHandle) syscall.Errno {
 
 // content returns the open object file of a regular file read without a
 // handle.
-func (n *node) content() (*fdEntry, syscall.Errno) {
+func (n *node) content(ctx context.Context) (*fdEntry, syscall.Errno) {
 	if n.fs.fds == nil || n.e.Mode&syscall.S_IFMT != syscall.S_IFREG {
 		return nil, syscall.EBADF
 	}
 	if n.fs.verify {
-		if errno := n.fs.verifyObject(n.e.Object, n.path); errno != 0 {
+		if errno := n.fs.verifyObject(ctx, n.e.Object, n.path); errno != 0 {
 			return nil, errno
 		}
 	}
-	e, err := n.fs.fds.get(n.e.Object)
+	e, err := n.fs.fds.get(ctx, n.e.Object)
 	if err != nil {
 		return nil, n.fs.toErrno(err, "open /"+n.path)
 	}
 	return e, 0
 }
 
-// verifyObject checks an object once per mount; a mismatch is logged and
-// every open of it fails with EIO.
-func (f *filesystem) verifyObject(c repo.Checksum, path string) syscall.Errno {
+// verifyObject checks an object once per mount; a mismatch (or a missing
+// or corrupt object) is logged and every open of it fails with EIO. Other
+// failures (an object unavailable for now, a cancelled request) fail this
+// open only: the next one verifies again.
+func (f *filesystem) verifyObject(ctx context.Context, c repo.Checksum, path string) syscall.Errno {
 	if v, ok := f.verified.Load(c); ok {
 		if v != nil {
 			return syscall.EIO
 		}
 		return 0
 	}
-	err := f.repo.VerifyFile(c)
+	err := f.objs.VerifyContent(ctx, c)
+	if err != nil && !compose.Damaged(err) {
+		return f.toErrno(err, "verify /"+path)
+	}
 	if err != nil {
 		f.log.Error("object failed verification", "path", "/"+path, "object", c.String(), "err", err)
 		f.verified.Store(c, err)
@@ -150,11 +148,16 @@ func (f *filesystem) verifyObject(c repo.Checksum, path string) syscall.Errno {
 	return 0
 }
 
-// fileHandle reads an object file that holds the content as it is (bare
-// modes), with pread, or passes it through to the kernel.
+// fileHandle reads an opened content: with pread on its file when it has
+// one (bare modes; the file may then be passed through to the kernel),
+// else through its ReadAt (archive mode inflates, a remote store may
+// fetch).
 type fileHandle struct {
-	f           *os.File
-	fd          int
+	fs          *filesystem
+	path        string
+	c           repo.Content
+	fd          int // -1: no file
+	size        int64
 	passthrough bool
 }
 
@@ -166,17 +169,43 @@ var (
 )
 
 func (h *fileHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
-	n, err := unix.Pread(h.fd, dest, off)
-	if err != nil {
-		return nil, fusefs.ToErrno(err)
+	if h.fd >= 0 {
+		n, err := unix.Pread(h.fd, dest, off)
+		if err != nil {
+			return nil, fusefs.ToErrno(err)
+		}
+		return fuse.ReadResultData(dest[:n]), 0
 	}
-	return fuse.ReadResultData(dest[:n]), 0
+	return readContent(ctx, h.fs, h.c, h.size, dest, off, h.path)
+}
+
+// readContent reads a content that has no file, of the given size.
+func readContent(ctx context.Context, f *filesystem, c repo.Content, size int64, dest []byte, off int64, path string) (fuse.ReadResult, syscall.Errno) {
+	if off >= size {
+		return fuse.ReadResultData(nil), 0
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, f.toErrno(err, "read /"+path)
+	}
+	want := dest[:min(int64(len(dest)), size-off)]
+	n, err := c.ReadAt(want, off)
+	if err != nil && !(errors.Is(err, io.EOF) && n == len(want)) {
+		if errors.Is(err, io.EOF) {
+			err = fmt.Errorf("content is %d bytes, shorter than its %d: %w: %w", off+int64(n), size, repo.ErrCorrupt, err)
+		}
+		return nil, f.toErrno(err, "read /"+path)
+	}
+	return fuse.ReadResultData(want[:n]), 0
 }
 
 // Lseek implements SEEK_DATA and SEEK_HOLE on the object file; ENXIO past
-// the end, so that cp's sparse-file loop ends.
+// the end, so that cp's sparse-file loop ends. A content without a file
+// has no holes.
 func (h *fileHandle) Lseek(ctx context.Context, off uint64, whence uint32) (uint64, syscall.Errno) {
-	return seekData(h.fd, off, whence)
+	if h.fd >= 0 {
+		return seekData(h.fd, off, whence)
+	}
+	return seekNoHoles(h.size, off, whence)
 }
 
 func seekData(fd int, off uint64, whence uint32) (uint64, syscall.Errno) {
@@ -191,106 +220,25 @@ func seekData(fd int, off uint64, whence uint32) (uint64, syscall.Errno) {
 	return uint64(n), 0
 }
 
-func (h *fileHandle) PassthroughFd() (int, bool) { return h.fd, h.passthrough }
-
-func (h *fileHandle) Release(ctx context.Context) syscall.Errno {
-	h.f.Close()
-	return 0
-}
-
-// inflateCache holds the inflated content of small archive-mode files,
-// bounded in bytes.
-type inflateCache struct {
-	c *cache.Cache[[]byte]
-}
-
-// smallFile is the size up to which archive-mode files are inflated whole
-// into the cache; larger ones are streamed.
-const smallFile = 4 << 20
-
-// archiveHandle reads a deflated (archive mode) object: small files from
-// the inflate cache, larger ones by streaming, restarting the stream when
-// a read goes backwards.
-type archiveHandle struct {
-	fs   *filesystem
-	f    *repo.File
-	size int64
-
-	mu  sync.Mutex
-	r   io.Reader
-	pos int64
-}
-
-var (
-	_ = (fusefs.FileReader)((*archiveHandle)(nil))
-	_ = (fusefs.FileLseeker)((*archiveHandle)(nil))
-	_ = (fusefs.FileReleaser)((*archiveHandle)(nil))
-)
-
-func (h *archiveHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
-	if off >= h.size {
-		return fuse.ReadResultData(nil), 0
-	}
-	if h.size <= smallFile {
-		b, err := h.fs.archive.c.GetOrLoad(ctx, string(h.f.Checksum[:]), func() ([]byte, int64, error) {
-			b, err := io.ReadAll(io.LimitReader(h.f.Reader(), h.size+1))
-			if err == nil && int64(len(b)) != h.size {
-				err = fmt.Errorf("object %s inflates to %d bytes, header says %d: %w", h.f.Checksum, len(b), h.size, repo.ErrCorrupt)
-			}
-			return b, int64(len(b)) + 64, err
-		})
-		if err != nil {
-			return nil, h.fs.toErrno(err, "read")
-		}
-		return fuse.ReadResultData(b[off:min(off+int64(len(dest)), int64(len(b)))]), 0
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.r == nil || off < h.pos {
-		h.r, h.pos = h.f.Reader(), 0
-	}
-	if off > h.pos {
-		n, err := io.CopyN(io.Discard, h.r, off-h.pos)
-		h.pos += n
-		if err != nil {
-			return nil, h.fs.toErrno(flateErr(err), "read")
-		}
-	}
-	want := dest[:min(int64(len(dest)), h.size-off)]
-	n, err := io.ReadFull(h.r, want)
-	h.pos += int64(n)
-	if err != nil && err != io.ErrUnexpectedEOF {
-		return nil, h.fs.toErrno(flateErr(err), "read")
-	}
-	return fuse.ReadResultData(want[:n]), 0
-}
-
-func flateErr(err error) error {
-	var ce flate.CorruptInputError
-	if errors.As(err, &ce) || errors.Is(err, io.EOF) {
-		return fmt.Errorf("%w: %w", repo.ErrCorrupt, err)
-	}
-	return err
-}
-
-// Lseek: archive objects have no holes.
-func (h *archiveHandle) Lseek(ctx context.Context, off uint64, whence uint32) (uint64, syscall.Errno) {
+func seekNoHoles(size int64, off uint64, whence uint32) (uint64, syscall.Errno) {
 	switch whence {
 	case unix.SEEK_DATA:
-		if int64(off) >= h.size {
+		if int64(off) >= size {
 			return 0, syscall.ENXIO
 		}
 		return off, 0
 	case unix.SEEK_HOLE:
-		if int64(off) >= h.size {
+		if int64(off) >= size {
 			return 0, syscall.ENXIO
 		}
-		return uint64(h.size), 0
+		return uint64(size), 0
 	}
 	return 0, syscall.EINVAL
 }
 
-func (h *archiveHandle) Release(ctx context.Context) syscall.Errno {
-	h.f.Close()
+func (h *fileHandle) PassthroughFd() (int, bool) { return h.fd, h.fd >= 0 && h.passthrough }
+
+func (h *fileHandle) Release(ctx context.Context) syscall.Errno {
+	h.c.Close()
 	return 0
 }

@@ -14,9 +14,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
 
-	"github.com/ostree-mount/ostree-mount/cache"
 	"github.com/ostree-mount/ostree-mount/compose"
-	"github.com/ostree-mount/ostree-mount/repo"
 )
 
 // Options configure a mount.
@@ -35,15 +33,14 @@ type Options struct {
 	// mount of the same objects, but each open(2) is a round trip to the
 	// daemon. By default files open with no message at all (the daemon
 	// answers OPEN with ENOSYS once) and reads of cold pages come to the
-	// daemon, which preads the object file; archive repositories always
-	// open through the daemon, which inflates.
+	// daemon, which preads the object file. A store whose contents are not
+	// files (Objects.ContentFiles false: archive repositories, which
+	// inflate) always opens through the daemon.
 	Passthrough bool
 	// SpareP runs the process with two Ps more than go-fuse's readers (see
 	// newServer), for a process that serves this one mount; it sets
 	// GOMAXPROCS. A process serving many mounts leaves it off.
 	SpareP bool
-	// InflateCacheBytes bounds the cache of inflated archive-mode files.
-	InflateCacheBytes int64
 	// MaxInodes bounds the inodes the daemon keeps; past it the oldest are
 	// offered back to the kernel. 0 means DefaultMaxInodes; -1, no bound.
 	MaxInodes int
@@ -162,42 +159,13 @@ func directMountFlags(o Options) uintptr {
 	return f
 }
 
-// Mount serves tree at mountpoint and returns once the kernel has the
-// mount.
-func Mount(mountpoint string, r *repo.Repo, tree *compose.Tree, o Options) (*Server, error) {
+// Mount serves tree at mountpoint, reading file content from objs, and
+// returns once the kernel has the mount.
+func Mount(mountpoint string, objs Objects, tree *compose.Tree, o Options) (*Server, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
-	if o.InflateCacheBytes <= 0 {
-		o.InflateCacheBytes = 64 << 20
-	}
-	var ic *cache.Cache[[]byte]
-	if r.Mode() == repo.ModeArchive {
-		var err error
-		if ic, err = cache.New[[]byte](o.InflateCacheBytes); err != nil {
-			return nil, err
-		}
-	}
-	f := &filesystem{
-		tree:    tree,
-		repo:    r,
-		log:     o.Logger,
-		verify:  o.Verify,
-		archive: &inflateCache{c: ic},
-	}
-	switch {
-	case r.Mode() == repo.ModeArchive:
-	case o.Passthrough && os.Geteuid() == 0:
-		f.passthrough = true
-	default:
-		f.fds = newFDCache(openObjects, r.OpenContent)
-	}
-	if o.MaxInodes == 0 {
-		o.MaxInodes = DefaultMaxInodes
-	}
-	if o.MaxInodes > 0 {
-		f.limiter = newInodeLimiter(o.MaxInodes)
-	}
+	f := newFilesystem(objs, tree, o)
 	root := &node{fs: f, e: tree.Root()}
 	timeout := cacheTimeout
 	fo := &fusefs.Options{
@@ -247,9 +215,6 @@ func Mount(mountpoint string, r *repo.Repo, tree *compose.Tree, o Options) (*Ser
 		go srv.Serve()
 	}
 	if err != nil {
-		if ic != nil {
-			ic.Close()
-		}
 		return nil, fmt.Errorf("mount %s: %w", mountpoint, err)
 	}
 	devnum := o.DeviceNumber

@@ -11,21 +11,18 @@ import (
 
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
-	"golang.org/x/sys/unix"
 
 	"github.com/ostree-mount/ostree-mount/compose"
-	"github.com/ostree-mount/ostree-mount/repo"
 )
 
 // filesystem is the state shared by every node of a mount.
 type filesystem struct {
 	tree        *compose.Tree
-	repo        *repo.Repo
+	objs        Objects
 	log         *slog.Logger
 	passthrough bool
 	verify      bool
 	verified    sync.Map // repo.Checksum -> error (nil: good)
-	archive     *inflateCache
 	limiter     *inodeLimiter
 	fds         *fdCache // zero-message opens; nil when files are opened
 }
@@ -224,16 +221,21 @@ func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errn
 	return uint32(size), 0
 }
 
-// Statfs reports the repository filesystem's numbers.
+// Statfs reports the numbers of the filesystem that holds the objects,
+// when the store says (Statfser); else only the name length.
 func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
-	var st unix.Statfs_t
-	if err := unix.Statfs(n.fs.repo.Path(), &st); err != nil {
+	out.NameLen = 255
+	sf, ok := n.fs.objs.(Statfser)
+	if !ok {
+		return 0
+	}
+	st, err := sf.Statfs()
+	if err != nil {
 		return n.fs.toErrno(err, "statfs")
 	}
 	out.Blocks, out.Bfree, out.Bavail = st.Blocks, st.Bfree, st.Bavail
 	out.Files, out.Ffree = st.Files, st.Ffree
 	out.Bsize, out.Frsize = uint32(st.Bsize), uint32(st.Frsize)
-	out.NameLen = 255
 	return 0
 }
 

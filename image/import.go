@@ -14,7 +14,6 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
-	"github.com/ostree-mount/ostree-mount/cache"
 	"github.com/ostree-mount/ostree-mount/compose"
 	"github.com/ostree-mount/ostree-mount/image/source"
 	"github.com/ostree-mount/ostree-mount/repo"
@@ -181,7 +180,7 @@ func Import(ctx context.Context, r *repo.Repo, src source.Image, o ImportOptions
 	if refName.Kind == repo.RefWeak {
 		return nil, fmt.Errorf("ref %s: an image needs a strong ref", ref)
 	}
-	c, err := cache.New[any](64 << 20)
+	c, err := compose.NewCaches(64 << 20)
 	if err != nil {
 		return nil, err
 	}
@@ -207,7 +206,7 @@ func Import(ctx context.Context, r *repo.Repo, src source.Image, o ImportOptions
 		rep := LayerReport{Index: i, DiffID: l.diffID}
 		var lower *compose.Tree
 		if len(layers) > 0 {
-			if lower, err = compose.OpenLayers(tx, layers, compose.Options{Cache: c}); err != nil {
+			if lower, err = compose.OpenLayers(tx, layers, compose.Options{Caches: c}); err != nil {
 				return nil, err
 			}
 		}
@@ -238,7 +237,7 @@ func Import(ctx context.Context, r *repo.Repo, src source.Image, o ImportOptions
 			tx.SetRef(weak, commit)
 			rep.Commit = commit
 		}
-		lc, err := tx.ReadCommit(rep.Commit)
+		lc, err := tx.ReadCommit(ctx, rep.Commit)
 		if err != nil {
 			return nil, err
 		}
@@ -280,7 +279,7 @@ func Import(ctx context.Context, r *repo.Repo, src source.Image, o ImportOptions
 		}
 		co.Related = related
 	default:
-		tree, err := compose.OpenLayers(tx, layers, compose.Options{Cache: c})
+		tree, err := compose.OpenLayers(tx, layers, compose.Options{Caches: c})
 		if err != nil {
 			return nil, err
 		}
@@ -347,7 +346,7 @@ func reuseLayer(ctx context.Context, tx *repo.Transaction, diffID, chain digest.
 		if err != nil {
 			return c, false, err
 		}
-		lc, err := tx.ReadCommit(c)
+		lc, err := tx.ReadCommit(ctx, c)
 		if err != nil {
 			if errors.Is(err, repo.ErrObjectNotFound) {
 				continue // a dangling weak ref: prune will remove it
@@ -371,10 +370,10 @@ func reuseLayer(ctx context.Context, tx *repo.Transaction, diffID, chain digest.
 // unless the layer's directory is an explicit entry (which replaces it).
 // Otherwise the layer's paths would have resolved through that symlink,
 // and the layer must be imported again for this base.
-func fitsBase(ctx context.Context, r repo.ObjectReader, tree repo.Checksum, lower *compose.Tree) (bool, error) {
+func fitsBase(ctx context.Context, r compose.ObjectReader, tree repo.Checksum, lower *compose.Tree) (bool, error) {
 	var walk func(tree repo.Checksum, path string, visible bool) (bool, error)
 	walk = func(tree repo.Checksum, path string, visible bool) (bool, error) {
-		dt, err := r.ReadDirTree(tree)
+		dt, err := r.ReadDirTree(ctx, tree)
 		if err != nil {
 			return false, err
 		}
@@ -392,7 +391,7 @@ func fitsBase(ctx context.Context, r repo.ObjectReader, tree repo.Checksum, lowe
 					return false, err
 				}
 				if err == nil && !le.IsDir() {
-					m, err := r.ReadDirMeta(d.Meta)
+					m, err := r.ReadDirMeta(ctx, d.Meta)
 					if err != nil {
 						return false, err
 					}

@@ -143,7 +143,7 @@ func TestImportLayerReuse(t *testing.T) {
 				if byChain != rep.Commit {
 					t.Errorf("image %d layer %d: %s = %s, want %s", i, j, chainRef(chain), byChain, rep.Commit)
 				}
-				cm, err := r.ReadCommit(rep.Commit)
+				cm, err := r.ReadCommit(t.Context(), rep.Commit)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -226,7 +226,7 @@ func TestImportModes(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			img := newImage()
 			res := importT(t, r, img, ImportOptions{Ref: "img/" + mode + "2", Mode: mode})
-			cm, err := r.ReadCommit(res.Commit)
+			cm, err := r.ReadCommit(t.Context(), res.Commit)
 			if err != nil {
 				t.Fatal(err)
 			}

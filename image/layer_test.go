@@ -75,7 +75,9 @@ func dump(t *testing.T, tree *compose.Tree) []string {
 			kind = "d"
 		case repo.ModeRegular:
 			kind = "f"
-			f, err := tree.Reader().OpenFile(e.Object)
+			f, err := tree.Reader().(interface {
+				OpenFile(repo.Checksum) (*repo.File, error)
+			}).OpenFile(e.Object)
 			if err != nil {
 				t.Fatal(err)
 			}

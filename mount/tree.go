@@ -3,30 +3,29 @@ package mount
 import (
 	"os"
 
-	"github.com/ostree-mount/ostree-mount/cache"
 	"github.com/ostree-mount/ostree-mount/compose"
 	"github.com/ostree-mount/ostree-mount/fs"
 	"github.com/ostree-mount/ostree-mount/repo"
 )
 
-// This file holds every call into compose.Open, cache.New, fs.Mount and
+// This file holds every call into compose.Open, compose.NewCaches, fs.Mount and
 // fs.MountDevice, the seam between the lifecycle and what it serves.
 
 // tree is a composed commit and the cache behind it.
 type tree struct {
 	t     *compose.Tree
-	cache *cache.Cache[any]
+	cache *compose.Caches
 }
 
 // openTree composes commit sum of r with cacheSize bytes of metadata
 // cache and prefetch workers: the commit, its layer commits and its root
 // directory are read now.
 func openTree(r *repo.Repo, sum repo.Checksum, cacheSize int64, prefetch int) (*tree, error) {
-	ca, err := cache.New[any](cacheSize)
+	ca, err := compose.NewCaches(cacheSize)
 	if err != nil {
 		return nil, err
 	}
-	t, err := compose.Open(r, sum, compose.Options{Cache: ca, Prefetch: prefetch})
+	t, err := compose.Open(r, sum, compose.Options{Caches: ca, Prefetch: prefetch})
 	if err != nil {
 		ca.Close()
 		return nil, err

@@ -25,7 +25,7 @@ type CheckoutOptions struct {
 // against its checksum as it is copied. Directories get mtime 0, like
 // ostree's.
 func (r *Repo) Checkout(ctx context.Context, c Checksum, subpath, dest string, o CheckoutOptions) error {
-	cm, err := r.ReadCommit(c)
+	cm, err := r.ReadCommit(ctx, c)
 	if err != nil {
 		return err
 	}
@@ -49,7 +49,7 @@ func (r *Repo) Checkout(ctx context.Context, c Checksum, subpath, dest string, o
 // returns the directory's dirtree and dirmeta.
 func (r *Repo) ResolvePath(tree, meta Checksum, p string) (Checksum, Checksum, error) {
 	for _, name := range splitPath(p) {
-		dt, err := r.ReadDirTree(tree)
+		dt, err := r.ReadDirTree(context.TODO(), tree)
 		if err != nil {
 			return tree, meta, err
 		}
@@ -186,14 +186,14 @@ func (w *FileWriter) checkoutTree(ctx context.Context, tree, meta Checksum, dest
 		if err := gctx.Err(); err != nil {
 			return err
 		}
-		dm, err := w.Repo.ReadDirMeta(meta)
+		dm, err := w.Repo.ReadDirMeta(ctx, meta)
 		if err != nil {
 			return err
 		}
 		if err := os.Mkdir(path, 0o700); err != nil {
 			return fmt.Errorf("checkout %s: %w", path, err)
 		}
-		dt, err := w.Repo.ReadDirTree(tree)
+		dt, err := w.Repo.ReadDirTree(ctx, tree)
 		if err != nil {
 			return err
 		}
@@ -240,7 +240,7 @@ func (r *Repo) LookupFile(tree Checksum, p string) (Checksum, error) {
 		return Checksum{}, fmt.Errorf("path %q: is a directory", p)
 	}
 	for i, name := range parts {
-		dt, err := r.ReadDirTree(tree)
+		dt, err := r.ReadDirTree(context.TODO(), tree)
 		if err != nil {
 			return Checksum{}, err
 		}

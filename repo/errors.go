@@ -33,3 +33,9 @@ var (
 	// ErrExists: something that must not exist already does.
 	ErrExists = errors.New("already exists")
 )
+
+// ErrUnavailable: an object could not be read now, for a reason that may
+// pass (a remote store that did not answer, a fetch that timed out). It is
+// never wrapped together with ErrCorrupt or ErrChecksumMismatch, and a
+// consumer must not remember it as damage: a retry may succeed.
+var ErrUnavailable = errors.New("object unavailable")

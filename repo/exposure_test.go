@@ -117,7 +117,7 @@ func TestObjectFilesAreHarmless(t *testing.T) {
 				if _, err := unix.Lgetxattr(p, "security.capability", make([]byte, 64)); err == nil {
 					t.Errorf("%#o: object file carries security.capability", want.Mode)
 				}
-				got, err := r.ReadFileMeta(c)
+				got, err := r.ReadFileMeta(context.TODO(), c)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -197,7 +197,7 @@ func (w *fsckWalk) commit(c Checksum) error {
 	if _, ok := w.corrupt[ObjectName{ObjCommit, c}]; ok {
 		return nil
 	}
-	cm, err := w.r.ReadCommit(c)
+	cm, err := w.r.ReadCommit(context.TODO(), c)
 	if err != nil {
 		if errors.Is(err, ErrObjectNotFound) {
 			return nil // deleted since the listing, by nobody we exclude: a concurrent writer's own
@@ -227,7 +227,7 @@ func (w *fsckWalk) tree(tree, meta Checksum, partial bool, from, path string) er
 	if err != nil || !ok {
 		return err
 	}
-	dt, err := w.r.ReadDirTree(tree)
+	dt, err := w.r.ReadDirTree(context.TODO(), tree)
 	if err != nil {
 		if !errors.Is(err, ErrObjectNotFound) && !errors.Is(err, ErrChecksumMismatch) && !errors.Is(err, ErrCorrupt) {
 			return err
@@ -261,13 +261,13 @@ func (r *Repo) verifyObject(n ObjectName) error {
 	case ObjFile:
 		return r.VerifyFile(n.Checksum)
 	case ObjDirTree:
-		_, err := r.ReadDirTree(n.Checksum)
+		_, err := r.ReadDirTree(context.TODO(), n.Checksum)
 		return err
 	case ObjDirMeta:
-		_, err := r.ReadDirMeta(n.Checksum)
+		_, err := r.ReadDirMeta(context.TODO(), n.Checksum)
 		return err
 	case ObjCommit:
-		_, err := r.ReadCommit(n.Checksum)
+		_, err := r.ReadCommit(context.TODO(), n.Checksum)
 		return err
 	case ObjCommitMeta:
 		_, err := r.ReadCommitMeta(n.Checksum)

@@ -34,7 +34,7 @@ func damageTree(t *testing.T) string {
 
 func lookupDir(t *testing.T, r *repo.Repo, tree repo.Checksum, name string) repo.TreeDir {
 	t.Helper()
-	dt, err := r.ReadDirTree(tree)
+	dt, err := r.ReadDirTree(context.TODO(), tree)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +47,7 @@ func lookupDir(t *testing.T, r *repo.Repo, tree repo.Checksum, name string) repo
 
 func lookupFile(t *testing.T, r *repo.Repo, tree repo.Checksum, name string) repo.Checksum {
 	t.Helper()
-	dt, err := r.ReadDirTree(tree)
+	dt, err := r.ReadDirTree(context.TODO(), tree)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +71,7 @@ func TestFsckNamesEveryDamagedObject(t *testing.T) {
 		t.Run(mode.String(), func(t *testing.T) {
 			r := repotest.NewRepo(t, mode)
 			sum := commitDir(t, r, src, &repo.Modifier{Canonical: true}, &repo.CommitOptions{Branch: "x", Timestamp: ts2020})
-			cm, err := r.ReadCommit(sum)
+			cm, err := r.ReadCommit(context.TODO(), sum)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -149,7 +149,7 @@ func TestFsckPartialCommit(t *testing.T) {
 	src := damageTree(t)
 	r := repotest.NewRepo(t, repo.ModeArchive)
 	sum := commitDir(t, r, src, &repo.Modifier{Canonical: true}, &repo.CommitOptions{Branch: "x", Timestamp: ts2020})
-	cm, err := r.ReadCommit(sum)
+	cm, err := r.ReadCommit(context.TODO(), sum)
 	if err != nil {
 		t.Fatal(err)
 	}

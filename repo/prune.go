@@ -174,7 +174,7 @@ func deleteRank(t ObjectType) int {
 func commitDeleteRanks(g Graph, dead map[Checksum]bool) map[Checksum]int {
 	namedBy := map[Checksum][]Checksum{}
 	for c := range dead {
-		cm, err := g.ReadCommit(c)
+		cm, err := g.ReadCommit(context.TODO(), c)
 		if err != nil {
 			continue
 		}

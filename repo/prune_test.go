@@ -1,6 +1,7 @@
 package repo
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"testing"
@@ -14,14 +15,14 @@ type memGraph struct {
 	partial map[Checksum]bool
 }
 
-func (g *memGraph) ReadCommit(c Checksum) (*Commit, error) {
+func (g *memGraph) ReadCommit(_ context.Context, c Checksum) (*Commit, error) {
 	if cm, ok := g.commits[c]; ok {
 		return cm, nil
 	}
 	return nil, fmt.Errorf("commit %s: %w", c.Str(), ErrObjectNotFound)
 }
 
-func (g *memGraph) ReadDirTree(c Checksum) (*DirTree, error) {
+func (g *memGraph) ReadDirTree(_ context.Context, c Checksum) (*DirTree, error) {
 	if t, ok := g.trees[c]; ok {
 		return t, nil
 	}

@@ -1,6 +1,7 @@
 package repo
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -12,8 +13,8 @@ import (
 // partial marks of commits. *Repo implements it; tests use in-memory
 // graphs.
 type Graph interface {
-	ReadCommit(Checksum) (*Commit, error)
-	ReadDirTree(Checksum) (*DirTree, error)
+	ReadCommit(context.Context, Checksum) (*Commit, error)
+	ReadDirTree(context.Context, Checksum) (*DirTree, error)
 	IsPartial(Checksum) bool
 }
 
@@ -76,7 +77,7 @@ func traverseCommit(g Graph, c Checksum, o TraverseOptions, set Reachable, from 
 		// A commit seen before is walked again (its trees are skipped as
 		// seen), since it may now be reached with a larger depth.
 		set.add(ObjCommit, c)
-		cm, err := g.ReadCommit(c)
+		cm, err := g.ReadCommit(context.TODO(), c)
 		if err != nil {
 			if errors.Is(err, ErrObjectNotFound) {
 				delete(set, ObjectName{ObjCommit, c})
@@ -105,7 +106,7 @@ func traverseCommit(g Graph, c Checksum, o TraverseOptions, set Reachable, from 
 		if !cm.HasParent() {
 			return nil
 		}
-		pc, err := g.ReadCommit(cm.Parent)
+		pc, err := g.ReadCommit(context.TODO(), cm.Parent)
 		if errors.Is(err, ErrObjectNotFound) {
 			return nil // a missing parent ends the chain, as in libostree
 		}
@@ -133,7 +134,7 @@ func traverseTree(g Graph, tree, meta Checksum, partial bool, o TraverseOptions,
 	if !set.add(ObjDirTree, tree) {
 		return nil
 	}
-	dt, err := g.ReadDirTree(tree)
+	dt, err := g.ReadDirTree(context.TODO(), tree)
 	if err != nil {
 		if !errors.Is(err, ErrObjectNotFound) {
 			return err

@@ -3,6 +3,7 @@ package repo
 import (
 	"bytes"
 	"compress/flate"
+	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -88,18 +89,28 @@ func readParsed[T any](read func(ObjectType, Checksum) ([]byte, error), t Object
 	return v, nil
 }
 
-// ReadDirTree reads and verifies a dirtree object.
-func (r *Repo) ReadDirTree(c Checksum) (*DirTree, error) {
+// ReadDirTree reads and verifies a dirtree object. The local reads
+// honour ctx only before they start; see Content for the error contract.
+func (r *Repo) ReadDirTree(ctx context.Context, c Checksum) (*DirTree, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("%s %s: %w", ObjDirTree, c, err)
+	}
 	return readParsed(r.ReadMetaObject, ObjDirTree, c, ParseDirTree)
 }
 
 // ReadDirMeta reads and verifies a dirmeta object.
-func (r *Repo) ReadDirMeta(c Checksum) (*DirMeta, error) {
+func (r *Repo) ReadDirMeta(ctx context.Context, c Checksum) (*DirMeta, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("%s %s: %w", ObjDirMeta, c, err)
+	}
 	return readParsed(r.ReadMetaObject, ObjDirMeta, c, ParseDirMeta)
 }
 
 // ReadCommit reads and verifies a commit object.
-func (r *Repo) ReadCommit(c Checksum) (*Commit, error) {
+func (r *Repo) ReadCommit(ctx context.Context, c Checksum) (*Commit, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("%s %s: %w", ObjCommit, c, err)
+	}
 	return readParsed(r.ReadMetaObject, ObjCommit, c, ParseCommit)
 }
 
@@ -162,22 +173,6 @@ func (f *File) Reader() io.Reader {
 // CopyFile.
 func (r *Repo) OpenFile(c Checksum) (*File, error) {
 	return r.openFileIn(int(r.objects.Fd()), c)
-}
-
-// OpenContent opens, read-only, the object file of a regular file whose
-// bytes are its content (bare modes), without reading its metadata: for
-// callers that know it already, like the mount. In archive mode it
-// returns ErrUnsupported.
-func (r *Repo) OpenContent(c Checksum) (*os.File, error) {
-	if r.mode == ModeArchive {
-		return nil, fmt.Errorf("file %s: archive objects are compressed: %w", c, ErrUnsupported)
-	}
-	rel := r.objectRel(ObjFile, c)
-	fd, err := unix.Openat(int(r.objects.Fd()), rel, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
-	if err != nil {
-		return nil, notFound(ObjFile, c, err)
-	}
-	return os.NewFile(uintptr(fd), rel), nil
 }
 
 func (r *Repo) openFileIn(dfd int, c Checksum) (*File, error) {
@@ -302,7 +297,10 @@ func (r *Repo) openFileIn(dfd int, c Checksum) (*File, error) {
 // ReadFileMeta returns a content object's metadata. In the bare modes it
 // reads only the object's inode (stat, and the user.ostreemeta xattr in
 // bare-user), without opening regular files.
-func (r *Repo) ReadFileMeta(c Checksum) (*FileMeta, error) {
+func (r *Repo) ReadFileMeta(ctx context.Context, c Checksum) (*FileMeta, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("file %s: %w", c, err)
+	}
 	if r.mode == ModeBareUser {
 		rel := r.objectRel(ObjFile, c)
 		var st unix.Stat_t
@@ -348,7 +346,7 @@ func (r *Repo) CopyFile(c Checksum, w io.Writer) (*FileMeta, error) {
 	h.Write(f.Meta.hashedHeader())
 	n, err := io.Copy(io.MultiWriter(w, h), f.Reader())
 	if err != nil {
-		if errors.Is(err, flate.CorruptInputError(0)) || isFlateError(err) {
+		if isFlateError(err) {
 			return nil, fmt.Errorf("file %s: %w: %w", c, ErrChecksumMismatch, err)
 		}
 		return nil, fmt.Errorf("file %s: %w", c, err)
@@ -361,11 +359,6 @@ func (r *Repo) CopyFile(c Checksum, w io.Writer) (*FileMeta, error) {
 	}
 	m := f.Meta
 	return &m, nil
-}
-
-func isFlateError(err error) bool {
-	var ce flate.CorruptInputError
-	return errors.As(err, &ce) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // VerifyFile checks a content object against its checksum.

@@ -305,7 +305,7 @@ func (r *Repo) Resolve(rev string) (Checksum, error) {
 		if err != nil {
 			return c, err
 		}
-		cm, err := r.ReadCommit(c)
+		cm, err := r.ReadCommit(context.TODO(), c)
 		if err != nil {
 			return c, err
 		}

@@ -76,6 +76,7 @@ type Repo struct {
 	level   int // archive zlib level
 	clock   func() time.Time
 	subdirs sync.Map // objects/XX directories known to exist
+	inflate inflate  // archive mode: the inflate cache of OpenContent
 }
 
 // Options are settings for Init.
@@ -186,6 +187,7 @@ func Open(path string) (*Repo, error) {
 
 // Close releases the repository's file descriptors.
 func (r *Repo) Close() error {
+	r.closeInflate()
 	r.objects.Close()
 	return r.dir.Close()
 }

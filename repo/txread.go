@@ -1,23 +1,13 @@
 package repo
 
 import (
+	"context"
 	"fmt"
 )
 
-// ObjectReader reads objects. *Repo implements it, and so does
-// *Transaction, which also sees the objects it has staged.
-type ObjectReader interface {
-	ReadCommit(Checksum) (*Commit, error)
-	ReadDirTree(Checksum) (*DirTree, error)
-	ReadDirMeta(Checksum) (*DirMeta, error)
-	OpenFile(Checksum) (*File, error)
-	ReadFileMeta(Checksum) (*FileMeta, error)
-}
-
-var (
-	_ ObjectReader = (*Repo)(nil)
-	_ ObjectReader = (*Transaction)(nil)
-)
+// *Repo and *Transaction (which also sees the objects it has staged) read
+// objects with the same methods, so that either satisfies the small
+// interfaces their consumers define (compose.ObjectReader).
 
 func (tx *Transaction) isStaged(t ObjectType, c Checksum) bool {
 	tx.mu.Lock()
@@ -41,17 +31,26 @@ func (tx *Transaction) readMeta(t ObjectType, c Checksum) ([]byte, error) {
 }
 
 // ReadCommit reads a commit, staged or committed.
-func (tx *Transaction) ReadCommit(c Checksum) (*Commit, error) {
+func (tx *Transaction) ReadCommit(ctx context.Context, c Checksum) (*Commit, error) {
+	if !tx.isStaged(ObjCommit, c) {
+		return tx.r.ReadCommit(ctx, c)
+	}
 	return readParsed(tx.readMeta, ObjCommit, c, ParseCommit)
 }
 
 // ReadDirTree reads a dirtree, staged or committed.
-func (tx *Transaction) ReadDirTree(c Checksum) (*DirTree, error) {
+func (tx *Transaction) ReadDirTree(ctx context.Context, c Checksum) (*DirTree, error) {
+	if !tx.isStaged(ObjDirTree, c) {
+		return tx.r.ReadDirTree(ctx, c)
+	}
 	return readParsed(tx.readMeta, ObjDirTree, c, ParseDirTree)
 }
 
 // ReadDirMeta reads a dirmeta, staged or committed.
-func (tx *Transaction) ReadDirMeta(c Checksum) (*DirMeta, error) {
+func (tx *Transaction) ReadDirMeta(ctx context.Context, c Checksum) (*DirMeta, error) {
+	if !tx.isStaged(ObjDirMeta, c) {
+		return tx.r.ReadDirMeta(ctx, c)
+	}
 	return readParsed(tx.readMeta, ObjDirMeta, c, ParseDirMeta)
 }
 
@@ -64,9 +63,9 @@ func (tx *Transaction) OpenFile(c Checksum) (*File, error) {
 }
 
 // ReadFileMeta reads a content object's metadata, staged or committed.
-func (tx *Transaction) ReadFileMeta(c Checksum) (*FileMeta, error) {
+func (tx *Transaction) ReadFileMeta(ctx context.Context, c Checksum) (*FileMeta, error) {
 	if !tx.isStaged(ObjFile, c) {
-		return tx.r.ReadFileMeta(c)
+		return tx.r.ReadFileMeta(ctx, c)
 	}
 	f, err := tx.OpenFile(c)
 	if err != nil {

@@ -82,7 +82,7 @@ func TestVectorCommitsEveryMode(t *testing.T) {
 			if second.String() != "1b1ff9d7ca773fe85ab95ff87d23410a55b600ab1924e56c2f622c09ee260020" {
 				t.Errorf("t2 second %s", second)
 			}
-			cm, err := r.ReadCommit(second)
+			cm, err := r.ReadCommit(context.TODO(), second)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -108,12 +108,12 @@ func TestVectorCommitsEveryMode(t *testing.T) {
 				t.Errorf("fsck: %d commits, problems %v", res.Commits, res.Problems)
 			}
 			// Every file reads back with its metadata.
-			root, _ := r.ReadCommit(first)
+			root, _ := r.ReadCommit(context.TODO(), first)
 			link, err := r.LookupFile(root.RootTree, "link")
 			if err != nil {
 				t.Fatal(err)
 			}
-			lm, err := r.ReadFileMeta(link)
+			lm, err := r.ReadFileMeta(context.TODO(), link)
 			if err != nil || lm.Target != "hello.txt" || !lm.IsSymlink() {
 				t.Errorf("link meta %+v %v", lm, err)
 			}
@@ -135,7 +135,7 @@ func TestCorruptionDetected(t *testing.T) {
 		t.Run(mode.String(), func(t *testing.T) {
 			r := repotest.NewRepo(t, mode)
 			sum := commitDir(t, r, filepath.Join(src, "t2"), &repo.Modifier{Canonical: true}, &repo.CommitOptions{Branch: "t2", Timestamp: ts2020})
-			cm, _ := r.ReadCommit(sum)
+			cm, _ := r.ReadCommit(context.TODO(), sum)
 			hello, _ := r.LookupFile(cm.RootTree, "hello.txt")
 			objs := []repo.ObjectName{{repo.ObjCommit, sum}, {repo.ObjDirTree, cm.RootTree}, {repo.ObjDirMeta, cm.RootMeta}, {repo.ObjFile, hello}}
 			for _, o := range objs {
@@ -161,11 +161,11 @@ func TestCorruptionDetected(t *testing.T) {
 				var readErr error
 				switch o.Type {
 				case repo.ObjCommit:
-					_, readErr = r.ReadCommit(o.Checksum)
+					_, readErr = r.ReadCommit(context.TODO(), o.Checksum)
 				case repo.ObjDirTree:
-					_, readErr = r.ReadDirTree(o.Checksum)
+					_, readErr = r.ReadDirTree(context.TODO(), o.Checksum)
 				case repo.ObjDirMeta:
-					_, readErr = r.ReadDirMeta(o.Checksum)
+					_, readErr = r.ReadDirMeta(context.TODO(), o.Checksum)
 				case repo.ObjFile:
 					readErr = r.VerifyFile(o.Checksum)
 				}

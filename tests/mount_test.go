@@ -1320,7 +1320,7 @@ func TestMountHandoff(t *testing.T) {
 	check(t, err)
 	bsum, err := repo.ParseChecksum(resolveRev(t, brp, "img"))
 	check(t, err)
-	c, err := r.ReadCommit(bsum)
+	c, err := r.ReadCommit(context.TODO(), bsum)
 	check(t, err)
 	r.Close()
 	if len(c.Related) == 0 {

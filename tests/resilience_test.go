@@ -48,7 +48,7 @@ func TestMountDamageContained(t *testing.T) {
 	check(t, err)
 	sum, err := r.Resolve("plain")
 	check(t, err)
-	cm, err := r.ReadCommit(sum)
+	cm, err := r.ReadCommit(context.TODO(), sum)
 	check(t, err)
 	resolve := func(p string) (tree, meta repo.Checksum) {
 		tree, meta, err := r.ResolvePath(cm.RootTree, cm.RootMeta, p)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"strconv"
@@ -124,7 +125,7 @@ func runCommit(c *cli.Context, r *repo.Repo) error {
 		if err != nil {
 			return fmt.Errorf("--related %s: %w", name, err)
 		}
-		if _, err := r.ReadCommit(sum); err != nil {
+		if _, err := r.ReadCommit(context.TODO(), sum); err != nil {
 			return fmt.Errorf("--related %s: %w", name, err)
 		}
 		o.Related = append(o.Related, repo.Related{Name: name, Commit: sum})

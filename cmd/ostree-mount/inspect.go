@@ -32,7 +32,7 @@ var _ = register(&cli.Command{
 		}
 		w := stdout(c)
 		for {
-			cm, err := r.ReadCommit(sum)
+			cm, err := r.ReadCommit(context.TODO(), sum)
 			if err != nil {
 				w.Flush()
 				return err
@@ -69,7 +69,7 @@ var _ = register(&cli.Command{
 		if err != nil {
 			return err
 		}
-		cm, err := r.ReadCommit(sum)
+		cm, err := r.ReadCommit(context.TODO(), sum)
 		if err != nil {
 			return err
 		}
@@ -163,7 +163,7 @@ func runLs(c *cli.Context, r *repo.Repo) error {
 	if err != nil {
 		return err
 	}
-	cm, err := r.ReadCommit(sum)
+	cm, err := r.ReadCommit(context.TODO(), sum)
 	if err != nil {
 		return err
 	}
@@ -190,7 +190,7 @@ func (l *lister) listPath(cm *repo.Commit, p string) error {
 	if err != nil {
 		return err
 	}
-	dt, err := l.r.ReadDirTree(parentTree)
+	dt, err := l.r.ReadDirTree(context.TODO(), parentTree)
 	if err != nil {
 		return err
 	}
@@ -207,7 +207,7 @@ func (l *lister) listPath(cm *repo.Commit, p string) error {
 // dir prints a directory's line and, when expand is set, its entries:
 // files first, then directories, each in name order, as ostree ls does.
 func (l *lister) dir(tree, meta repo.Checksum, p string, expand bool) error {
-	m, err := l.r.ReadDirMeta(meta)
+	m, err := l.r.ReadDirMeta(context.TODO(), meta)
 	if err != nil {
 		return err
 	}
@@ -222,7 +222,7 @@ func (l *lister) dir(tree, meta repo.Checksum, p string, expand bool) error {
 	if !expand {
 		return nil
 	}
-	dt, err := l.r.ReadDirTree(tree)
+	dt, err := l.r.ReadDirTree(context.TODO(), tree)
 	if err != nil {
 		return err
 	}
@@ -240,7 +240,7 @@ func (l *lister) dir(tree, meta repo.Checksum, p string, expand bool) error {
 }
 
 func (l *lister) file(sum repo.Checksum, p string) error {
-	m, err := l.r.ReadFileMeta(sum)
+	m, err := l.r.ReadFileMeta(context.TODO(), sum)
 	if err != nil {
 		return err
 	}
@@ -286,7 +286,7 @@ var _ = register(&cli.Command{
 		if err != nil {
 			return err
 		}
-		cm, err := r.ReadCommit(sum)
+		cm, err := r.ReadCommit(context.TODO(), sum)
 		if err != nil {
 			return err
 		}
@@ -319,7 +319,7 @@ var _ = register(&cli.Command{
 		if err != nil {
 			return err
 		}
-		cm, err := r.ReadCommit(sum)
+		cm, err := r.ReadCommit(context.TODO(), sum)
 		if err != nil {
 			return err
 		}
@@ -352,7 +352,7 @@ func resolveFile(r *repo.Repo, root repo.Checksum, p string) (repo.Checksum, err
 		if err != nil {
 			return f, err
 		}
-		m, err := r.ReadFileMeta(f)
+		m, err := r.ReadFileMeta(context.TODO(), f)
 		if err != nil {
 			return f, err
 		}

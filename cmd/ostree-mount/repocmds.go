@@ -72,7 +72,7 @@ refs in refs/weak. --create NAME COMMIT points NAME at COMMIT (any revision);
 			if err != nil {
 				return err
 			}
-			if _, err := r.ReadCommit(sum); err != nil {
+			if _, err := r.ReadCommit(context.TODO(), sum); err != nil {
 				return err
 			}
 			return r.SetRef(ctx, n, sum)

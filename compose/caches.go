@@ -1,0 +1,41 @@
+package compose
+
+import (
+	"github.com/ostree-mount/ostree-mount/cache"
+	"github.com/ostree-mount/ostree-mount/repo"
+)
+
+// Caches are the caches composition fills, one per kind of value. Their
+// keys are content-derived (object checksums, directory keys that name
+// the layer directories composed), so one set may serve several trees,
+// even of different images.
+type Caches struct {
+	dirs    *cache.Cache[*Dir]          // composed directories, by Entry.key
+	subdirs *cache.Cache[int]           // subdirectory counts, by Entry.key
+	links   *cache.Cache[int]           // hardlink groups' link counts
+	metas   *cache.Cache[*repo.DirMeta] // dirmetas, by checksum
+}
+
+// DefaultCacheBytes is the budget of the caches a tree makes for itself.
+const DefaultCacheBytes = 64 << 20
+
+// NewCaches makes a set of caches holding about maxBytes in all: most of
+// it for composed directories, which are what a walk needs again.
+func NewCaches(maxBytes int64) (*Caches, error) {
+	dirs, err := cache.New[*Dir](max(maxBytes-maxBytes/4, 1))
+	if err != nil {
+		return nil, err
+	}
+	metas, _ := cache.New[*repo.DirMeta](max(maxBytes/8, 1))
+	subdirs, _ := cache.New[int](max(maxBytes/16, 1))
+	links, _ := cache.New[int](max(maxBytes/16, 1))
+	return &Caches{dirs: dirs, subdirs: subdirs, links: links, metas: metas}, nil
+}
+
+// Close stops the caches' goroutines; no tree may use them after.
+func (c *Caches) Close() {
+	c.dirs.Close()
+	c.subdirs.Close()
+	c.links.Close()
+	c.metas.Close()
+}
