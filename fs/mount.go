@@ -189,7 +189,8 @@ func Mount(mountpoint string, objs Objects, tree *compose.Tree, o Options) (*Ser
 			// Every read is answered with bytes (ReadResultData), which
 			// go-fuse would first try to splice: a pipe, a write of the
 			// header into it and a drain, then the real write, for each
-			// READ. Off, a 4 KiB random read took 60 µs here, 80 µs on.
+			// READ: a cost on every small read (bench/results has the
+			// measurements).
 			DisableSplice: true,
 		},
 	}
@@ -210,7 +211,7 @@ func Mount(mountpoint string, objs Objects, tree *compose.Tree, o Options) (*Ser
 		// would add only its "poll hack" (opening a file of the mount to
 		// have the kernel learn that POLL is not supported, for a server
 		// that opens files in its own mount, which ours never does): four
-		// round trips on a just-started server, 1 to 9 ms of every mount.
+		// round trips on a just-started server, on every mount.
 		// A POLL from a client is answered ENOSYS when it comes.
 		go srv.Serve()
 	}
@@ -277,11 +278,10 @@ func treeHasXattrs(t *compose.Tree) bool {
 //
 // go-fuse keeps up to GOMAXPROCS+1 goroutines blocked in read(2) on
 // /dev/fuse, and a goroutine blocked in a system call holds its P. With
-// every P held so, the runtime's sysmon takes one back every 20 µs and
-// starts a thread that finds nothing to do and sleeps again, on every
-// request. On a 2-vCPU VM that was a third of the daemon's CPU per
-// request: 88 µs per open and close under --passthrough, 60 µs with a P
-// to spare. So go-fuse sizes its readers from the process's first
+// every P held so, the runtime's sysmon keeps taking one back and
+// starting a thread that finds nothing to do and sleeps again, on every
+// request: on a 2-vCPU VM a large share of the daemon's CPU per request
+// (bench/results has the numbers). So go-fuse sizes its readers from the process's first
 // GOMAXPROCS and the process then runs with two Ps more (spareProcs).
 // An explicit $GOMAXPROCS is left as it is. The mount service does without:
 // its mounts' readers outnumber any Ps, and changing GOMAXPROCS stops the

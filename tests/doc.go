@@ -66,6 +66,13 @@
 // repository changes, a refused import leaves the repository as it was,
 // and its error says why (a limit names itself and its value).
 //
+// Import limits (import_limits_test.go): a sparse bomb is refused
+// having written almost nothing, and a sparse file within the limit is
+// stored sparsely (also one made by GNU tar --sparse); a tree at the
+// depth, path-length and name limits passes real ostree fsck and checkout,
+// one step past them is refused; directories named as whiteouts compose
+// as umoci unpacks them.
+//
 // Prune (prune_test.go), through the CLI on images built by hand with
 // commit --related and refs --weak: the three storage strategies; the
 // related list as a keep-alive, where ostree prune --refs-only deletes
@@ -101,6 +108,9 @@
 // live socket at its path; an overflowing --cache-size is refused; umount
 // leaves a foreign mount alone; the daemons of different mountpoints log
 // to different files.
+//
+// Unprivileged (unprivileged_test.go): the kernel-free unit tests of
+// package fs, built with go test -c and run as uid 65534 under setpriv.
 //
 // # Helpers and fixtures
 //
