@@ -173,41 +173,19 @@ func deleteRank(t ObjectType) int {
 // that cannot be read names nothing; it is deleted all the same.
 func commitDeleteRanks(g Graph, dead map[Checksum]bool) map[Checksum]int {
 	namedBy := map[Checksum][]Checksum{}
+	nodes := make([]Checksum, 0, len(dead))
+	isDead := func(c Checksum) bool { return dead[c] }
 	for c := range dead {
+		nodes = append(nodes, c)
 		cm, err := g.ReadCommit(context.TODO(), c)
 		if err != nil {
 			continue
 		}
-		for _, rel := range cm.Related {
-			if dead[rel.Commit] && rel.Commit != c {
-				namedBy[rel.Commit] = append(namedBy[rel.Commit], c)
-			}
-		}
-		if cm.HasParent() && dead[cm.Parent] && cm.Parent != c {
-			namedBy[cm.Parent] = append(namedBy[cm.Parent], c)
+		for _, n := range namedCommits(c, cm, isDead) {
+			namedBy[n] = append(namedBy[n], c)
 		}
 	}
-	rank := map[Checksum]int{}
-	var rankOf func(c Checksum, depth int) int
-	rankOf = func(c Checksum, depth int) int {
-		if r, ok := rank[c]; ok {
-			return r
-		}
-		r := 0
-		if depth < len(dead) { // content addressing rules out cycles; be safe
-			for _, n := range namedBy[c] {
-				if nr := rankOf(n, depth+1) + 1; nr > r {
-					r = nr
-				}
-			}
-		}
-		rank[c] = r
-		return r
-	}
-	for c := range dead {
-		rankOf(c, 0)
-	}
-	return rank
+	return pathRanks(nodes, namedBy)
 }
 
 // Prune deletes every object that no strong ref, live pin or related list

@@ -634,37 +634,16 @@ func (tx *Transaction) commitRanks(commits []ObjectName) [][]ObjectName {
 		if err != nil {
 			continue
 		}
-		var d []Checksum
-		for _, rel := range cm.Related {
-			if tx.staged[ObjectName{ObjCommit, rel.Commit}] {
-				d = append(d, rel.Commit)
-			}
-		}
-		if cm.HasParent() && tx.staged[ObjectName{ObjCommit, cm.Parent}] {
-			d = append(d, cm.Parent)
-		}
-		deps[n.Checksum] = d
+		deps[n.Checksum] = namedCommits(n.Checksum, cm, func(c Checksum) bool { return tx.staged[ObjectName{ObjCommit, c}] })
 	}
-	level := map[Checksum]int{}
-	var rankOf func(c Checksum, depth int) int
-	rankOf = func(c Checksum, depth int) int {
-		if l, ok := level[c]; ok {
-			return l
-		}
-		l := 0
-		if depth < len(commits) { // content addressing rules out cycles; be safe
-			for _, d := range deps[c] {
-				if dl := rankOf(d, depth+1) + 1; dl > l {
-					l = dl
-				}
-			}
-		}
-		level[c] = l
-		return l
+	nodes := make([]Checksum, len(commits))
+	for i, n := range commits {
+		nodes[i] = n.Checksum
 	}
+	level := pathRanks(nodes, deps)
 	var ranks [][]ObjectName
 	for _, n := range commits {
-		l := rankOf(n.Checksum, 0)
+		l := level[n.Checksum]
 		for len(ranks) <= l {
 			ranks = append(ranks, nil)
 		}
