@@ -97,6 +97,13 @@ func (n *node) child(ctx context.Context, c *compose.Entry, out *fuse.EntryOut) 
 	if errno := n.fs.fillAttr(ctx, c, p, ino, &out.Attr); errno != 0 {
 		return nil, errno
 	}
+	// A name the kernel already knows (a second LOOKUP, READDIRPLUS of a
+	// listed name) keeps its inode: a new node would be dropped by the
+	// bridge, which keeps the one it has, and would never be forgotten,
+	// so the limiter would count it for ever.
+	if old := n.GetChild(c.Name); old != nil && old.StableAttr().Ino == ino {
+		return old, 0
+	}
 	ch := &node{fs: n.fs, e: c, path: p}
 	in := n.NewInode(ctx, ch, fusefs.StableAttr{Mode: c.Mode & syscall.S_IFMT, Ino: ino, Gen: 1})
 	if in.Operations() == fusefs.InodeEmbedder(ch) {

@@ -585,6 +585,16 @@ func TestInodeLimiter(t *testing.T) {
 	if got := l.live.Load(); got != 4 {
 		t.Errorf("%d live inodes after a lookup of a forgotten name, want 4", got)
 	}
+	// A name the kernel knows, looked up again (as READDIRPLUS does): the
+	// bridge keeps its inode, and nothing more is counted.
+	id := ids["f2"]
+	look("f2")
+	if ids["f2"] != id {
+		t.Errorf("f2 looked up again got node %d, want %d", ids["f2"], id)
+	}
+	if got := l.live.Load(); got != 4 {
+		t.Errorf("%d live inodes after a second lookup of a known name, want 4", got)
+	}
 	// Without a bound, nothing is counted.
 	r2, _ := im.root(t, Options{MaxInodes: -1})
 	if r2.fs.limiter != nil {
