@@ -391,3 +391,17 @@ sign-verify=ed25519
 	// Not required: an absent summary.sig is fine.
 	must(t, v.VerifySummary(ctx, "file", summary, nil))
 }
+
+// TestRemoteGroupName: options are looked up in the group GKeyFile
+// writes, remote "NAME" with NAME verbatim (Go's %q would escape the
+// backslash and miss the group).
+func TestRemoteGroupName(t *testing.T) {
+	r := repotest.NewRepoNoSync(t, repo.ModeArchive)
+	c := newCommit(t, r, "c")
+	data, err := sign.CommitBytes(r, c)
+	must(t, err)
+	cfg, err := repo.ParseConfig([]byte("[remote \"a\\b\"]\ngpg-verify=false\n"))
+	must(t, err)
+	v := &sign.Verifier{RepoPath: r.Path(), Config: cfg, RemotesDir: t.TempDir(), GPGHome: t.TempDir()}
+	must(t, v.VerifyCommit(context.Background(), `a\b`, c, data, nil))
+}

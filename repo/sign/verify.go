@@ -100,7 +100,7 @@ func (v *Verifier) remotesDir() string {
 // option returns remote NAME's key from the repository config, else from
 // the remotes.d *.conf files (read in name order, as ostree does).
 func (v *Verifier) option(remote, key string) (string, bool) {
-	group := fmt.Sprintf("remote %q", remote)
+	group := "remote \"" + remote + "\""
 	if v.Config != nil {
 		if s, ok := v.Config.Get(group, key); ok {
 			return s, true
