@@ -112,6 +112,15 @@
 // Unprivileged (unprivileged_test.go): the kernel-free unit tests of
 // package fs, built with go test -c and run as uid 65534 under setpriv.
 //
+// Signatures (sign_test.go), with keys made by gpg --batch and openssl:
+// commits that real ostree gpg-sign signed verify with the keyring ostree
+// remote add --gpg-import wrote, and unsigned, untrusted-key, flipped-byte
+// and no-keys commits are refused with their reason; commits, images and
+// existing commits that ostree-mount signs with GPG are pulled by real
+// ostree with gpg-verify=true (also with a keyring sign.ImportGPGKeys
+// wrote); ed25519 sign, verify, delete and remote policy, the signature
+// bytes checked against openssl's over the .commit file.
+//
 // # Helpers and fixtures
 //
 //   - main_test.go: TestMain (root, the required tools, user xattrs on

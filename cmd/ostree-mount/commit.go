@@ -39,6 +39,7 @@ unless --no-bindings is given, so the checksum matches 'ostree commit'.`,
 		&cli.StringSliceFlag{Name: "add-metadata", Usage: "KEY=VALUE metadata in GVariant text format, e.g. foo='uint32 7'"},
 		&cli.StringSliceFlag{Name: "add-detached-metadata-string", Usage: "KEY=VALUE detached metadata"},
 		&cli.StringSliceFlag{Name: "related", Usage: "NAME=COMMIT related entry (repeatable, kept in order)"},
+		gpgSignFlag(), gpgHomedirFlag(),
 	},
 	Action: withRepo(runCommit),
 })
@@ -171,6 +172,9 @@ func runCommit(c *cli.Context, r *repo.Repo) error {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
+		return err
+	}
+	if err := gpgSignCommit(ctx, c, r, sum); err != nil {
 		return err
 	}
 	fmt.Fprintln(c.App.Writer, sum)

@@ -32,6 +32,7 @@ squashed (composed tree only; the layers become garbage for prune).`,
 		&cli.IntFlag{Name: "max-depth", Value: image.DefaultLimits.MaxDepth, Usage: "components allowed in a stored path (an entry's path resolved through symlinks)"},
 		&cli.IntFlag{Name: "max-layers", Value: image.DefaultLimits.MaxLayers, Usage: "layers allowed per image"},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress on stderr"},
+		gpgSignFlag(), gpgHomedirFlag(),
 	},
 	Action: withRepo(func(c *cli.Context, r *repo.Repo) error {
 		if c.NArg() != 1 {
@@ -66,6 +67,9 @@ squashed (composed tree only; the layers become garbage for prune).`,
 		}
 		res, err := image.Import(ctx, r, img, o)
 		if err != nil {
+			return fmt.Errorf("import %s: %w", src, err)
+		}
+		if err := gpgSignCommit(ctx, c, r, res.Commit); err != nil {
 			return fmt.Errorf("import %s: %w", src, err)
 		}
 		if !c.Bool("quiet") {
