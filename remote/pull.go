@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -208,6 +209,12 @@ func Pull(ctx context.Context, r *repo.Repo, name string, refs []string, o Optio
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("pull %s: %w", name, err)
 	}
+	// The walk completed every partial commit it went through.
+	for _, c := range p.partials {
+		if err := os.Remove(filepath.Join(r.Path(), "state", c.String()+".commitpartial")); err != nil && !os.IsNotExist(err) {
+			return nil, fmt.Errorf("pull %s: commit %s: %w", name, c, err)
+		}
+	}
 	return &Result{Refs: targets, MetaObjects: p.meta, FileObjects: p.files, Requests: st.Requests.Load(),
 		Bytes: st.Bytes.Load(), Elapsed: time.Since(start)}, nil
 }
@@ -222,6 +229,7 @@ type puller struct {
 	mu          sync.Mutex
 	seen        map[repo.ObjectName]bool
 	meta, files int64
+	partials    []repo.Checksum // local partial commits the walk completes
 }
 
 // job is one object of the walk; verify marks a ref's commit.
@@ -352,6 +360,9 @@ func (p *puller) commit(ctx context.Context, c repo.Checksum, have, verify bool)
 		if cm, err = p.tx.ReadCommit(ctx, c); err != nil {
 			return nil, err
 		}
+		p.mu.Lock()
+		p.partials = append(p.partials, c)
+		p.mu.Unlock()
 	} else {
 		b, u, err := FetchMeta(ctx, p.f, repo.ObjCommit, c)
 		if err != nil {

@@ -159,10 +159,7 @@ func GenerateSummary(ctx context.Context, r *repo.Repo, now time.Time) (*Summary
 		s.Refs = append(s.Refs, SummaryRef{Name: ref.Name.Name, Size: uint64(len(b)), Commit: ref.Commit, Meta: m})
 	}
 	sort.Slice(s.Refs, func(i, j int) bool { return s.Refs[i].Name < s.Refs[j].Name })
-	mode := r.Mode().String()
-	if r.Mode() == repo.ModeArchive {
-		mode = "archive-z2"
-	}
+	mode := r.Mode().String() // "archive-z2" for archive, as ostree says
 	tomb, err := r.Config().Bool("core", "tombstone-commits", false)
 	if err != nil {
 		return nil, err

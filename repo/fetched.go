@@ -111,6 +111,9 @@ func (tx *Transaction) WriteFetchedArchive(c Checksum, r io.Reader) (int64, erro
 
 // corruptEOF marks a short stream as corrupt, keeping transfer errors.
 func corruptEOF(err error) error {
+	if errors.Is(err, ErrUnavailable) {
+		return err
+	}
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 		return fmt.Errorf("%w: %w", ErrCorrupt, io.ErrUnexpectedEOF)
 	}

@@ -2,7 +2,10 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -154,17 +157,13 @@ var _ = register(&cli.Command{
 		if !c.Bool("view") {
 			return nil
 		}
-		f, err := remote.NewFetcher(&remote.Remote{Name: "local", URL: "file://" + r.Path()}, 1, nil)
+		b, err := os.ReadFile(filepath.Join(r.Path(), "summary"))
 		if err != nil {
 			return err
 		}
-		defer f.Close()
-		s, err := remote.ReadSummary(ctx, f)
+		s, err := remote.ParseSummary(b)
 		if err != nil {
 			return err
-		}
-		if s == nil {
-			return fmt.Errorf("%s has no summary file", r.Path())
 		}
 		out := stdout(c)
 		for _, ref := range s.Refs {
@@ -175,6 +174,10 @@ var _ = register(&cli.Command{
 			fmt.Fprintln(out)
 		}
 		for _, e := range s.Meta {
+			if ts, ok := remote.Timestamp(s.Meta, e.Key); ok && strings.HasSuffix(e.Key, "last-modified") {
+				fmt.Fprintf(out, "%s: %s\n", e.Key, ts.Format(time.RFC3339))
+				continue
+			}
 			fmt.Fprintf(out, "%s: %v\n", e.Key, e.Value.Value)
 		}
 		return out.Flush()
