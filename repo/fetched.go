@@ -63,9 +63,9 @@ func (tx *Transaction) WriteFetchedMeta(t ObjectType, c Checksum, data []byte) e
 // and stages nothing; a stream that is not a .filez fails with ErrCorrupt.
 // Errors reading r are returned wrapped as they are, so a caller can tell
 // a broken transfer (a reader error wrapping ErrUnavailable) from damage.
-// The compressed input is not bounded here beyond what inflating the
-// header's size consumes: the fetcher's timeout bounds a stream that
-// never yields. A stream with bytes after the object fails after the
+// The compressed input may exceed the content by deflate's overhead and
+// no more (maxDeflated), so a hostile stream cannot feed it endless empty
+// blocks. A stream with bytes after the object fails after the
 // (verified, hence sound) object was staged.
 func (tx *Transaction) WriteFetchedArchive(c Checksum, r io.Reader) (int64, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
@@ -89,8 +89,9 @@ func (tx *Transaction) WriteFetchedArchive(c Checksum, r io.Reader) (int64, erro
 	var content io.Reader = strings.NewReader("")
 	var zr io.ReadCloser
 	if !m.IsSymlink() {
-		// br is an io.ByteReader, so flate reads no byte past its stream.
-		zr = flate.NewReader(br)
+		// lr is an io.ByteReader, so flate reads no byte past its stream.
+		lr := &boundedReader{r: br, n: maxDeflated(m.Size), c: c}
+		zr = flate.NewReader(lr)
 		content = &inflateReader{r: io.LimitReader(zr, m.Size), c: c}
 	}
 	if err := tx.WriteFileVerified(c, m, content); err != nil {
@@ -193,4 +194,42 @@ func (tx *Transaction) WriteFileVerified(c Checksum, m *FileMeta, content io.Rea
 	}
 	tx.markStaged(ObjFile, c)
 	return nil
+}
+
+// maxDeflated bounds the deflate stream of size bytes: stored blocks cost
+// 5 bytes per 64 KiB, and an encoder never does worse than storing.
+func maxDeflated(size int64) int64 { return size + size/64 + 4096 }
+
+// boundedReader fails, as corruption, once more than n bytes were read.
+type boundedReader struct {
+	r *bufio.Reader
+	n int64
+	c Checksum
+}
+
+func (b *boundedReader) err() error {
+	return fmt.Errorf("file %s: deflate stream longer than its content allows: %w", b.c, ErrCorrupt)
+}
+
+func (b *boundedReader) Read(p []byte) (int, error) {
+	if b.n <= 0 {
+		return 0, b.err()
+	}
+	if int64(len(p)) > b.n {
+		p = p[:b.n]
+	}
+	n, err := b.r.Read(p)
+	b.n -= int64(n)
+	return n, err
+}
+
+func (b *boundedReader) ReadByte() (byte, error) {
+	if b.n <= 0 {
+		return 0, b.err()
+	}
+	c, err := b.r.ReadByte()
+	if err == nil {
+		b.n--
+	}
+	return c, err
 }

@@ -82,3 +82,28 @@ func TestWriteFetched(t *testing.T) {
 		})
 	}
 }
+
+// TestWriteFetchedEndless: a deflate stream of endless empty blocks is
+// refused once it exceeds what its content could need.
+func TestWriteFetchedEndless(t *testing.T) {
+	c, filez := archived(t, "0123456789")
+	n := int(filez[0])<<24 | int(filez[1])<<16 | int(filez[2])<<8 | int(filez[3])
+	stream := append([]byte(nil), filez[:8+n]...)
+	for i := 0; i < 20000; i++ {
+		stream = append(stream, 0x00, 0x00, 0x00, 0xff, 0xff) // empty stored block, not final
+	}
+	r, err := repo.Init(filepath.Join(t.TempDir(), "r"), repo.InitOptions{Mode: repo.ModeBareUser})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	tx, err := r.Begin(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Abort()
+	_, err = tx.WriteFetchedArchive(c, strings.NewReader(string(stream)))
+	if !errors.Is(err, repo.ErrCorrupt) || !strings.Contains(err.Error(), "longer than") {
+		t.Fatalf("endless stream: %v", err)
+	}
+}

@@ -1,11 +1,14 @@
 package tests
 
 import (
+	"bytes"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -313,4 +316,61 @@ func TestRemoteFaults(t *testing.T) {
 		}
 		noRemoteRefs(t, cl)
 	})
+}
+
+// TestRemotePullInterrupted: SIGINT and SIGTERM stop a pull that is
+// under way (a large file behind limit_rate); it leaves no ref, no
+// object and no staging directory.
+func TestRemotePullInterrupted(t *testing.T) {
+	dir := t.TempDir()
+	tree := filepath.Join(dir, "tree")
+	noErr(t, os.MkdirAll(filepath.Join(tree, "sub"), 0o755))
+	noErr(t, os.WriteFile(filepath.Join(tree, "sub", "small"), []byte("small\n"), 0o644))
+	noErr(t, os.WriteFile(filepath.Join(tree, "large"), randBytes(7, 4<<20), 0o644))
+	src := filepath.Join(dir, "src")
+	ostreeCmd(t, "init", "--repo="+src, "--mode=archive")
+	ostreeCmd(t, "commit", "--repo="+src, "-b", "main", tree)
+	ng := startNginx(t, src, nginxOptions{LimitRate: "100k"})
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		t.Run(sig.String(), func(t *testing.T) {
+			cl := pullClient(t, "bare-user", ng.URL)
+			cmd := exec.Command(binary, "pull", "--repo", cl, "origin", "main")
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			noErr(t, cmd.Start())
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			deadline := time.Now().Add(20 * time.Second)
+			for countStaged(cl, nil) == 0 {
+				if time.Now().After(deadline) {
+					cmd.Process.Kill()
+					<-done
+					t.Fatalf("the pull staged nothing in 20s:\n%s", stderr.String())
+				}
+				select {
+				case err := <-done:
+					t.Fatalf("the pull ended before it was interrupted: %v\n%s", err, stderr.String())
+				case <-time.After(10 * time.Millisecond):
+				}
+			}
+			noErr(t, cmd.Process.Signal(sig))
+			select {
+			case err := <-done:
+				if err == nil {
+					t.Fatalf("interrupted pull succeeded:\n%s", stderr.String())
+				}
+			case <-time.After(20 * time.Second):
+				cmd.Process.Kill()
+				<-done
+				t.Fatalf("the pull did not stop on %v:\n%s", sig, stderr.String())
+			}
+			if !strings.Contains(stderr.String(), "stopping") {
+				t.Errorf("stderr:\n%s", stderr.String())
+			}
+			noRemoteRefs(t, cl)
+			if s := stagingDirs(t, cl); len(s) != 0 {
+				t.Errorf("staging directories left: %v", s)
+			}
+		})
+	}
 }
