@@ -39,6 +39,14 @@
 // corrupt objects) is never retried. Connections are kept alive, and a
 // pull keeps up to 8 requests in flight (Options.Parallel).
 //
+// A lazy store (a mount that fetches on a miss) is meant to sit on the
+// same pieces: NewFetcher for the remote, Store (or FetchMeta and the
+// repo writes) for one missing object in its own small transaction, and
+// errors.Is(err, repo.ErrUnavailable) to tell a server that failed from an
+// object that is bad. Collapsing concurrent misses of one object and
+// marking commits partial are its job; Pull removes the commitpartial
+// marker of every partial commit it completes.
+//
 // # Pulling
 //
 // Pull resolves each ref from the remote's summary file when it has one,

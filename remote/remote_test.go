@@ -452,7 +452,10 @@ func TestFaultTrickle(t *testing.T) {
 			return false
 		}
 		b, err := os.ReadFile(filepath.Join(src.path, bad))
-		check(t, err)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return true
+		}
 		w.Header().Set("Content-Length", fmt.Sprint(len(b)))
 		for _, c := range b {
 			if _, err := w.Write([]byte{c}); err != nil {
