@@ -383,7 +383,7 @@ func TestGPGVerify(t *testing.T) {
 		t.Fatalf("pull with a failing verifier: %v", err)
 	}
 	noRefs(t, r)
-	v.fail = nil
+	v.fail, v.calls = nil, nil
 	_, err = remote.Pull(context.Background(), r, "origin", []string{"img"}, remote.Options{Verifier: v})
 	check(t, err)
 	if len(v.calls) != 1 || v.calls[0] != src.img {
