@@ -26,7 +26,7 @@ const MaxSummarySize = 64 << 20
 // SummaryRef is one ref of a summary file.
 type SummaryRef struct {
 	Name   string
-	Size   uint64 // of the commit object
+	Size   uint64 // of the commit object; stored little-endian, unlike the times
 	Commit repo.Checksum
 	Meta   repo.Metadata // ostree.commit.timestamp (big-endian t), ...
 }
@@ -76,7 +76,7 @@ func parseMeta(v any) (repo.Metadata, error) {
 func (s *Summary) Marshal() ([]byte, error) {
 	refs := make([]any, len(s.Refs))
 	for i, r := range s.Refs {
-		refs[i] = []any{r.Name, []any{bits.ReverseBytes64(r.Size), r.Commit[:], metaValue(r.Meta)}}
+		refs[i] = []any{r.Name, []any{r.Size, r.Commit[:], metaValue(r.Meta)}}
 	}
 	return gvariant.Marshal(typeSummary, []any{refs, metaValue(s.Meta)})
 }
@@ -104,7 +104,7 @@ func ParseSummary(b []byte) (*Summary, error) {
 		if err != nil {
 			return nil, fmt.Errorf("summary: ref %q: %w", name, err)
 		}
-		s.Refs = append(s.Refs, SummaryRef{Name: name, Size: bits.ReverseBytes64(inner[0].(uint64)), Commit: repo.Checksum(csum), Meta: m})
+		s.Refs = append(s.Refs, SummaryRef{Name: name, Size: inner[0].(uint64), Commit: repo.Checksum(csum), Meta: m})
 	}
 	if !sort.SliceIsSorted(s.Refs, func(i, j int) bool { return s.Refs[i].Name < s.Refs[j].Name }) {
 		return nil, fmt.Errorf("summary: refs not sorted: %w", repo.ErrCorrupt)
