@@ -53,7 +53,7 @@ lint: tools
 
 # Unit tests with the race detector; -count=1 disables the test cache.
 unit:
-	$(GO) test -race -count=1 ./repo/... ./cache/... ./compose/... ./image/... ./fs/... ./mount/... ./cmd/... ./scripts/...
+	$(GO) test -race -count=1 ./repo/... ./remote/... ./cache/... ./compose/... ./image/... ./fs/... ./mount/... ./cmd/... ./scripts/...
 
 # Each fuzz target briefly, starting from its seed corpus in testdata/fuzz.
 fuzz:
