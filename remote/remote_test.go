@@ -73,7 +73,9 @@ func makeSource(t testing.TB, mode repo.Mode) *source {
 	s.tree, err = root.Write(tx)
 	check(t, err)
 	ts := time.Unix(1700000000, 0)
-	s.plain, err = tx.WriteCommitFor(s.tree, dm, &repo.CommitOptions{Branch: "main", Subject: "plain", Timestamp: ts})
+	var detached repo.Metadata
+	detached.SetString("test.signature", "not really")
+	s.plain, err = tx.WriteCommitFor(s.tree, dm, &repo.CommitOptions{Branch: "main", Subject: "plain", Timestamp: ts, Detached: detached})
 	check(t, err)
 	lt := repo.NewMutableTree(dm)
 	lt.Files["layerfile"] = file("in the layer\n", 0o644)
@@ -260,10 +262,16 @@ func TestPullHTTP(t *testing.T) {
 		t.Run(mode.String(), func(t *testing.T) {
 			r := client(t, mode, srv.URL)
 			res := pullOK(t, r, src)
-			// 24 files, big, link, deep, layerfile; 3 commits, 4 dirtrees
-			// (root, sub, layer root, empty), 1 dirmeta.
-			if res.FileObjects != int64(len(src.files))+4 || res.MetaObjects != 8 {
+			// 24 files, big, link, deep, layerfile; 3 commits, 1
+			// commitmeta, 4 dirtrees (root, sub, layer root, empty), 1
+			// dirmeta.
+			if res.FileObjects != int64(len(src.files))+4 || res.MetaObjects != 9 {
 				t.Fatalf("result: %v", res)
+			}
+			dm, err := r.ReadCommitMeta(src.plain)
+			check(t, err)
+			if v, _ := dm.String("test.signature"); v != "not really" {
+				t.Fatalf("detached metadata %v", dm)
 			}
 			c, err := r.Resolve("origin:main")
 			check(t, err)
@@ -351,13 +359,17 @@ func TestPullFile(t *testing.T) {
 }
 
 type recordingVerifier struct {
-	calls []repo.Checksum
-	fail  error
+	calls    []repo.Checksum
+	fail     error
+	unsigned repo.Checksum // has no detached metadata
 }
 
 func (v *recordingVerifier) VerifyCommit(ctx context.Context, remoteName string, c repo.Checksum, b []byte, dm repo.Metadata) error {
 	if repo.SumBytes(b) != c || remoteName != "origin" {
 		return fmt.Errorf("bad call")
+	}
+	if sig, _ := dm.String("test.signature"); sig != "not really" && c != v.unsigned {
+		return fmt.Errorf("commit %s: detached metadata %v not passed", c, dm)
 	}
 	v.calls = append(v.calls, c)
 	return v.fail
@@ -378,7 +390,7 @@ func TestGPGVerify(t *testing.T) {
 		t.Fatal("a commit was fetched before verification was refused")
 	}
 	noRefs(t, r)
-	v := &recordingVerifier{fail: errors.New("bad signature")}
+	v := &recordingVerifier{fail: errors.New("bad signature"), unsigned: src.img}
 	if _, err := remote.Pull(context.Background(), r, "origin", []string{"main"}, remote.Options{Verifier: v}); err == nil || !strings.Contains(err.Error(), "bad signature") {
 		t.Fatalf("pull with a failing verifier: %v", err)
 	}
