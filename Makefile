@@ -21,7 +21,7 @@ FUZZ_TARGETS := ./repo/gvariant:FuzzUnmarshal:250000 ./repo/gvariant:FuzzParseTe
 
 # Debian packages the tests and benchmarks use.
 APT_PACKAGES := ostree fuse3 attr umoci skopeo buildah fuse-overlayfs libarchive-tools \
-	zstd debootstrap hyperfine fio psmisc strace gnupg openssl
+	zstd debootstrap hyperfine fio psmisc strace gnupg openssl nginx-light
 
 .PHONY: all build deps tools lint unit fuzz e2e test demo bench clean
 
@@ -53,7 +53,7 @@ lint: tools
 
 # Unit tests with the race detector; -count=1 disables the test cache.
 unit:
-	$(GO) test -race -count=1 ./repo/... ./cache/... ./compose/... ./image/... ./fs/... ./mount/... ./cmd/... ./scripts/...
+	$(GO) test -race -count=1 ./repo/... ./remote/... ./cache/... ./compose/... ./image/... ./fs/... ./mount/... ./cmd/... ./scripts/...
 
 # Each fuzz target briefly, starting from its seed corpus in testdata/fuzz.
 fuzz:

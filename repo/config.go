@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 )
@@ -127,4 +129,82 @@ func (c *Config) Int(group, key string, def int64) (int64, error) {
 		return def, fmt.Errorf("config %s.%s: %q is not an integer", group, key, v)
 	}
 	return n, nil
+}
+
+// Groups returns the names of the config's groups, in file order.
+func (c *Config) Groups() []string {
+	out := make([]string, len(c.groups))
+	for i, g := range c.groups {
+		out[i] = g.name
+	}
+	return out
+}
+
+// HasGroup reports whether the group exists.
+func (c *Config) HasGroup(group string) bool {
+	for _, g := range c.groups {
+		if g.name == group {
+			return true
+		}
+	}
+	return false
+}
+
+// Keys returns the keys of a group, in file order.
+func (c *Config) Keys(group string) []string {
+	for _, g := range c.groups {
+		if g.name == group {
+			out := make([]string, len(g.keys))
+			for i, k := range g.keys {
+				out[i] = k.key
+			}
+			return out
+		}
+	}
+	return nil
+}
+
+// DeleteGroup removes a group and its keys; it reports whether the group
+// existed.
+func (c *Config) DeleteGroup(group string) bool {
+	for i, g := range c.groups {
+		if g.name == group {
+			c.groups = append(c.groups[:i], c.groups[i+1:]...)
+			return true
+		}
+	}
+	return false
+}
+
+// Clone returns a deep copy of the config.
+func (c *Config) Clone() *Config {
+	d := &Config{groups: make([]configGroup, len(c.groups))}
+	for i, g := range c.groups {
+		d.groups[i] = configGroup{name: g.name, keys: append([]configKey(nil), g.keys...)}
+	}
+	return d
+}
+
+// UpdateConfig rereads the repository's config file, lets fn change it,
+// and writes it back atomically (as ostree does, without a lock: config
+// writers are people running commands). The open Repo sees the result.
+// Comments in the file are not kept.
+func (r *Repo) UpdateConfig(fn func(*Config) error) error {
+	p := filepath.Join(r.path, "config")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return fmt.Errorf("config %s: %w", p, err)
+	}
+	c, err := ParseConfig(b)
+	if err != nil {
+		return fmt.Errorf("config %s: %w", p, err)
+	}
+	if err := fn(c); err != nil {
+		return err
+	}
+	if err := writeFileAtomic(p, c.Bytes(), 0o644, r.fsync); err != nil {
+		return fmt.Errorf("config %s: %w", p, err)
+	}
+	r.cfg = c
+	return nil
 }

@@ -121,6 +121,20 @@
 // wrote); ed25519 sign, verify, delete and remote policy, the signature
 // bytes checked against openssl's over the .commit file.
 //
+// Remotes (remote_test.go), over a real nginx: the remote config we write
+// is what ostree reads and the other way round (remote add, list -u,
+// delete, gpg-verify's default); real ostree pulls and fscks a repository
+// ostree-mount wrote and summarized (our summary is ostree's, byte for
+// byte but for last-modified; remote refs lists it); ostree-mount pulls
+// an ostree-written archive repository into bare-user and bare
+// repositories (ls -R -C as ostree's, ostree fsck clean, all refs of the
+// summary, nothing fetched twice), an image with its layer commits
+// (checkout equals umoci's rootfs), and file:// remotes of archive and
+// bare-user repositories; faults: a stopped server (a clear error, no
+// ref, and the same pull succeeding once it is back), a tampered object
+// and an HTML page with status 200 (named with their URL; nothing
+// stored; ostree fsck clean).
+//
 // # Helpers and fixtures
 //
 //   - main_test.go: TestMain (root, the required tools, user xattrs on
@@ -134,6 +148,10 @@
 //     docker-archives from layer tars (handImage, dockerArchive,
 //     tarEntry), and probes of objects, refs, related lists and prune's
 //     report;
+//   - nginx_test.go: startNginx serves a directory with Debian's nginx on
+//     a free 127.0.0.1 port (optional limit_rate), Stop and Start it
+//     again on the same port, and its access log (requests, status and
+//     body bytes) for tests that count what was fetched;
 //   - mount_fixtures_test.go: the mount images (synthetic with hardlinks,
 //     debootstrap, special files), mountAt, which always unmounts and
 //     waits for the daemon in a cleanup, and mountinfo probes.

@@ -27,6 +27,14 @@ func permuteArgs(app *cli.App, args []string) []string {
 	flags, start := app.Flags, i
 	if cmd := app.Command(args[i]); cmd != nil {
 		flags, start = cmd.Flags, i+1
+		// A subcommand ("remote add") takes the options after it.
+		for start < len(args) {
+			sub := cmd.Command(args[start])
+			if sub == nil {
+				break
+			}
+			cmd, flags, start = sub, sub.Flags, start+1
+		}
 	}
 	var opts, pos []string
 	rest := args[start:]

@@ -14,6 +14,8 @@ func TestPermuteArgs(t *testing.T) {
 		{"om pin REV -- sh -c -x", "om pin REV -- sh -c -x"},
 		{"om REV MNT -f --cache-size 1M", "om -f --cache-size 1M REV MNT"},
 		{"om refs", "om refs"},
+		{"om remote add NAME URL --repo R --no-gpg-verify --set k=v", "om remote add --repo R --no-gpg-verify --set k=v NAME URL"},
+		{"om remote list -u", "om remote list -u"},
 		{"om", "om"},
 	}
 	for _, c := range cases {
