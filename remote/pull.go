@@ -22,6 +22,16 @@ type Verifier interface {
 	VerifyCommit(ctx context.Context, remoteName string, commit repo.Checksum, commitBytes []byte, detachedMeta repo.Metadata) error
 }
 
+// SummaryVerifier is implemented by a Verifier that also checks a
+// remote's signed summary (summary.sig) where the remote's config asks
+// for it (gpg-verify-summary, sign-verify-summary).
+type SummaryVerifier interface {
+	SummaryRequired(remoteName string) (bool, error)
+	// VerifySummary checks summary against sig, the bytes of summary.sig
+	// (nil when the remote has none).
+	VerifySummary(ctx context.Context, remoteName string, summary, sig []byte) error
+}
+
 // ErrVerificationUnsupported: the remote asks for signature verification
 // and no Verifier is hooked in.
 var ErrVerificationUnsupported = errors.New("signature verification is not supported yet")
@@ -74,24 +84,64 @@ func verifying(rm *Remote) (bool, error) {
 // ReadSummary fetches and parses the remote's summary; it returns nil and
 // no error when the remote has none.
 func ReadSummary(ctx context.Context, f Fetcher) (*Summary, error) {
-	var b []byte
-	err := retry(ctx, "summary", func() error {
-		var err error
-		b, err = f.ReadFile(ctx, "summary", MaxSummarySize)
-		return err
-	})
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
+	b, err := readOptional(ctx, f, "summary", MaxSummarySize)
+	if err != nil || b == nil {
 		return nil, err
 	}
 	return ParseSummary(b)
 }
 
+// readOptional reads a file of the remote, with retries; nil and no error
+// when the remote has none.
+func readOptional(ctx context.Context, f Fetcher, rel string, limit int64) ([]byte, error) {
+	var b []byte
+	err := retry(ctx, rel, func() error {
+		var err error
+		b, err = f.ReadFile(ctx, rel, limit)
+		return err
+	})
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	return b, err
+}
+
+// verifiedSummary reads the remote's summary and, when v checks summaries
+// and the remote's config asks for it, verifies summary.sig before the
+// summary is used; nil and no error when the remote has no summary and
+// none is required.
+func verifiedSummary(ctx context.Context, f Fetcher, rm *Remote, v Verifier) (*Summary, error) {
+	b, err := readOptional(ctx, f, "summary", MaxSummarySize)
+	if err != nil {
+		return nil, err
+	}
+	if sv, ok := v.(SummaryVerifier); ok {
+		required, err := sv.SummaryRequired(rm.Name)
+		if err != nil {
+			return nil, err
+		}
+		if required {
+			if b == nil {
+				return nil, fmt.Errorf("summary verification is on for remote %s, but it has no summary", rm.Name)
+			}
+			sig, err := readOptional(ctx, f, "summary.sig", MaxSummarySize)
+			if err != nil {
+				return nil, err
+			}
+			if err := sv.VerifySummary(ctx, rm.Name, b, sig); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if b == nil {
+		return nil, nil
+	}
+	return ParseSummary(b)
+}
+
 // resolve maps ref names to commits, from the summary when there is one.
-func resolve(ctx context.Context, f Fetcher, rm *Remote, refs []string) ([]repo.Ref, error) {
-	sum, err := ReadSummary(ctx, f)
+func resolve(ctx context.Context, f Fetcher, rm *Remote, refs []string, v Verifier) ([]repo.Ref, error) {
+	sum, err := verifiedSummary(ctx, f, rm, v)
 	if err != nil {
 		return nil, fmt.Errorf("remote %s: %w", rm.Name, err)
 	}
@@ -190,7 +240,7 @@ func Pull(ctx context.Context, r *repo.Repo, name string, refs []string, o Optio
 	if err := checkMode(ctx, f, rm); err != nil {
 		return nil, err
 	}
-	targets, err := resolve(ctx, f, rm, refs)
+	targets, err := resolve(ctx, f, rm, refs, o.Verifier)
 	if err != nil {
 		return nil, err
 	}

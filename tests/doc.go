@@ -135,6 +135,14 @@
 // and an HTML page with status 200 (named with their URL; nothing
 // stored; ostree fsck clean).
 //
+// Verified pulls (pullsign_test.go), over nginx: a commit that real ostree
+// gpg-sign signed is pulled from a remote added with --gpg-import; an
+// unsigned commit, one signed by a stranger, one with a flipped signature
+// byte and a remote with no keys are refused with one message naming the
+// commit, the remote and the reason, leaving no ref and no commit; a
+// remote with gpg-verify-summary pulls through ostree's signed summary and
+// refuses one without summary.sig.
+//
 // # Helpers and fixtures
 //
 //   - main_test.go: TestMain (root, the required tools, user xattrs on

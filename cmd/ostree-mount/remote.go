@@ -12,6 +12,7 @@ import (
 
 	"github.com/ostree-mount/ostree-mount/remote"
 	"github.com/ostree-mount/ostree-mount/repo"
+	"github.com/ostree-mount/ostree-mount/repo/sign"
 )
 
 var _ = register(&cli.Command{
@@ -27,13 +28,25 @@ var _ = register(&cli.Command{
 				&cli.BoolFlag{Name: "no-gpg-verify", Usage: "write gpg-verify=false"},
 				&cli.StringSliceFlag{Name: "set", Usage: "set config `KEY=VALUE` of the remote (repeatable)"},
 				&cli.BoolFlag{Name: "if-not-exists", Usage: "do nothing if the remote exists"},
+				&cli.StringSliceFlag{Name: "gpg-import", Usage: "import the GPG keys of `FILE` (armoured or binary) into the remote's keyring, REPO/NAME.trustedkeys.gpg, as ostree does (repeatable)"},
 			},
 			Action: withRepo(func(c *cli.Context, r *repo.Repo) error {
 				if c.NArg() != 2 {
 					return usageError(c, "remote add: want NAME URL")
 				}
-				return remote.Add(r, c.Args().Get(0), c.Args().Get(1), remote.AddOptions{
-					NoGPGVerify: c.Bool("no-gpg-verify"), Set: c.StringSlice("set"), IfNotExists: c.Bool("if-not-exists")})
+				name := c.Args().Get(0)
+				if err := remote.Add(r, name, c.Args().Get(1), remote.AddOptions{
+					NoGPGVerify: c.Bool("no-gpg-verify"), Set: c.StringSlice("set"), IfNotExists: c.Bool("if-not-exists")}); err != nil {
+					return err
+				}
+				for _, f := range c.StringSlice("gpg-import") {
+					n, err := sign.ImportGPGKeys(r.Path(), name, f)
+					if err != nil {
+						return fmt.Errorf("--gpg-import %s: %w", f, err)
+					}
+					fmt.Fprintf(stdout(c), "Imported %d GPG key(s) to remote %q\n", n, name)
+				}
+				return nil
 			}),
 		},
 		{
@@ -125,7 +138,7 @@ refs/remotes/REMOTE/REF. A failed or interrupted pull stores nothing.`,
 		}
 		ctx, stop := interruptible(c)
 		defer stop()
-		res, err := remote.Pull(ctx, r, c.Args().First(), c.Args().Slice()[1:], remote.Options{})
+		res, err := remote.Pull(ctx, r, c.Args().First(), c.Args().Slice()[1:], remote.Options{Verifier: sign.NewVerifier(r)})
 		if err != nil {
 			return err
 		}
