@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -57,16 +58,17 @@ squashed (composed tree only; the layers become garbage for prune).`,
 			return usageError(c, "import: --max-layers, --max-depth and --max-path-length must be at least 1")
 		}
 		o := image.ImportOptions{Ref: c.String("ref"), Mode: c.String("mode"), Source: src, Limits: lim}
+		if strings.HasPrefix(src, "docker://") {
+			o.Jobs = registryJobs
+		}
+		var prog *importProgress
 		if !c.Bool("quiet") {
-			o.Progress = func(l image.LayerReport) {
-				how := fmt.Sprintf("imported, %d bytes read", l.Bytes)
-				if l.Reused {
-					how = "already present"
-				}
-				fmt.Fprintf(c.App.ErrWriter, "layer %d %s: %s (%s)\n", l.Index, l.DiffID, l.Commit, how)
-			}
+			prog = newImportProgress(c.App.ErrWriter, &o)
 		}
 		res, err := image.Import(ctx, r, img, o)
+		if prog != nil {
+			prog.finish()
+		}
 		if err != nil {
 			return fmt.Errorf("import %s: %w", src, err)
 		}

@@ -6,6 +6,10 @@ import (
 	"github.com/ostree-mount/ostree-mount/image/source"
 )
 
+// registryJobs is how many blobs an import from a registry downloads at
+// once, as containers/image does.
+const registryJobs = 3
+
 // registryFlags are skopeo's flags for the docker:// transport.
 var registryFlags = []cli.Flag{
 	&cli.BoolFlag{Name: "tls-verify", Value: true, Usage: "docker://: require HTTPS and verify certificates (false: plain HTTP or unverified TLS)"},
