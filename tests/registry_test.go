@@ -9,19 +9,23 @@ package tests
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -487,4 +491,141 @@ func TestRegistryKill9(t *testing.T) {
 	importImage(t, rp, "--tls-verify=false", "--ref", "killed", src)
 	checkoutEquals(t, rp, "killed", filepath.Join(syntheticImage(t), "ref", "rootfs"), dir)
 	fsckBoth(t, rp)
+}
+
+// rootfsListing lists a reference rootfs as `ostree-mount ls -R IMAGE`
+// lists the composed image: ostree ls's columns, files before
+// directories, each in name order; a special file shows as the empty
+// regular file that stores it, a symlink with size 0.
+func rootfsListing(t testing.TB, root string) []string {
+	t.Helper()
+	var out []string
+	line := func(p string, fi os.FileInfo) string {
+		st := fi.Sys().(*syscall.Stat_t)
+		perm := uint32(st.Mode) & 0o7777
+		switch fi.Mode().Type() {
+		case 0:
+			return fmt.Sprintf("-0%04o %d %d %6d %s", perm, st.Uid, st.Gid, fi.Size(), p)
+		case fs.ModeDir:
+			return fmt.Sprintf("d0%04o %d %d %6d %s", perm, st.Uid, st.Gid, 0, p)
+		case fs.ModeSymlink:
+			target, err := os.Readlink(filepath.Join(root, p))
+			noErr(t, err)
+			return fmt.Sprintf("l0%04o %d %d %6d %s -> %s", perm, st.Uid, st.Gid, 0, p, target)
+		default:
+			return fmt.Sprintf("-0%04o %d %d %6d %s", perm, st.Uid, st.Gid, 0, p)
+		}
+	}
+	var walk func(p string)
+	walk = func(p string) {
+		fi, err := os.Lstat(filepath.Join(root, p))
+		noErr(t, err)
+		out = append(out, line(p, fi))
+		ents, err := os.ReadDir(filepath.Join(root, p))
+		noErr(t, err)
+		var dirs []string
+		for _, e := range ents { // ReadDir sorts by name
+			cp := path.Join(p, e.Name())
+			if e.IsDir() {
+				dirs = append(dirs, cp)
+				continue
+			}
+			fi, err := e.Info()
+			noErr(t, err)
+			out = append(out, line(cp, fi))
+		}
+		for _, d := range dirs {
+			walk(d)
+		}
+	}
+	walk("/")
+	return out
+}
+
+func TestRegistryImageCommands(t *testing.T) {
+	reg := pushFixtures(t)
+	syn := syntheticImage(t)
+	ref := filepath.Join(syn, "ref", "rootfs")
+	li := readLayoutImage(t, filepath.Join(syn, "img"), "layer4")
+	dir := t.TempDir()
+	rp := initImageRepo(t, dir, "repo", "bare-user")
+	src := "docker://" + reg.Addr + "/synthetic:gzip"
+	importImage(t, rp, "--tls-verify=false", "-q", "--ref", "layered", src)
+	importImage(t, rp, "--tls-verify=false", "-q", "--ref", "squashed", "--mode", "squashed", src)
+
+	// ls -R shows what umoci unpack shows.
+	got := strings.Split(strings.TrimRight(om(t, "ls", "--repo", rp, "-R", "layered"), "\n"), "\n")
+	checkTreesEqual(t, "ls -R of the layered image vs umoci unpack", rootfsListing(t, ref), got)
+	// ls -R -C of a layered image is what ostree lists for the squashed one.
+	want := ostreeCmd(t, "ls", "--repo="+rp, "-R", "-C", "squashed")
+	if got := om(t, "ls", "--repo", rp, "-R", "-C", "layered"); got != want {
+		t.Errorf("ls -R -C layered differs from ostree ls -R -C of the squashed import:\n%s\nostree:\n%s", got, want)
+	}
+	// ls of a path inside.
+	if got := om(t, "ls", "--repo", rp, "layered", "/etc/hostname"); !strings.HasSuffix(strings.TrimSpace(got), " /etc/hostname") {
+		t.Errorf("ls layered /etc/hostname: %q", got)
+	}
+
+	// cat: files, through an absolute symlink in a directory component.
+	for _, c := range []struct{ path, file string }{
+		{"/etc/hostname", "etc/hostname"},
+		{"/opt/app/b", "opt/app/b"},
+		{"/file2dir/hostname", "etc/hostname"}, // file2dir -> /etc
+		{"/bin/sh", "bin/tool"},                // sh -> /bin/tool
+	} {
+		b, err := os.ReadFile(filepath.Join(ref, c.file))
+		noErr(t, err)
+		if got := om(t, "cat", "--repo", rp, "layered", c.path); got != string(b) {
+			t.Errorf("cat %s: %q, want %q", c.path, got, b)
+		}
+	}
+	omFail(t, "cat", "--repo", rp, "layered", "/etc/empty") // whited out
+
+	// checkout --subpath of a directory and of a file.
+	co := filepath.Join(dir, "co-etc")
+	om(t, "checkout", "--repo", rp, "--subpath", "/etc", "layered", co)
+	checkTreesEqual(t, "checkout --subpath /etc", dumpTree(t, filepath.Join(ref, "etc"), treecmpPlain), dumpTree(t, co, treecmpPlain))
+	om(t, "checkout", "--repo", rp, "--subpath", "/opt/app/b", "layered", filepath.Join(dir, "b"))
+	if b, _ := os.ReadFile(filepath.Join(dir, "b")); string(b) != "again\n" {
+		t.Errorf("checkout --subpath /opt/app/b: %q", b)
+	}
+
+	// images, as a table and as JSON.
+	digest := remoteDigest(t, reg, "synthetic:gzip")
+	table := om(t, "images", "--repo", rp)
+	hexd := strings.TrimPrefix(digest, "sha256:")[:12]
+	for _, name := range []string{"layered", "squashed"} {
+		if !regexp.MustCompile(`(?m)^` + name + ` +` + hexd + ` +\w+ +` + fmt.Sprint(len(li.LayerDigests)) + ` `).MatchString(table) {
+			t.Errorf("images: no row for %s with digest %s and %d layers:\n%s", name, hexd, len(li.LayerDigests), table)
+		}
+	}
+	var imgs []struct {
+		Ref, Digest, Mode string
+		Layers            int
+		Size              int64
+	}
+	noErr(t, json.Unmarshal([]byte(om(t, "images", "--repo", rp, "--format", "json")), &imgs))
+	if len(imgs) != 2 || imgs[0].Ref != "layered" || imgs[0].Digest != digest || imgs[0].Mode != "layered" || imgs[0].Layers != len(li.LayerDigests) || imgs[1].Mode != "squashed" || imgs[0].Size <= 0 {
+		t.Errorf("images --format json: %+v", imgs)
+	}
+
+	// inspect: --raw is the manifest the registry serves, --config its config.
+	skRaw := mustRun(t, "skopeo", "inspect", "--tls-verify=false", "--raw", src).Stdout
+	if got := om(t, "inspect", "--repo", rp, "--raw", "layered"); got != skRaw {
+		t.Errorf("inspect --raw:\n%s\nskopeo inspect --raw:\n%s", got, skRaw)
+	}
+	var a, b any
+	noErr(t, json.Unmarshal([]byte(om(t, "inspect", "--repo", rp, "--config", "layered")), &a))
+	noErr(t, json.Unmarshal([]byte(mustRun(t, "skopeo", "inspect", "--tls-verify=false", "--config", src).Stdout), &b))
+	if fmt.Sprint(a) != fmt.Sprint(b) {
+		t.Errorf("inspect --config:\n%v\nskopeo inspect --config:\n%v", a, b)
+	}
+	var sum struct {
+		Digest string
+		Layers []string
+	}
+	noErr(t, json.Unmarshal([]byte(om(t, "inspect", "--repo", rp, "layered")), &sum))
+	if sum.Digest != digest || fmt.Sprint(sum.Layers) != fmt.Sprint(li.LayerDigests) {
+		t.Errorf("inspect: %+v, want digest %s, layers %v", sum, digest, li.LayerDigests)
+	}
 }
