@@ -284,7 +284,21 @@ func (r *registryReader) openBlob(at string, d v1.Descriptor) (io.ReadCloser, er
 	if err != nil {
 		return nil, r.errf(at, netErr(err))
 	}
-	return newVerifyingReader(rc, fmt.Sprintf("source: %s: %s", r.where, at), d.Digest, d.Size), nil
+	return newVerifyingReader(ownCheck{rc}, fmt.Sprintf("source: %s: %s", r.where, at), d.Digest, d.Size), nil
+}
+
+// ownCheck turns the library's own digest check failure at the end of a
+// blob into the end of the stream, for the verifyingReader around it to
+// check the same bytes and report ErrDigestMismatch (or
+// ErrSizeMismatch); the library's error is unexported and untyped.
+type ownCheck struct{ io.ReadCloser }
+
+func (o ownCheck) Read(p []byte) (int, error) {
+	n, err := o.ReadCloser.Read(p)
+	if err != nil && err != io.EOF && strings.HasPrefix(err.Error(), "error verifying ") {
+		err = io.EOF
+	}
+	return n, err
 }
 
 // registryAuth picks the credentials for repository: --creds, else the

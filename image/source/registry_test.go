@@ -36,6 +36,7 @@ type testRegistry struct {
 	valid     map[string]bool
 	inner     http.Handler
 	blobPaths []string
+	corrupt   atomic.Bool // flip a byte of every blob served
 }
 
 func newTestRegistry(t *testing.T) *testRegistry {
@@ -73,6 +74,20 @@ func (tr *testRegistry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		tr.mu.Lock()
 		tr.blobPaths = append(tr.blobPaths, r.URL.Path)
 		tr.mu.Unlock()
+	}
+	if tr.corrupt.Load() && strings.Contains(r.URL.Path, "/blobs/") && r.Method == http.MethodGet {
+		rec := httptest.NewRecorder()
+		tr.inner.ServeHTTP(rec, r)
+		b := rec.Body.Bytes()
+		if len(b) > 0 {
+			b[len(b)/2] ^= 0xff
+		}
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(rec.Code)
+		w.Write(b)
+		return
 	}
 	tr.inner.ServeHTTP(w, r)
 }
@@ -218,13 +233,30 @@ func TestRegistryErrors(t *testing.T) {
 			t.Errorf("%s: got %v, want %v and %q on one line", c.ref, err, c.kind, c.want)
 		}
 	}
+	// A corrupt blob: ErrDigestMismatch at the end of its stream.
+	img := openRemote(t, "docker://"+tr.host+"/test/img:1", RegistryOptions{})
+	ls, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr.corrupt.Store(true)
+	rc, err := ls[0].Compressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = io.ReadAll(rc)
+	rc.Close()
+	tr.corrupt.Store(false)
+	if !errors.Is(err, ErrDigestMismatch) {
+		t.Errorf("corrupt blob: got %v, want ErrDigestMismatch", err)
+	}
 	// A registry that refuses the credentials answers 401: ErrAuth.
 	deny := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
 		w.WriteHeader(http.StatusUnauthorized)
 	}))
 	defer deny.Close()
-	_, err := Open(context.Background(), "docker://"+strings.TrimPrefix(deny.URL, "http://")+"/x/y:1", Options{Registry: RegistryOptions{Insecure: true, Creds: "u:p"}})
+	_, err = Open(context.Background(), "docker://"+strings.TrimPrefix(deny.URL, "http://")+"/x/y:1", Options{Registry: RegistryOptions{Insecure: true, Creds: "u:p"}})
 	if !errors.Is(err, ErrAuth) || !strings.Contains(err.Error(), "401") {
 		t.Errorf("401: got %v, want ErrAuth naming 401", err)
 	}
