@@ -75,6 +75,7 @@ demo: deps build
 
 bench: deps build
 	./scripts/bench.sh
+	./scripts/bench_registry.sh
 
 clean:
 	rm -rf bin
