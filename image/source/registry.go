@@ -40,8 +40,11 @@ type RegistryOptions struct {
 	AuthFile string
 }
 
-// remoteJobs bounds the blob GETs in flight, as containers/image does.
-const remoteJobs = 3
+// remoteJobs caps the library's blob GETs in flight. The consumer bounds
+// its downloads itself (image.Import's Jobs, 3 as in containers/image,
+// plus a blob it fetches out of turn); this cap sits above that, so that
+// streams parked in read-ahead can never keep a needed blob waiting.
+const remoteJobs = 8
 
 // openRegistry opens docker://HOST[:PORT]/NAME[:TAG|@DIGEST].
 func openRegistry(ctx context.Context, rest string, want platformWant, o RegistryOptions) (*localImage, error) {
