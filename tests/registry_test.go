@@ -445,7 +445,7 @@ func TestRegistryErrors(t *testing.T) {
 	cases := []struct {
 		name, mode, src, want string
 	}{
-		{"unknown-host", "", "docker://no-such-host.invalid/x:1", "no-such-host.invalid"},
+		{"unknown-host", "", "docker://no-such-host.invalid/x:1", "unknown host"},
 		{"unknown-tag", "", "docker://" + reg.Addr + "/synthetic:nope", "not found"},
 		{"unknown-repo", "", "docker://" + reg.Addr + "/nothing:1", "not found"},
 		{"digest-mismatch", "corrupt", viaProxy, "digest mismatch"},
