@@ -463,6 +463,14 @@ func importBlob(ctx context.Context, tx *repo.Transaction, lower *compose.Tree, 
 	res, err := ImportLayer(ctx, tx, lower, ra, lim)
 	ra.Close() // no longer reading zr, h or cnt
 	if err != nil {
+		// A blob damaged in transit mostly fails as a bad tar or
+		// compressed stream first: read it to its end (at most its
+		// size), and report a digest or size mismatch as the cause.
+		if ctx.Err() == nil && !errors.Is(err, ErrLimit) {
+			if _, derr := io.Copy(io.Discard, cnt); errors.Is(derr, source.ErrDigestMismatch) || errors.Is(derr, source.ErrSizeMismatch) {
+				return nil, cnt.n, derr
+			}
+		}
 		return nil, cnt.n, err
 	}
 	// Read the blob to its end, past any compressor padding, so that its
