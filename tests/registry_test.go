@@ -397,13 +397,13 @@ func (p *faultProxy) set(mode, blob string) { p.mode.Store(mode); p.blob.Store(b
 func (p *faultProxy) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	out, err := http.NewRequestWithContext(req.Context(), req.Method, "http://"+p.target+req.URL.RequestURI(), req.Body)
 	if err != nil {
-		http.Error(w, err.Error(), 500)
+		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
 	out.Header = req.Header.Clone()
 	resp, err := http.DefaultTransport.RoundTrip(out)
 	if err != nil {
-		http.Error(w, err.Error(), 502)
+		http.Error(w, err.Error(), http.StatusBadGateway)
 		return
 	}
 	defer resp.Body.Close()
