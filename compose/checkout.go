@@ -15,6 +15,12 @@ import (
 // files are copied and verified, special files are created with mknod,
 // and ownership, modes and xattrs are applied (unless UserMode).
 func Checkout(ctx context.Context, r *repo.Repo, t *Tree, dest string, o repo.CheckoutOptions) error {
+	return CheckoutEntry(ctx, r, t, t.Root(), dest, o)
+}
+
+// CheckoutEntry is Checkout of the composed directory root (an entry of
+// t) alone.
+func CheckoutEntry(ctx context.Context, r *repo.Repo, t *Tree, root *Entry, dest string, o repo.CheckoutOptions) error {
 	if os.Geteuid() != 0 {
 		o.UserMode = true
 	}
@@ -59,7 +65,7 @@ func Checkout(ctx context.Context, r *repo.Repo, t *Tree, dest string, o repo.Ch
 		dirs = append(dirs, pending{path, repo.DirMeta{UID: e.UID, GID: e.GID, Mode: e.Mode, Xattrs: e.Xattrs}})
 		return nil
 	}
-	if err := walk(t.Root(), dest); err != nil {
+	if err := walk(root, dest); err != nil {
 		return err
 	}
 	for i := range dirs {

@@ -30,6 +30,13 @@ type ImportOptions struct {
 	Limits Limits
 	// Progress, if set, is told about each layer.
 	Progress func(LayerReport)
+	// BlobProgress, if set, is told, from any goroutine, how many bytes
+	// of layer index's blob (of total; -1 if unknown) were read so far.
+	BlobProgress func(index int, done, total int64)
+	// Jobs is how many blobs may be fetched at once, ahead of the layer
+	// being imported (for registries; containers/image uses 3). 0 or 1:
+	// each blob is opened when its layer is imported.
+	Jobs int
 }
 
 // LayerReport describes one layer of an import.
@@ -191,6 +198,24 @@ func Import(ctx context.Context, r *repo.Repo, src source.Image, o ImportOptions
 	}
 	defer tx.Abort()
 
+	open := func(i int) (io.ReadCloser, error) {
+		l := img.layers[i].layer
+		rc, err := l.Compressed()
+		if err != nil || o.BlobProgress == nil {
+			return rc, err
+		}
+		total, err := l.Size()
+		if err != nil {
+			total = -1
+		}
+		return &progressReader{rc: rc, index: i, total: total, fn: o.BlobProgress}, nil
+	}
+	if o.Jobs > 1 {
+		pf := newPrefetcher(o.Jobs, neededLayers(tx.Repo(), img.layers), open)
+		defer pf.close()
+		open = pf.blob
+	}
+
 	res := &ImportResult{Ref: refName.String()}
 	var layers []repo.Checksum
 	var related []repo.Related
@@ -217,7 +242,7 @@ func Import(ctx context.Context, r *repo.Repo, src source.Image, o ImportOptions
 		if ok {
 			rep.Commit, rep.Reused = commit, true
 		} else {
-			lr, n, err := importBlob(ctx, tx, lower, l, o.Limits)
+			lr, n, err := importBlob(ctx, tx, lower, l, func() (io.ReadCloser, error) { return open(i) }, o.Limits)
 			if err != nil {
 				return nil, fmt.Errorf("layer %d (%s): %w", i, l.digest, err)
 			}
@@ -413,8 +438,8 @@ func fitsBase(ctx context.Context, r compose.ObjectReader, tree repo.Checksum, l
 
 // importBlob streams one layer blob: verified against its digest as it is
 // read, decompressed, verified against its diff_id, and imported.
-func importBlob(ctx context.Context, tx *repo.Transaction, lower *compose.Tree, l *layerInfo, lim Limits) (*LayerResult, int64, error) {
-	blob, err := l.layer.Compressed()
+func importBlob(ctx context.Context, tx *repo.Transaction, lower *compose.Tree, l *layerInfo, open func() (io.ReadCloser, error), lim Limits) (*LayerResult, int64, error) {
+	blob, err := open()
 	if err != nil {
 		return nil, 0, err
 	}
@@ -438,6 +463,14 @@ func importBlob(ctx context.Context, tx *repo.Transaction, lower *compose.Tree, 
 	res, err := ImportLayer(ctx, tx, lower, ra, lim)
 	ra.Close() // no longer reading zr, h or cnt
 	if err != nil {
+		// A blob damaged in transit mostly fails as a bad tar or
+		// compressed stream first: read it to its end (at most its
+		// size), and report a digest or size mismatch as the cause.
+		if ctx.Err() == nil && !errors.Is(err, ErrLimit) {
+			if _, derr := io.Copy(io.Discard, cnt); errors.Is(derr, source.ErrDigestMismatch) || errors.Is(derr, source.ErrSizeMismatch) {
+				return nil, cnt.n, derr
+			}
+		}
 		return nil, cnt.n, err
 	}
 	// Read the blob to its end, past any compressor padding, so that its
@@ -457,6 +490,51 @@ const (
 	readAheadChunk = 256 << 10
 	readAheadDepth = 16
 )
+
+// neededLayers lists the layers whose blobs an import will read for
+// sure: those with neither a chain ID nor a diff_id weak ref (the first
+// of each diff_id only).
+func neededLayers(r *repo.Repo, ls []layerInfo) []int {
+	var out []int
+	seen := map[digest.Digest]bool{}
+	var chain digest.Digest
+	for i, l := range ls {
+		if chain == "" {
+			chain = l.diffID
+		} else {
+			chain = digest.FromString(chain.String() + " " + l.diffID.String())
+		}
+		if seen[l.diffID] {
+			continue
+		}
+		seen[l.diffID] = true
+		_, err1 := r.ReadRef(chainRef(chain))
+		_, err2 := r.ReadRef(layerRef(l.diffID))
+		if errors.Is(err1, repo.ErrRefNotFound) && errors.Is(err2, repo.ErrRefNotFound) {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// progressReader reports the bytes read from a blob.
+type progressReader struct {
+	rc       io.ReadCloser
+	index    int
+	n, total int64
+	fn       func(index int, done, total int64)
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.rc.Read(b)
+	if n > 0 {
+		p.n += int64(n)
+		p.fn(p.index, p.n, p.total)
+	}
+	return n, err
+}
+
+func (p *progressReader) Close() error { return p.rc.Close() }
 
 type countingReader struct {
 	r io.Reader

@@ -56,8 +56,8 @@ func (ra *readAhead) run(r io.Reader) {
 			return
 		}
 		c.n, c.err = io.ReadFull(r, c.b)
-		if errors.Is(c.err, io.ErrUnexpectedEOF) {
-			c.err = io.EOF
+		if c.err == io.ErrUnexpectedEOF { // ReadFull's own: r ended mid-chunk
+			c.err = io.EOF // not an error of r's that wraps it (a truncated download)
 		}
 		select {
 		case ra.chunks <- c:

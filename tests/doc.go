@@ -58,6 +58,22 @@
 // layer reuse that must not depend on what was imported before, prune
 // of imported images, and no garbage right after an import.
 //
+// Registries (registry_test.go): Debian's docker-registry on 127.0.0.1,
+// one plain instance and one with htpasswd basic auth, each started once
+// per run and stopped by TestMain (stopServers), images pushed in by
+// skopeo. Pulls of OCI gzip, zstd, Docker schema 2 and a multi-platform
+// index, by tag and by digest, check out as umoci's rootfs; a second
+// image sharing the base layer makes no GET of that blob (the registry's
+// access log); no or wrong credentials fail cleanly with no ref, --creds,
+// --authfile, $REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json
+// and ~/.docker/config.json work; a fault proxy gives one-line errors
+// with no ref for an unknown host, tag or repository, a digest mismatch,
+// a server gone mid-blob and an unsupported manifest media type, and
+// stalls a blob for kill -9 mid-pull (ostree fsck passes, no ref, a
+// re-run completes); ls -R, ls -R -C, cat, checkout --subpath, images
+// and inspect of the pulled image agree with umoci unpack, ostree ls of
+// a squashed import and skopeo inspect.
+//
 // Hostile images (import_attack_test.go, oci-layers.md §3): hand-made
 // layer tars and metadata that try path traversal (.., absolute names,
 // symlinks and hardlinks out of the tree, whiteouts through symlinks),
@@ -173,7 +189,7 @@
 //
 // The tests need root (chown, bare repositories, device nodes, mounts),
 // /dev/fuse, the Makefile's APT_PACKAGES (ostree, fuse3, attr, umoci,
-// skopeo, buildah, strace...), and user xattrs on the temporary
+// skopeo, buildah, strace, docker-registry, apache2-utils...), and user xattrs on the temporary
 // directory's filesystem. Install the dependencies and run them with
 //
 //	make deps

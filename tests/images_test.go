@@ -642,8 +642,9 @@ func addedObjects(before, after map[string]objStat) []string {
 func objName(sum, ext string) string { return sum[:2] + "/" + sum[2:] + "." + ext }
 
 // commitObjects returns the object names of a commit and everything its
-// tree holds (not its parents or related commits), read through the
-// product's ls -R -C; mode is the repository's mode.
+// tree holds (not its parents or related commits), read through
+// ostree's ls -R -C (the product's lists an image's composed tree); mode
+// is the repository's mode.
 func commitObjects(t testing.TB, repoPath, mode, rev string) map[string]bool {
 	t.Helper()
 	sum := resolveRev(t, repoPath, rev)
@@ -655,7 +656,7 @@ func commitObjects(t testing.TB, repoPath, mode, rev string) map[string]bool {
 	if mode == "archive" {
 		fileExt = "filez"
 	}
-	for _, l := range strings.Split(strings.TrimSpace(om(t, "ls", "--repo", repoPath, "-R", "-C", sum)), "\n") {
+	for _, l := range strings.Split(strings.TrimSpace(ostreeCmd(t, "ls", "--repo="+repoPath, "-R", "-C", sum)), "\n") {
 		f := strings.Fields(l)
 		if len(f) < 6 {
 			t.Fatalf("unexpected ls -R -C line %q", l)

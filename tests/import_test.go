@@ -140,7 +140,9 @@ func TestImportImages(t *testing.T) {
 // under ref in mode: tree, related list, weak refs and metadata.
 func checkImageShape(t *testing.T, rp, ref, sum, mode string, src importSource) {
 	t.Helper()
-	lsLines := strings.Split(strings.TrimSpace(om(t, "ls", "--repo", rp, "-R", sum)), "\n")
+	// The commit's own tree, as ostree sees it (ostree-mount ls shows
+	// the composed image).
+	lsLines := strings.Split(strings.TrimSpace(ostreeCmd(t, "ls", "--repo="+rp, "-R", sum)), "\n")
 	related := relatedEntries(t, rp, sum)
 	switch mode {
 	case "layered":

@@ -75,6 +75,7 @@ func testMain(m *testing.M) int {
 		return fail("%v", err)
 	}
 	defer os.RemoveAll(workDir)
+	defer stopServers() // before workDir goes
 
 	// t.TempDir() lives next to workDir: user xattrs must work there.
 	probe := filepath.Join(workDir, "xattr-probe")

@@ -4,6 +4,8 @@
 //
 //	ostree-mount [--repo R] REF MOUNTPOINT   mount a commit; returns once mounted, as mount(8)
 //	ostree-mount import oci:DIR:TAG          import an image; prints the manifest commit
+//	ostree-mount import docker://HOST/NAME:TAG   the same from a registry (skopeo's flags)
+//	ostree-mount images                      list the images; inspect REV shows one
 //	ostree-mount umount MOUNTPOINT           unmount, also after the daemon died
 //	ostree-mount prune                       delete what no ref, pin or related list keeps
 //	ostree-mount serve                       serve root's mounts from one process

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -15,14 +16,16 @@ var _ = register(&cli.Command{
 	Name:      "import",
 	Usage:     "import an OCI or Docker image; prints the manifest commit's checksum",
 	ArgsUsage: "SOURCE",
-	Description: `SOURCE is oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE[:NAME:TAG].
+	Description: `SOURCE is oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG]
+or docker://HOST[:PORT]/NAME[:TAG|@DIGEST] (a registry; only the layers the
+repository lacks are downloaded).
 Each layer becomes a layer commit (shared with other images through a weak
 ref refs/weak/ostree-mount/layer/sha256/DIFFID); the image becomes a manifest
 commit whose related list names them, base first, under a strong ref.
 The default ref is image/NAME/TAG (image/sha256/DIGEST for unnamed images).
 Modes: layered (composed on demand), precomposed (composed tree stored too),
 squashed (composed tree only; the layers become garbage for prune).`,
-	Flags: []cli.Flag{
+	Flags: append([]cli.Flag{
 		&cli.StringFlag{Name: "ref", Usage: "strong ref for the image (default image/NAME/TAG)"},
 		&cli.StringFlag{Name: "mode", Value: compose.ModeLayered, Usage: "layered, precomposed or squashed"},
 		&cli.StringFlag{Name: "platform", Usage: "OS/ARCH[/VARIANT] to pick from a multi-platform index (default: this host)"},
@@ -33,7 +36,7 @@ squashed (composed tree only; the layers become garbage for prune).`,
 		&cli.IntFlag{Name: "max-layers", Value: image.DefaultLimits.MaxLayers, Usage: "layers allowed per image"},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress on stderr"},
 		gpgSignFlag(), gpgHomedirFlag(),
-	},
+	}, registryFlags...),
 	Action: withRepo(func(c *cli.Context, r *repo.Repo) error {
 		if c.NArg() != 1 {
 			return usageError(c, "import: want one SOURCE")
@@ -41,7 +44,7 @@ squashed (composed tree only; the layers become garbage for prune).`,
 		ctx, stop := interruptible(c)
 		defer stop()
 		src := c.Args().First()
-		img, err := source.Open(ctx, src, source.Options{Platform: c.String("platform")})
+		img, err := source.Open(ctx, src, source.Options{Platform: c.String("platform"), Registry: registryOptions(c)})
 		if err != nil {
 			return err
 		}
@@ -56,16 +59,17 @@ squashed (composed tree only; the layers become garbage for prune).`,
 			return usageError(c, "import: --max-layers, --max-depth and --max-path-length must be at least 1")
 		}
 		o := image.ImportOptions{Ref: c.String("ref"), Mode: c.String("mode"), Source: src, Limits: lim}
+		if strings.HasPrefix(src, "docker://") {
+			o.Jobs = registryJobs
+		}
+		var prog *importProgress
 		if !c.Bool("quiet") {
-			o.Progress = func(l image.LayerReport) {
-				how := fmt.Sprintf("imported, %d bytes read", l.Bytes)
-				if l.Reused {
-					how = "already present"
-				}
-				fmt.Fprintf(c.App.ErrWriter, "layer %d %s: %s (%s)\n", l.Index, l.DiffID, l.Commit, how)
-			}
+			prog = newImportProgress(c.App.ErrWriter, &o)
 		}
 		res, err := image.Import(ctx, r, img, o)
+		if prog != nil {
+			prog.finish()
+		}
 		if err != nil {
 			return fmt.Errorf("import %s: %w", src, err)
 		}

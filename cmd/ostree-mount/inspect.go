@@ -173,6 +173,19 @@ func runLs(c *cli.Context, r *repo.Repo) error {
 	}
 	l := &lister{r: r, w: stdout(c), rec: c.Bool("recursive"), sums: c.Bool("checksum"), xa: c.Bool("xattrs")}
 	defer l.w.Flush()
+	if t, err := imageTree(r, sum, cm); err != nil || t != nil {
+		if err != nil {
+			return err
+		}
+		defer t.Close()
+		cl := &composedLister{lister: l, t: t, sums: map[string][2]repo.Checksum{}}
+		for _, p := range paths {
+			if err := cl.listPath(path.Clean("/" + p)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	for _, p := range paths {
 		p = path.Clean("/" + p)
 		if err := l.listPath(cm, p); err != nil {
@@ -290,8 +303,20 @@ var _ = register(&cli.Command{
 		if err != nil {
 			return err
 		}
-		f, err := resolveFile(r, cm.RootTree, c.Args().Get(1))
-		if err != nil {
+		var f repo.Checksum
+		if t, err := imageTree(r, sum, cm); err != nil {
+			return err
+		} else if t != nil { // an image: its composed file
+			defer t.Close()
+			e, err := lookupFollow(t, c.Args().Get(1))
+			if err != nil {
+				return fmt.Errorf("cat %s: %w", c.Args().Get(1), err)
+			}
+			if e.IsDir() || e.Mode&repo.ModeFmt != repo.ModeRegular {
+				return fmt.Errorf("cat %s: not a regular file", c.Args().Get(1))
+			}
+			f = e.Object
+		} else if f, err = resolveFile(r, cm.RootTree, c.Args().Get(1)); err != nil {
 			return err
 		}
 		w := stdout(c)
@@ -333,10 +358,8 @@ var _ = register(&cli.Command{
 		if err != nil {
 			return err
 		}
-		if sp := c.String("subpath"); sp != "" && sp != "/" {
-			return fmt.Errorf("checkout: --subpath is not supported for images")
-		}
-		return compose.Checkout(ctx, r, t, c.Args().Get(1), o)
+		defer t.Close()
+		return checkoutImage(ctx, r, t, c.String("subpath"), c.Args().Get(1), o)
 	}),
 })
 

@@ -21,6 +21,18 @@
 //     Entries may be manifests or (nested) indexes; indexes are resolved by
 //     platform, the first match winning.
 //   - oci-archive:FILE[:TAG] — a tar of an OCI image layout.
+//   - docker://HOST[:PORT]/NAME[:TAG|@DIGEST] — a registry, through
+//     go-containerregistry (this package is its only user): the manifest
+//     (an index resolved by platform, as for layouts) and the config are
+//     fetched and checked by Open; a layer blob is fetched only when its
+//     Compressed stream is opened, so a layer the consumer already holds
+//     costs no GET. RegistryOptions carry skopeo's --tls-verify=false,
+//     --creds and --authfile (default $REGISTRY_AUTH_FILE, then
+//     $XDG_RUNTIME_DIR/containers/auth.json, then ~/.docker/config.json;
+//     containers-auth.json's repository-scoped keys and Docker's
+//     credHelpers/credsStore are honoured). All requests of an image share
+//     one authenticated transport, whose bearer token is fetched again on
+//     a 401 (token expiry on a long pull, a restarted registry).
 //   - docker-archive:FILE[:NAME:TAG] (or FILE:@N) — the `docker save` /
 //     skopeo format (manifest.json listing Config, RepoTags and Layers),
 //     both the legacy layout (<diffid>.tar files, <v1id>/layer.tar symlinks)
@@ -52,8 +64,8 @@
 //
 // # What is never done
 //
-// No network access: registry transports (docker://, …) are unsupported and
-// the urls of foreign / non-distributable layers are never fetched; a blob
+// Only docker:// uses the network, and only for the registry named; the
+// urls of foreign / non-distributable layers are never fetched; a blob
 // missing from the layout is reported as ErrNotFound. Nothing is unpacked or
 // written to disk, and no layer is held in memory.
 package source

@@ -43,6 +43,8 @@ type Options struct {
 	// not in an index (or is the only entry its tag names) is accepted
 	// whatever its platform.
 	Platform string
+	// Registry configures the docker:// transport.
+	Registry RegistryOptions
 }
 
 // Image is a container image: a manifest, a config and layers, base
@@ -160,9 +162,11 @@ func (img *localImage) Close() error {
 var tagRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$`) })
 
 // Open opens the image ref, given in skopeo's transport syntax:
-// oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE[:NAME:TAG]
-// (docker-archive:FILE:@N selects the N-th image of the archive). It reads and
-// verifies the metadata (index, manifest, config) but no layer.
+// oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG]
+// (docker-archive:FILE:@N selects the N-th image of the archive) or
+// docker://HOST[:PORT]/NAME[:TAG|@DIGEST] (a registry). It reads and
+// verifies the metadata (index, manifest, config) but no layer: a
+// registry's blobs are fetched only by Layer.Compressed.
 func Open(ctx context.Context, ref string, o Options) (Image, error) {
 	img, err := openLocal(ctx, ref, o)
 	if err != nil {
@@ -191,8 +195,10 @@ func openLocal(ctx context.Context, ref string, o Options) (*localImage, error) 
 		return openOCIArchive(ctx, rest, want)
 	case "docker-archive":
 		return openDockerArchive(ctx, rest, want)
+	case "docker":
+		return openRegistry(ctx, rest, want, o.Registry)
 	default:
-		return nil, fmt.Errorf("source: %q: %w transport %q (supported: oci, oci-archive, docker-archive; network transports are never used)", ref, ErrUnsupported, transport)
+		return nil, fmt.Errorf("source: %q: %w transport %q (supported: oci, oci-archive, docker-archive, docker)", ref, ErrUnsupported, transport)
 	}
 }
 

@@ -891,7 +891,8 @@ func TestJSONSizeCap(t *testing.T) {
 }
 
 func TestRefParsing(t *testing.T) {
-	openErr(t, "docker://busybox", Options{}, ErrUnsupported, "docker")
+	openErr(t, "docker-daemon:busybox", Options{}, ErrUnsupported, "docker-daemon")
+	openErr(t, "docker:busybox", Options{}, ErrInvalid, "docker://HOST") // no network: the syntax fails first
 	openErr(t, "containers-storage:x", Options{}, ErrUnsupported, "containers-storage")
 	openErr(t, "nocolon", Options{}, ErrUnsupported, "transport")
 

@@ -1,0 +1,48 @@
+#!/bin/bash
+# make bench, registry part: `ostree-mount import docker://` against
+# `skopeo copy docker:// oci:` of the same image from the same local
+# registry (Debian's docker-registry on a free 127.0.0.1 port). Uses the
+# image scripts/bench.sh built ($BENCH_WORK/img, tag bench); prints both
+# timings and writes $BENCH_WORK/out/registry-{om,skopeo}.json.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+BIN=$ROOT/bin/ostree-mount
+W=${BENCH_WORK:-/var/tmp/ostree-mount-bench}
+RUNS=${BENCH_RUNS:-5}
+OUT=$W/out
+IMG=$W/img
+mkdir -p "$OUT"
+[ -d "$IMG" ] || { echo "bench_registry: no $IMG (run scripts/bench.sh first)"; exit 1; }
+RW=$(mktemp -d "$W/registry.XXXXXX")
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cat > "$RW/config.yml" <<YML
+version: 0.1
+log: {accesslog: {disabled: true}, level: warn}
+storage: {filesystem: {rootdirectory: $RW/storage}}
+http: {addr: "127.0.0.1:$PORT"}
+YML
+docker-registry serve "$RW/config.yml" > "$RW/log" 2>&1 &
+REG=$!
+trap 'kill $REG 2>/dev/null; wait $REG 2>/dev/null; rm -rf "$RW"' EXIT
+python3 - "$PORT" <<'PY'
+import sys, time, urllib.request
+for _ in range(200):
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/v2/"); break
+    except Exception:
+        time.sleep(0.1)
+PY
+SRC=docker://127.0.0.1:$PORT/bench:latest
+skopeo --insecure-policy copy -q --dest-tls-verify=false "oci:$IMG:bench" "$SRC"
+hyperfine --runs "$RUNS" --export-json "$OUT/registry-skopeo.json" \
+  --prepare "rm -rf $RW/oci" "skopeo --insecure-policy copy -q --src-tls-verify=false $SRC oci:$RW/oci:bench" >&2
+hyperfine --runs "$RUNS" --export-json "$OUT/registry-om.json" \
+  --prepare "rm -rf $RW/repo && $BIN init --repo $RW/repo --mode bare-user" \
+  "$BIN import -q --tls-verify=false --repo $RW/repo $SRC" >&2
+python3 - "$OUT" <<'PY'
+import json, sys
+m = lambda n: json.load(open(f"{sys.argv[1]}/registry-{n}.json"))["results"][0]["mean"]
+s, o = m("skopeo"), m("om")
+print(f"registry pull (s): skopeo copy docker:// oci: {s:.2f}, ostree-mount import docker:// {o:.2f} ({o/s:.2f}x)")
+PY
