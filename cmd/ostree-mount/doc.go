@@ -5,6 +5,8 @@
 //	ostree-mount [--repo R] REF MOUNTPOINT   mount a commit; returns once mounted, as mount(8)
 //	ostree-mount import oci:DIR:TAG          import an image; prints the manifest commit
 //	ostree-mount umount MOUNTPOINT           unmount, also after the daemon died
+//	ostree-mount bundle [--writable] REF DIR an OCI runtime bundle for runc; bundle --remove DIR
+//	ostree-mount REF MOUNTPOINT -o OPTS      what mount -t fuse.ostree-mount runs (mount.fuse3)
 //	ostree-mount prune                       delete what no ref, pin or related list keeps
 //	ostree-mount serve                       serve root's mounts from one process
 //
