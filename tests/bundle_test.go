@@ -189,7 +189,7 @@ func checkSpecLike(t testing.TB, what string, want, got *rspec.Spec) {
 // volumes; the root is read-only, or writable with --writable.
 func TestBundleConfigMatchesUmoci(t *testing.T) {
 	b := bundleImages(t)
-	for _, tag := range append([]string{"final"}, "user", "group", "uidgroup", "numeric") {
+	for _, tag := range []string{"final", "user", "group", "uidgroup", "numeric"} {
 		rev := "bundle-" + tag
 		if tag == "final" {
 			rev = b.Rev
@@ -482,7 +482,7 @@ func TestMountHelper(t *testing.T) {
 	if fi, err := os.Stat(installed); err != nil || fi.Mode()&0o111 == 0 {
 		t.Fatalf("make install: %s: %v", installed, err)
 	}
-	runEnv := func(name string, args ...string) cmdResult {
+	runCombined := func(name string, args ...string) cmdResult {
 		cmd := exec.Command(name, args...)
 		out, err := cmd.CombinedOutput()
 		r := cmdResult{Args: append([]string{name}, args...), Err: err, Stdout: string(out), Code: -1}
@@ -497,7 +497,7 @@ func TestMountHelper(t *testing.T) {
 
 	mnt := newMountpoint(t)
 	cleanupMount(t, mnt, logPath)
-	r := runEnv("mount", "-t", "fuse.ostree-mount", "-o", "repo="+rp+",allow_other,verify,_netdev,nofail,x-systemd.automount,log_file="+logPath, "img", mnt)
+	r := runCombined("mount", "-t", "fuse.ostree-mount", "-o", "repo="+rp+",allow_other,verify,_netdev,nofail,x-systemd.automount,log_file="+logPath, "img", mnt)
 	if r.Code != 0 {
 		t.Fatalf("mount -t fuse.ostree-mount:\n%s\nlog:\n%s", r, readLog(logPath))
 	}
@@ -511,7 +511,7 @@ func TestMountHelper(t *testing.T) {
 		t.Errorf("mount -t fuse.ostree-mount without nosuid: per-mount options %q, want suid, nodev, ro", m[0].Opts)
 	}
 	checkTreesEqual(t, "mount(8) of the image vs umoci unpack", dumpTree(t, ref, opts), dumpTree(t, mnt, opts))
-	if r := runEnv("umount", mnt); r.Code != 0 {
+	if r := runCombined("umount", mnt); r.Code != 0 {
 		t.Fatalf("umount:\n%s", r)
 	}
 	if m := mountedAt(t, mnt); len(m) != 0 {
@@ -522,7 +522,7 @@ func TestMountHelper(t *testing.T) {
 	// The fstab line, from a file of its own (mount --fstab).
 	fstab := filepath.Join(t.TempDir(), "fstab")
 	check(t, os.WriteFile(fstab, []byte(fmt.Sprintf("img %s fuse.ostree-mount repo=%s,ro,nodev,nosuid,noauto,nofail,log_file=%s 0 0\n", mnt, rp, logPath)), 0o644))
-	if r := runEnv("mount", "--fstab", fstab, mnt); r.Code != 0 {
+	if r := runCombined("mount", "--fstab", fstab, mnt); r.Code != 0 {
 		t.Fatalf("mount of the fstab line:\n%s\nlog:\n%s", r, readLog(logPath))
 	}
 	if m := mountedAt(t, mnt); len(m) != 1 || m[0].FSType != "fuse.ostree-mount" || !slices.Contains(m[0].Opts, "nosuid") {
@@ -531,7 +531,7 @@ func TestMountHelper(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(mnt, "etc/hostname")); err != nil {
 		t.Errorf("the fstab mount: %v", err)
 	}
-	if r := runEnv("umount", mnt); r.Code != 0 {
+	if r := runCombined("umount", mnt); r.Code != 0 {
 		t.Fatalf("umount:\n%s", r)
 	}
 	waitFor(t, 10*time.Second, "the daemon to exit after umount", func() bool { return daemonGone(mnt) })
@@ -541,7 +541,7 @@ func TestMountHelper(t *testing.T) {
 		{"img", "repo=" + rp + ",bogus_option", `"bogus_option"`},
 		{"img", "repo=" + rp + ",noexec", "noexec: not supported"},
 	} {
-		r := runEnv("mount", "-t", "fuse.ostree-mount", "-o", c.opts+",log_file="+logPath, c.rev, mnt)
+		r := runCombined("mount", "-t", "fuse.ostree-mount", "-o", c.opts+",log_file="+logPath, c.rev, mnt)
 		if r.Code == 0 {
 			t.Errorf("mount -o %s %s succeeded, want a failure", c.opts, c.rev)
 		} else if !strings.Contains(r.Stdout, c.want) {
@@ -551,26 +551,6 @@ func TestMountHelper(t *testing.T) {
 			t.Fatalf("a failed mount -o %s %s left %s mounted", c.opts, c.rev, mnt)
 		}
 	}
-}
-
-// pidsOf returns the processes of executable exe whose arguments name
-// mnt.
-func pidsOf(exe, mnt string) []int {
-	var pids []int
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil || len(b) == 0 {
-			continue
-		}
-		args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
-		if args[0] == exe && slices.Contains(args[1:], mnt) {
-			var pid int
-			fmt.Sscan(e.Name(), &pid)
-			pids = append(pids, pid)
-		}
-	}
-	return pids
 }
 
 // 7. A mount as an unprivileged user (uid 65534, its own repository and
