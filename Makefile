@@ -1,5 +1,6 @@
 # ostree-mount build, test, demo and benchmarks.
 #
+#   make install build and install in $(PREFIX)/bin (default /usr/local)
 #   make demo    build, make a small tree, commit it, and show it
 #   make test    install dependencies, lint, unit tests (-race), fuzz briefly,
 #                end-to-end tests against real ostree
@@ -7,6 +8,10 @@
 
 GO        ?= go
 BIN       := bin/ostree-mount
+# make install puts the binary in $(DESTDIR)$(PREFIX)/bin, where mount(8)'s
+# FUSE helper finds it: mount.fuse3 runs 'ostree-mount SOURCE MOUNTPOINT -o
+# OPTIONS' from PATH for 'mount -t fuse.ostree-mount' and fstab entries.
+PREFIX    ?= /usr/local
 GOBIN     := $(shell $(GO) env GOPATH)/bin
 # A static binary without urfave/cli's man-page generator starts in about
 # two thirds of the time (no dynamic loader, fewer pages and package inits);
@@ -21,14 +26,18 @@ FUZZ_TARGETS := ./repo/gvariant:FuzzUnmarshal:250000 ./repo/gvariant:FuzzParseTe
 
 # Debian packages the tests and benchmarks use.
 APT_PACKAGES := ostree fuse3 attr umoci skopeo buildah fuse-overlayfs libarchive-tools \
-	zstd debootstrap hyperfine fio psmisc strace gnupg openssl nginx-light docker-registry apache2-utils
+	zstd debootstrap hyperfine fio psmisc strace gnupg openssl nginx-light docker-registry apache2-utils \
+	runc crun
 
-.PHONY: all build deps tools lint unit fuzz e2e test demo bench clean
+.PHONY: all build install deps tools lint unit fuzz e2e test demo bench clean
 
 all: build
 
 build:
 	CGO_ENABLED=0 $(GO) build $(BUILD_FLAGS) -o $(BIN) ./cmd/ostree-mount
+
+install: build
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/ostree-mount
 
 # Idempotent: installs only what is missing (apt-get update once, then).
 deps:

@@ -61,6 +61,20 @@
 // collector is off until the mount is served. The service's limit is the
 // sum of its mounts' limits over a base.
 //
+// # Bundles
+//
+// MakeBundle makes an OCI runtime bundle: DIR/config.json from the image
+// config (package image/bundle), then the image's background mount at
+// DIR/rootfs, or, writable, at DIR/lower under a kernel overlayfs at
+// DIR/rootfs whose upper and work directories are in DIR (nodev, and
+// nosuid unless the mount honours setuid). A marker file
+// (BundleMarker), written first, says the directory is a bundle: a
+// failed MakeBundle and RemoveBundle remove only such a directory,
+// unmounting the overlay, then the image (Unmount, which also detaches a
+// mount whose daemon died), and refusing while anything else or anything
+// busy is mounted there. The image's pin is the mount's, so the bundle's
+// commit outlives its ref for as long as the bundle is mounted.
+//
 // # Signals and unmount
 //
 // SIGTERM or SIGINT unmounts a daemon's mount (lazily, if the unmount

@@ -122,3 +122,21 @@ func TestUnmountRefusesForeignMounts(t *testing.T) {
 		t.Errorf("the tmpfs is gone (mounted %v, %v)", ok, err)
 	}
 }
+
+// A user's default logs go under $XDG_RUNTIME_DIR, not /run (which only
+// root may write); without it, nowhere.
+func TestLogDir(t *testing.T) {
+	for _, c := range []struct {
+		euid      int
+		xdg, want string
+	}{
+		{0, "/run/user/0", "/run/ostree-mount"},
+		{1000, "/run/user/1000", "/run/user/1000/ostree-mount"},
+		{1000, "", ""},
+		{1000, "relative", ""},
+	} {
+		if got := logDir(c.euid, c.xdg); got != c.want {
+			t.Errorf("logDir(%d, %q) = %q, want %q", c.euid, c.xdg, got, c.want)
+		}
+	}
+}

@@ -26,8 +26,9 @@ type Options struct {
 	Mountpoint string `json:"mountpoint"`
 	// CacheSize is the size in bytes of the composed-metadata cache.
 	CacheSize int64 `json:"cache_size"`
-	// LogFile is where a background mount logs; when empty, a file under
-	// /run/ostree-mount named after the mountpoint (logName).
+	// LogFile is where a background mount logs; when empty, a file named
+	// after the mountpoint (logName) under /run/ostree-mount as root,
+	// under $XDG_RUNTIME_DIR/ostree-mount otherwise (defaultLogPath).
 	LogFile string `json:"log_file,omitempty"`
 	// FS is how the filesystem serves. Name, Logger, Device, DeviceNumber
 	// and SpareP are set by this package.
@@ -104,10 +105,28 @@ func prefetchWorkers() int {
 	return 4
 }
 
-// defaultLogPath is where a mount's daemon logs without LogFile.
+// defaultLogPath is where a mount's daemon logs without LogFile: under
+// /run/ostree-mount as root, under $XDG_RUNTIME_DIR/ostree-mount
+// otherwise (a user cannot write /run).
 func defaultLogPath(mnt string) string {
-	if err := os.MkdirAll("/run/ostree-mount", 0o755); err != nil {
+	dir := logDir(os.Geteuid(), os.Getenv("XDG_RUNTIME_DIR"))
+	if dir == "" {
 		return os.DevNull
 	}
-	return filepath.Join("/run/ostree-mount", logName(mnt))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return os.DevNull
+	}
+	return filepath.Join(dir, logName(mnt))
+}
+
+// logDir is the directory of default logs for a process of effective uid
+// euid whose $XDG_RUNTIME_DIR is xdg ("": none, logs are discarded).
+func logDir(euid int, xdg string) string {
+	if euid == 0 {
+		return "/run/ostree-mount"
+	}
+	if xdg == "" || !filepath.IsAbs(xdg) {
+		return ""
+	}
+	return filepath.Join(xdg, "ostree-mount")
 }

@@ -110,6 +110,24 @@
 // walk of 100k entries; SIGTERM and SIGINT; the handoff of /dev/fuse and
 // the pin to the daemon; the mount service (serve).
 //
+// Bundles and mount(8) (bundle_test.go): config.json of a bundle of the
+// realistic image, and of variants made with umoci config (an
+// entrypoint, a user by name, name:group, uid:group and numbers, a
+// working directory, Env, labels, ports, a volume), equals umoci's in
+// process (args, env, uid, gid, groups, cwd), mounts, capabilities,
+// rlimits, namespaces and annotations; Debian's runc runs a command in a
+// read-only bundle as the image's user with its environment (id -u,
+// $FOO, dpkg -l bash) and its writes fail with EROFS; crun does the same
+// where it works (crun 1.8 refuses hybrid cgroups: skipped, with the
+// reason logged); a --writable bundle takes writes and deletions into
+// its directory while the repository stays unchanged (fsck, checkout)
+// and a new bundle shows none of them; bundle --remove cleans up after a
+// killed daemon and refuses a directory that is not a bundle; prune
+// keeps a bundle's image whole after its ref is deleted; make install,
+// mount -t fuse.ostree-mount, an fstab line and umount(8) work through
+// mount.fuse3, and a bad ref or option fails by name, leaving nothing
+// mounted; an unprivileged mount logs under $XDG_RUNTIME_DIR.
+//
 // Security (security_test.go), acting as uid 65534: a repository that
 // holds an untrusted image offers other users no setuid, setgid or
 // capability-carrying object and none they can write, in every mode and

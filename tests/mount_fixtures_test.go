@@ -438,7 +438,11 @@ func mountedAt(t testing.TB, mnt string) []mountEntry {
 
 // daemonPids returns the ostree-mount processes whose arguments name mnt
 // (which the tests always pass as an absolute path).
-func daemonPids(mnt string) []int {
+func daemonPids(mnt string) []int { return pidsOf(binary, mnt) }
+
+// pidsOf returns the processes of executable exe whose arguments name
+// mnt.
+func pidsOf(exe, mnt string) []int {
 	var pids []int
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
@@ -451,7 +455,7 @@ func daemonPids(mnt string) []int {
 			continue
 		}
 		args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
-		if args[0] == binary && slices.Contains(args[1:], mnt) {
+		if args[0] == exe && slices.Contains(args[1:], mnt) {
 			pids = append(pids, pid)
 		}
 	}

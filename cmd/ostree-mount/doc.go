@@ -7,6 +7,8 @@
 //	ostree-mount import docker://HOST/NAME:TAG   the same from a registry (skopeo's flags)
 //	ostree-mount images                      list the images; inspect REV shows one
 //	ostree-mount umount MOUNTPOINT           unmount, also after the daemon died
+//	ostree-mount bundle [--writable] REF DIR an OCI runtime bundle for runc; bundle --remove DIR
+//	ostree-mount REF MOUNTPOINT -o OPTS      what mount -t fuse.ostree-mount runs (mount.fuse3)
 //	ostree-mount prune                       delete what no ref, pin or related list keeps
 //	ostree-mount serve                       serve root's mounts from one process
 //

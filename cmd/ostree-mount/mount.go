@@ -21,8 +21,9 @@ func mountFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "verify", Usage: "verify each file object's checksum before serving it (EIO on mismatch)"},
 		&cli.StringFlag{Name: "cache-size", Value: "64M", Usage: "bytes of composed-directory metadata to cache (K, M, G suffixes)"},
 		&cli.BoolFlag{Name: "passthrough", Usage: "hand opened files to the kernel (FUSE passthrough, as root): reads bypass the daemon and share page cache with other mounts, but every open is a round trip (default: opens cost no round trip)"},
-		&cli.StringFlag{Name: "log-file", Usage: "where a background mount logs (default: /run/ostree-mount/MOUNTPOINT.log, the mountpoint escaped as by systemd-escape --path: /mnt/x-y is mnt-x\\x2dy.log)"},
+		&cli.StringFlag{Name: "log-file", Usage: "where a background mount logs (default: /run/ostree-mount/MOUNTPOINT.log as root, $XDG_RUNTIME_DIR/ostree-mount/MOUNTPOINT.log otherwise, the mountpoint escaped as by systemd-escape --path: /mnt/x-y is mnt-x\\x2dy.log)"},
 		&cli.BoolFlag{Name: "debug", Usage: "log every FUSE request"},
+		&cli.StringFlag{Name: "o", Usage: mountOptsUsage},
 		socketFlag(),
 	}
 }
@@ -106,15 +107,26 @@ func mountOptions(c *cli.Context, rev, mnt string) (mount.Options, error) {
 	if o.Mountpoint, err = filepath.Abs(mnt); err != nil {
 		return o, err
 	}
-	if o.Repo, err = filepath.Abs(repoPath(c)); err != nil {
-		return o, err
-	}
 	o.CacheSize, err = parseSize(c.String("cache-size"))
 	if err == nil {
 		err = mount.CheckCacheSize(o.CacheSize)
 	}
 	if err != nil {
 		return o, fmt.Errorf("--cache-size: %w", err)
+	}
+	rp := repoPath(c)
+	if c.IsSet("o") {
+		// mount -t fuse.ostree-mount -o repo=PATH,... REV MOUNTPOINT
+		r, err := applyMountOpts(&o, c.String("o"))
+		if err != nil {
+			return o, err
+		}
+		if r != "" {
+			rp = r
+		}
+	}
+	if o.Repo, err = filepath.Abs(rp); err != nil {
+		return o, err
 	}
 	return o, nil
 }
