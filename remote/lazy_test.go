@@ -1,0 +1,168 @@
+package remote_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ostree-mount/ostree-mount/remote"
+	"github.com/ostree-mount/ostree-mount/repo"
+)
+
+// lazyClient is a client that has fetched the commits of ref "main"
+// (partial) and a lazy store over it.
+func lazyClient(t *testing.T, srv *server, mode repo.Mode) (*repo.Repo, *remote.Lazy, repo.Checksum) {
+	t.Helper()
+	r := client(t, mode, srv.URL, "ostree-mount-timeout=2s")
+	c, err := remote.FetchCommits(context.Background(), r, "origin", "main", remote.Options{})
+	check(t, err)
+	if !r.IsPartial(c) {
+		t.Fatalf("commit %s not marked partial", c)
+	}
+	l, err := remote.NewLazy(r, "origin", remote.LazyOptions{})
+	check(t, err)
+	t.Cleanup(func() { l.Close() })
+	return r, l, c
+}
+
+func readContent(t *testing.T, l *remote.Lazy, c repo.Checksum) (string, error) {
+	t.Helper()
+	ct, err := l.OpenContent(context.Background(), c)
+	if err != nil {
+		return "", err
+	}
+	defer ct.Close()
+	b, err := io.ReadAll(io.NewSectionReader(ct, 0, ct.Size()))
+	return string(b), err
+}
+
+func TestLazySingleflight(t *testing.T) {
+	src := makeSource(t, repo.ModeArchive)
+	srv := serve(t, src.path)
+	_, l, _ := lazyClient(t, srv, repo.ModeBareUser)
+	path := objPath(src.bigFile, "filez")
+	release := make(chan struct{})
+	srv.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.URL.Path == path {
+			<-release
+		}
+		return false
+	})
+	const n = 16
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	got := make([]string, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got[i], errs[i] = readContent(t, l, src.bigFile)
+		}()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for remote.LazyWaiters(l, repo.ObjFile, src.bigFile) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d readers wait for the fetch", remote.LazyWaiters(l, repo.ObjFile, src.bigFile), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	wg.Wait()
+	for i := range n {
+		check(t, errs[i])
+		if got[i] != strings.Repeat("big content ", 50000) {
+			t.Fatalf("reader %d: wrong content (%d bytes)", i, len(got[i]))
+		}
+	}
+	if k := srv.count(path); k != 1 {
+		t.Fatalf("%d concurrent readers made %d requests, want 1", n, k)
+	}
+}
+
+func TestLazyTransientThenSuccess(t *testing.T) {
+	src := makeSource(t, repo.ModeArchive)
+	srv := serve(t, src.path)
+	r, l, _ := lazyClient(t, srv, repo.ModeBareUser)
+	path := objPath(src.files[5], "filez")
+	srv.setFault(func(w http.ResponseWriter, req *http.Request) bool {
+		if req.URL.Path == path {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return true
+		}
+		return false
+	})
+	_, err := readContent(t, l, src.files[5])
+	if !errors.Is(err, repo.ErrUnavailable) {
+		t.Fatalf("read with the server failing: %v, want ErrUnavailable", err)
+	}
+	if have, _ := r.HasObject(repo.ObjFile, src.files[5]); have {
+		t.Fatal("object stored after a failed fetch")
+	}
+	// Others are served meanwhile.
+	if _, err := readContent(t, l, src.files[6]); err != nil {
+		t.Fatal(err)
+	}
+	srv.setFault(nil)
+	got, err := readContent(t, l, src.files[5])
+	check(t, err)
+	if !strings.HasPrefix(got, "file 5\n") {
+		t.Fatalf("content %q", got[:10])
+	}
+	if have, _ := r.HasObject(repo.ObjFile, src.files[5]); !have {
+		t.Fatal("fetched object not stored")
+	}
+	fsckClean(t, r)
+}
+
+func TestLazyTampered(t *testing.T) {
+	src := makeSource(t, repo.ModeArchive)
+	srv := serve(t, src.path)
+	r, l, c := lazyClient(t, srv, repo.ModeBareUser)
+	path := objPath(src.files[3], "filez")
+	srv.setFault(func(w http.ResponseWriter, req *http.Request) bool {
+		if req.URL.Path == path {
+			http.ServeFile(w, req, src.path+objPath(src.files[4], "filez"))
+			return true
+		}
+		return false
+	})
+	_, err := readContent(t, l, src.files[3])
+	if !errors.Is(err, repo.ErrChecksumMismatch) {
+		t.Fatalf("tampered object: %v, want ErrChecksumMismatch", err)
+	}
+	if !strings.Contains(err.Error(), srv.URL+path) {
+		t.Fatalf("error %q does not name the URL", err)
+	}
+	if have, _ := r.HasObject(repo.ObjFile, src.files[3]); have {
+		t.Fatal("tampered object stored")
+	}
+	// Metadata comes through the same store.
+	cm, err := l.ReadCommit(context.Background(), c)
+	check(t, err)
+	dt, err := l.ReadDirTree(context.Background(), cm.RootTree)
+	check(t, err)
+	if len(dt.Files) == 0 {
+		t.Fatal("empty root")
+	}
+	fsckClean(t, r)
+}
+
+func TestLazyArchiveClient(t *testing.T) {
+	src := makeSource(t, repo.ModeArchive)
+	srv := serve(t, src.path)
+	r, l, _ := lazyClient(t, srv, repo.ModeArchive)
+	if l.ContentFiles() {
+		t.Fatal("an archive client gives content files")
+	}
+	got, err := readContent(t, l, src.files[2])
+	check(t, err)
+	if !strings.HasPrefix(got, "file 2\n") {
+		t.Fatalf("content %q", got)
+	}
+	fsckClean(t, r)
+}
