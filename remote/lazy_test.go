@@ -166,3 +166,39 @@ func TestLazyArchiveClient(t *testing.T) {
 	}
 	fsckClean(t, r)
 }
+
+// Prune keeps what a live partial commit has fetched, and does not fail
+// on what it has not; fsck does not report the unfetched objects.
+func TestLazyPrunePartial(t *testing.T) {
+	src := makeSource(t, repo.ModeArchive)
+	srv := serve(t, src.path)
+	r, l, c := lazyClient(t, srv, repo.ModeBareUser)
+	ctx := context.Background()
+	cm, err := l.ReadCommit(ctx, c)
+	check(t, err)
+	dt, err := l.ReadDirTree(ctx, cm.RootTree)
+	check(t, err)
+	_, err = l.ReadDirMeta(ctx, cm.RootMeta)
+	check(t, err)
+	_, err = readContent(t, l, src.files[7])
+	check(t, err)
+	fsckClean(t, r)
+	plan, err := r.Prune(ctx, repo.PruneOptions{})
+	check(t, err)
+	for _, n := range []repo.ObjectName{
+		{Type: repo.ObjCommit, Checksum: c}, {Type: repo.ObjDirTree, Checksum: cm.RootTree},
+		{Type: repo.ObjDirMeta, Checksum: cm.RootMeta}, {Type: repo.ObjFile, Checksum: src.files[7]},
+	} {
+		if have, err := r.HasObject(n.Type, n.Checksum); err != nil || !have {
+			t.Errorf("prune (%+v) removed %s %s of a partial commit (%v)", plan, n.Type, n.Checksum, err)
+		}
+	}
+	if !r.IsPartial(c) {
+		t.Error("prune dropped the partial mark of a live commit")
+	}
+	fsckClean(t, r)
+	// The rest still comes on demand.
+	if _, err := l.ReadDirTree(ctx, dt.Dirs[0].Tree); err != nil {
+		t.Fatal(err)
+	}
+}
