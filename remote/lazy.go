@@ -94,11 +94,11 @@ func newLazy(r *repo.Repo, f Fetcher, name string, timeout time.Duration, o Lazy
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	// A whole fetch, retries included, is bounded: every attempt by the
-	// fetcher's timeout, and the backoff between them.
+	// A whole fetch, retries included, is bounded by the remote's
+	// timeout, as each of its requests is: a reader waits no longer.
 	total := timeout
-	for _, b := range Backoff {
-		total += timeout + b
+	if total <= 0 {
+		total = DefaultTimeout
 	}
 	return &Lazy{r: r, f: f, remote: name, log: o.Logger, timeout: total,
 		sem:      make(chan struct{}, o.Parallel),
@@ -190,14 +190,17 @@ func (l *Lazy) Ensure(ctx context.Context, t repo.ObjectType, c repo.Checksum) e
 	}
 }
 
-// fetch runs one object's fetch in a context of its own, bounded by the
-// remote's timeouts.
+// fetch runs one object's fetch in a context of its own (a caller that
+// gives up does not end it for the others), bounded by the remote's
+// timeout.
 func (l *Lazy) fetch(n repo.ObjectName, call *lazyCall) {
 	ctx, cancel := context.WithTimeout(context.Background(), l.timeout)
 	defer cancel()
 	err := l.fetchOne(ctx, n)
-	if err != nil && ctx.Err() != nil && !errors.Is(err, repo.ErrUnavailable) {
-		err = fmt.Errorf("%w: %w", err, repo.ErrUnavailable)
+	if err != nil && ctx.Err() != nil {
+		// Our own deadline, not a reader's: the object is unavailable,
+		// which is EIO, where a reader's ended context is EINTR.
+		err = fmt.Errorf("remote %s: %s: no answer within %s (%v): %w", l.remote, objName(n), l.timeout, err, repo.ErrUnavailable)
 	}
 	l.mu.Lock()
 	delete(l.inflight, n)

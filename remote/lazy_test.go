@@ -202,3 +202,58 @@ func TestLazyPrunePartial(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A server that accepts and never answers: the read fails with
+// ErrUnavailable once the remote's timeout is spent, and succeeds once the
+// server answers again.
+func TestLazyHangingServer(t *testing.T) {
+	src := makeSource(t, repo.ModeArchive)
+	srv := serve(t, src.path)
+	r := client(t, repo.ModeBareUser, srv.URL, "ostree-mount-timeout=300ms")
+	_, err := remote.FetchCommits(context.Background(), r, "origin", "main", remote.Options{})
+	check(t, err)
+	l, err := remote.NewLazy(r, "origin", remote.LazyOptions{})
+	check(t, err)
+	defer l.Close()
+	srv.setFault(func(w http.ResponseWriter, req *http.Request) bool {
+		<-req.Context().Done()
+		return true
+	})
+	start := time.Now()
+	_, err = readContent(t, l, src.files[9])
+	if !errors.Is(err, repo.ErrUnavailable) {
+		t.Fatalf("read from a hanging server: %v, want ErrUnavailable", err)
+	}
+	if d := time.Since(start); d > 20*time.Second {
+		t.Fatalf("the read took %s with a 300ms timeout", d)
+	}
+	srv.setFault(nil)
+	if _, err := readContent(t, l, src.files[9]); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The store's own deadline is not a reader's cancellation: the error is
+// ErrUnavailable and wraps no context error (the mount maps those to
+// EINTR).
+func TestLazyDeadlineIsUnavailable(t *testing.T) {
+	src := makeSource(t, repo.ModeArchive)
+	srv := serve(t, src.path)
+	r := client(t, repo.ModeBareUser, srv.URL, "ostree-mount-timeout=200ms")
+	_, err := remote.FetchCommits(context.Background(), r, "origin", "main", remote.Options{})
+	check(t, err)
+	l, err := remote.NewLazy(r, "origin", remote.LazyOptions{})
+	check(t, err)
+	defer l.Close()
+	srv.setFault(func(w http.ResponseWriter, req *http.Request) bool {
+		http.Error(w, "busy", http.StatusServiceUnavailable)
+		return true
+	})
+	saved := remote.Backoff
+	remote.Backoff = []time.Duration{time.Hour}
+	defer func() { remote.Backoff = saved }()
+	_, err = readContent(t, l, src.files[11])
+	if !errors.Is(err, repo.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		t.Fatalf("read past the store's deadline: %v, want ErrUnavailable and no context error", err)
+	}
+}
