@@ -54,8 +54,16 @@ func TestLazyMountTheirs(t *testing.T) {
 	if got := strings.TrimSpace(ostreeCmd(t, "rev-parse", "--repo="+cl, "origin:main")); got != sum {
 		t.Errorf("refs/remotes/origin/main = %s, want %s", got, sum)
 	}
-	// Partial: ostree fsck does not count what is not fetched yet.
+	// Partial: ostree fsck does not count what is not fetched yet, and
+	// prune keeps what was fetched without failing on the rest.
+	if b, err := os.ReadFile(filepath.Join(mnt, "one")); err != nil || string(b) != "1" {
+		t.Fatalf("one: %q, %v", b, err)
+	}
 	ostreeCmd(t, "fsck", "--repo="+cl)
+	om(t, "prune", "--repo", cl)
+	if one := lsChecksums(t, src, "main")["/one"]; !hasFileObject(cl, one) {
+		t.Error("prune removed a fetched object of the partial commit")
+	}
 	co := filepath.Join(t.TempDir(), "co")
 	ostreeCmd(t, "checkout", "--repo="+src, "main", co)
 	opts := treecmp.Options{IgnoreXattrs: ignoreXattrs}
@@ -159,7 +167,9 @@ func TestLazyMountImage(t *testing.T) {
 	fetched, reqs := ng.Bytes(t)
 	t.Logf("chroot /bin/sh -c 'ls / && id': %d requests, %d bytes fetched of %d in the served repository (%.1f %%)",
 		reqs, fetched, size, 100*float64(fetched)/float64(size))
-	if fetched*4 > size {
+	// Composing a directory reads every file's attributes, which are in
+	// the file objects: /usr/bin and the shared libraries come whole.
+	if fetched*2 > size {
 		t.Errorf("the shell fetched %d of %d bytes", fetched, size)
 	}
 	opts := treecmp.Options{Hardlinks: true, IgnoreXattrs: ignoreXattrs}
