@@ -257,3 +257,24 @@ func TestLazyDeadlineIsUnavailable(t *testing.T) {
 		t.Fatalf("read past the store's deadline: %v, want ErrUnavailable and no context error", err)
 	}
 }
+
+type rejectVerifier struct{}
+
+func (rejectVerifier) VerifyCommit(ctx context.Context, remoteName string, c repo.Checksum, b []byte, dm repo.Metadata) error {
+	return errors.New("no valid signature")
+}
+
+// A commit already local but partial (fetched for a lazy mount, maybe
+// from another remote) is verified again by a pull or a lazy mount that
+// asks for signatures.
+func TestVerifyPartialLocalCommit(t *testing.T) {
+	src := makeSource(t, repo.ModeArchive)
+	srv := serve(t, src.path)
+	r, _, _ := lazyClient(t, srv, repo.ModeBareUser)
+	if _, err := remote.Pull(context.Background(), r, "origin", []string{"main"}, remote.Options{Verifier: rejectVerifier{}}); err == nil || !strings.Contains(err.Error(), "no valid signature") {
+		t.Fatalf("pull of a partial local commit with a rejecting verifier: %v", err)
+	}
+	if _, err := remote.FetchCommits(context.Background(), r, "origin", "main", remote.Options{Verifier: rejectVerifier{}}); err == nil || !strings.Contains(err.Error(), "no valid signature") {
+		t.Fatalf("lazy fetch of a partial local commit with a rejecting verifier: %v", err)
+	}
+}

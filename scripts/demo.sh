@@ -79,6 +79,6 @@ step cat "$LMNT/etc/motd"
 AFTER_CAT=$(fetched)
 step "$BIN" umount "$LMNT"
 SIZE=$(find "$SRV/objects" -type f -printf '%s\n' | awk '{s += $1} END {print s + 0}')
-printf '\nfetched from nginx: %s bytes for the mount and the listing, %s more for the file read (the listing prefetched etc/); the served objects are %s bytes\n' \
+printf '\nfetched from nginx: %s bytes for the mount (config and summary included) and the listing, %s more for the file read (the listing prefetched etc/); the served objects are %s bytes\n' \
 	"$AFTER_LS" "$((AFTER_CAT - AFTER_LS))" "$SIZE"
 step ostree fsck --repo="$OSTREE_REPO"

@@ -66,6 +66,22 @@ func TestLazyMountTheirs(t *testing.T) {
 	}
 	co := filepath.Join(t.TempDir(), "co")
 	ostreeCmd(t, "checkout", "--repo="+src, "main", co)
+
+	// A remote that wants signatures refuses the unsigned commit before
+	// anything is stored or mounted.
+	om(t, "remote", "add", "--repo", cl, "signed", ng.URL)
+	smnt := newMountpoint(t)
+	cleanupMount(t, smnt, "")
+	r := omFail(t, "--repo", cl, "mount", "signed:main", smnt)
+	if msg := strings.TrimSpace(r.Stderr); strings.Count(msg, "\n") != 0 || !strings.Contains(msg, "signed") {
+		t.Errorf("mount of an unsigned commit from a verifying remote: want one line naming the remote, got %q", msg)
+	}
+	if len(mountedAt(t, smnt)) != 0 {
+		t.Error("the refused commit was mounted")
+	}
+	if r := ostreeRun("rev-parse", "--repo="+cl, "signed:main"); r.Code == 0 {
+		t.Errorf("refs/remotes/signed/main set for a refused commit: %s", r.Stdout)
+	}
 	opts := treecmp.Options{IgnoreXattrs: ignoreXattrs}
 	checkTreesEqual(t, "lazy mount vs ostree checkout", dumpTree(t, co, opts), dumpTree(t, mnt, opts))
 	ostreeCmd(t, "fsck", "--repo="+cl)
