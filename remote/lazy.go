@@ -46,6 +46,10 @@ type Lazy struct {
 
 	b batch
 
+	base   context.Context // ends at Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // fetches running
+
 	// Stats counts the remote's requests and bytes.
 	Stats *Stats
 	// Fetched counts the objects fetched and stored.
@@ -100,14 +104,20 @@ func newLazy(r *repo.Repo, f Fetcher, name string, timeout time.Duration, o Lazy
 	if total <= 0 {
 		total = DefaultTimeout
 	}
+	base, cancel := context.WithCancel(context.Background())
 	return &Lazy{r: r, f: f, remote: name, log: o.Logger, timeout: total,
 		sem:      make(chan struct{}, o.Parallel),
 		inflight: map[repo.ObjectName]*lazyCall{}, failing: map[repo.ObjectName]bool{},
-		b: batch{r: r}, Stats: &Stats{}}
+		b: batch{r: r}, Stats: &Stats{}, base: base, cancel: cancel}
 }
 
-// Close releases the fetcher's connections.
-func (l *Lazy) Close() error { return l.f.Close() }
+// Close ends the fetches in flight, waits for them, and releases the
+// fetcher's connections.
+func (l *Lazy) Close() error {
+	l.cancel()
+	l.wg.Wait()
+	return l.f.Close()
+}
 
 // Repo is the local repository.
 func (l *Lazy) Repo() *repo.Repo { return l.r }
@@ -131,9 +141,24 @@ func (l *Lazy) ReadCommit(ctx context.Context, c repo.Checksum) (*repo.Commit, e
 	return local(ctx, l, repo.ObjCommit, c, func() (*repo.Commit, error) { return l.r.ReadCommit(ctx, c) })
 }
 
-// ReadDirTree reads a dirtree, fetched if missing.
+// ReadDirTree reads a dirtree, fetched if missing. A fetched dirtree's
+// missing file objects are fetched at once, in parallel (bounded): the
+// composition of its directory reads every file's attributes, which are
+// in the file objects, one after the other.
 func (l *Lazy) ReadDirTree(ctx context.Context, c repo.Checksum) (*repo.DirTree, error) {
-	return local(ctx, l, repo.ObjDirTree, c, func() (*repo.DirTree, error) { return l.r.ReadDirTree(ctx, c) })
+	dt, err := l.r.ReadDirTree(ctx, c)
+	if err == nil || !errors.Is(err, repo.ErrObjectNotFound) {
+		return dt, err
+	}
+	if err := l.Ensure(ctx, repo.ObjDirTree, c); err != nil {
+		return nil, err
+	}
+	if dt, err = l.r.ReadDirTree(ctx, c); err == nil {
+		for _, f := range dt.Files {
+			l.start(repo.ObjectName{Type: repo.ObjFile, Checksum: f.Checksum})
+		}
+	}
+	return dt, err
 }
 
 // ReadDirMeta reads a dirmeta, fetched if missing.
@@ -174,12 +199,7 @@ func (l *Lazy) Statfs() (unix.Statfs_t, error) { return l.r.Statfs() }
 func (l *Lazy) Ensure(ctx context.Context, t repo.ObjectType, c repo.Checksum) error {
 	n := repo.ObjectName{Type: t, Checksum: c}
 	l.mu.Lock()
-	call, ok := l.inflight[n]
-	if !ok {
-		call = &lazyCall{done: make(chan struct{})}
-		l.inflight[n] = call
-		go l.fetch(n, call)
-	}
+	call := l.startLocked(n)
 	call.waiters++
 	l.mu.Unlock()
 	select {
@@ -190,11 +210,30 @@ func (l *Lazy) Ensure(ctx context.Context, t repo.ObjectType, c repo.Checksum) e
 	}
 }
 
+// start starts the fetch of n unless it is in flight, without waiting.
+func (l *Lazy) start(n repo.ObjectName) {
+	l.mu.Lock()
+	l.startLocked(n)
+	l.mu.Unlock()
+}
+
+func (l *Lazy) startLocked(n repo.ObjectName) *lazyCall {
+	call, ok := l.inflight[n]
+	if !ok {
+		call = &lazyCall{done: make(chan struct{})}
+		l.inflight[n] = call
+		l.wg.Add(1)
+		go l.fetch(n, call)
+	}
+	return call
+}
+
 // fetch runs one object's fetch in a context of its own (a caller that
 // gives up does not end it for the others), bounded by the remote's
 // timeout.
 func (l *Lazy) fetch(n repo.ObjectName, call *lazyCall) {
-	ctx, cancel := context.WithTimeout(context.Background(), l.timeout)
+	defer l.wg.Done()
+	ctx, cancel := context.WithTimeout(l.base, l.timeout)
 	defer cancel()
 	err := l.fetchOne(ctx, n)
 	if err != nil && ctx.Err() != nil {
@@ -205,6 +244,10 @@ func (l *Lazy) fetch(n repo.ObjectName, call *lazyCall) {
 	l.mu.Lock()
 	delete(l.inflight, n)
 	switch {
+	case l.base.Err() != nil || (call.waiters == 0 && errors.Is(err, repo.ErrUnavailable)):
+		// Closing, or a look-ahead fetch nobody waited for: a reader
+		// that needs the object fetches it again and reports it.
+		l.log.Debug("remote object not fetched", "remote", l.remote, "object", objName(n), "err", err)
 	case err == nil:
 		if l.failing[n] {
 			l.log.Info("remote object fetched after a failure", "remote", l.remote, "object", objName(n))
