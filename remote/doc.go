@@ -43,9 +43,7 @@
 // compose.ObjectReader and fs.Objects over the local repository and, on a
 // local miss, fetches the object (Store), verified, into a group-committed
 // transaction (concurrent fetches share one commit and one syncfs), then
-// serves it from the local repository; the file objects of a fetched
-// dirtree are fetched at once (its directory's composition reads them
-// all, for their attributes). Concurrent misses of one object
+// serves it from the local repository. Concurrent misses of one object
 // fetch it once; at most LazyOptions.Parallel fetches run at a time; a
 // failing remote gives repo.ErrUnavailable (logged once per object, never
 // remembered), a bad object its damage error naming the URL (never

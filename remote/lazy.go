@@ -141,24 +141,9 @@ func (l *Lazy) ReadCommit(ctx context.Context, c repo.Checksum) (*repo.Commit, e
 	return local(ctx, l, repo.ObjCommit, c, func() (*repo.Commit, error) { return l.r.ReadCommit(ctx, c) })
 }
 
-// ReadDirTree reads a dirtree, fetched if missing. A fetched dirtree's
-// missing file objects are fetched at once, in parallel (bounded): the
-// composition of its directory reads every file's attributes, which are
-// in the file objects, one after the other.
+// ReadDirTree reads a dirtree, fetched if missing.
 func (l *Lazy) ReadDirTree(ctx context.Context, c repo.Checksum) (*repo.DirTree, error) {
-	dt, err := l.r.ReadDirTree(ctx, c)
-	if err == nil || !errors.Is(err, repo.ErrObjectNotFound) {
-		return dt, err
-	}
-	if err := l.Ensure(ctx, repo.ObjDirTree, c); err != nil {
-		return nil, err
-	}
-	if dt, err = l.r.ReadDirTree(ctx, c); err == nil {
-		for _, f := range dt.Files {
-			l.start(repo.ObjectName{Type: repo.ObjFile, Checksum: f.Checksum})
-		}
-	}
-	return dt, err
+	return local(ctx, l, repo.ObjDirTree, c, func() (*repo.DirTree, error) { return l.r.ReadDirTree(ctx, c) })
 }
 
 // ReadDirMeta reads a dirmeta, fetched if missing.
@@ -210,13 +195,6 @@ func (l *Lazy) Ensure(ctx context.Context, t repo.ObjectType, c repo.Checksum) e
 	}
 }
 
-// start starts the fetch of n unless it is in flight, without waiting.
-func (l *Lazy) start(n repo.ObjectName) {
-	l.mu.Lock()
-	l.startLocked(n)
-	l.mu.Unlock()
-}
-
 func (l *Lazy) startLocked(n repo.ObjectName) *lazyCall {
 	call, ok := l.inflight[n]
 	if !ok {
@@ -245,8 +223,8 @@ func (l *Lazy) fetch(n repo.ObjectName, call *lazyCall) {
 	delete(l.inflight, n)
 	switch {
 	case l.base.Err() != nil || (call.waiters == 0 && errors.Is(err, repo.ErrUnavailable)):
-		// Closing, or a look-ahead fetch nobody waited for: a reader
-		// that needs the object fetches it again and reports it.
+		// Closing, or a fetch nobody waits for any more: a reader that
+		// needs the object fetches it again and reports it.
 		l.log.Debug("remote object not fetched", "remote", l.remote, "object", objName(n), "err", err)
 	case err == nil:
 		if l.failing[n] {

@@ -278,31 +278,3 @@ func TestVerifyPartialLocalCommit(t *testing.T) {
 		t.Fatalf("lazy fetch of a partial local commit with a rejecting verifier: %v", err)
 	}
 }
-
-// A fetched dirtree's file objects are fetched at once, before anyone
-// asks (the composition of the directory reads them all).
-func TestLazyDirLookahead(t *testing.T) {
-	src := makeSource(t, repo.ModeArchive)
-	srv := serve(t, src.path)
-	r, l, c := lazyClient(t, srv, repo.ModeBareUser)
-	ctx := context.Background()
-	cm, err := l.ReadCommit(ctx, c)
-	check(t, err)
-	_, err = l.ReadDirTree(ctx, cm.RootTree)
-	check(t, err)
-	deadline := time.Now().Add(20 * time.Second)
-	for _, f := range append(src.files, src.bigFile) {
-		for {
-			have, err := r.HasObject(repo.ObjFile, f)
-			check(t, err)
-			if have {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("file %s of the fetched root not fetched ahead", f)
-			}
-			time.Sleep(time.Millisecond)
-		}
-	}
-	fsckClean(t, r)
-}
