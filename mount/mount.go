@@ -34,6 +34,9 @@ func Mount(o Options) error {
 	if err := checkMountpoint(o.Mountpoint); err != nil {
 		return err
 	}
+	if err := resolveRemote(context.Background(), r, &o); err != nil {
+		return err
+	}
 	sum, err := o.commit(r)
 	if err != nil {
 		return err

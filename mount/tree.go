@@ -1,6 +1,7 @@
 package mount
 
 import (
+	"io"
 	"os"
 
 	"github.com/ostree-mount/ostree-mount/compose"
@@ -15,6 +16,8 @@ import (
 type tree struct {
 	t     *compose.Tree
 	cache *compose.Caches
+	objs  objects   // r, or a lazy store over it (objectsFor)
+	done  io.Closer // releases objs
 }
 
 // openTree composes commit sum of r with cacheSize bytes of metadata
@@ -25,22 +28,29 @@ func openTree(r *repo.Repo, sum repo.Checksum, cacheSize int64, prefetch int) (*
 	if err != nil {
 		return nil, err
 	}
-	t, err := compose.Open(r, sum, compose.Options{Caches: ca, Prefetch: prefetch})
+	objs, done, err := objectsFor(r, sum)
 	if err != nil {
 		ca.Close()
 		return nil, err
 	}
-	return &tree{t: t, cache: ca}, nil
+	t, err := compose.Open(objs, sum, compose.Options{Caches: ca, Prefetch: prefetch})
+	if err != nil {
+		done.Close()
+		ca.Close()
+		return nil, err
+	}
+	return &tree{t: t, cache: ca, objs: objs, done: done}, nil
 }
 
 func (t *tree) close() {
 	t.t.Close()
 	t.cache.Close()
+	t.done.Close()
 }
 
 // serveFS serves t at mnt (or on o.Device, already mounted there).
 func serveFS(r *repo.Repo, t *tree, mnt string, o fs.Options) (*fs.Server, error) {
-	return fs.Mount(mnt, r, t.t, o)
+	return fs.Mount(mnt, t.objs, t.t, o)
 }
 
 // mountDevice mounts dev, a /dev/fuse descriptor, at mnt and returns the

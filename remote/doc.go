@@ -39,13 +39,18 @@
 // corrupt objects) is never retried. Connections are kept alive, and a
 // pull keeps up to 8 requests in flight (Options.Parallel).
 //
-// A lazy store (a mount that fetches on a miss) is meant to sit on the
-// same pieces: NewFetcher for the remote, Store (or FetchMeta and the
-// repo writes) for one missing object in its own small transaction, and
-// errors.Is(err, repo.ErrUnavailable) to tell a server that failed from an
-// object that is bad. Collapsing concurrent misses of one object and
-// marking commits partial are its job; Pull removes the commitpartial
-// marker of every partial commit it completes.
+// Lazy (lazy.go) is the store of a lazy mount: it has the methods of
+// compose.ObjectReader and fs.Objects over the local repository and, on a
+// local miss, fetches the object (Store), verified, into a group-committed
+// transaction (concurrent fetches share one commit and one syncfs), then
+// serves it from the local repository. Concurrent misses of one object
+// fetch it once; at most LazyOptions.Parallel fetches run at a time; a
+// failing remote gives repo.ErrUnavailable (logged once per object, never
+// remembered), a bad object its damage error naming the URL (never
+// stored). FetchCommits prepares a lazy mount: the ref's commit and its
+// related commits, verified as Pull verifies them, marked partial, and the
+// ref set; Pull removes the commitpartial marker of every partial commit
+// it completes.
 //
 // # Pulling
 //

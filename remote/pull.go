@@ -391,20 +391,22 @@ func (p *puller) commit(ctx context.Context, c repo.Checksum, have, verify bool)
 	var cm *repo.Commit
 	var err error
 	if have {
-		if !p.r.IsPartial(c) {
-			if verify && p.o.Verifier != nil {
-				b, err := p.r.ReadMetaObject(repo.ObjCommit, c)
-				if err != nil {
-					return nil, err
-				}
-				dm, err := p.r.ReadCommitMeta(c)
-				if err != nil {
-					return nil, err
-				}
-				if err := p.o.Verifier.VerifyCommit(ctx, p.rm.Name, c, b, dm); err != nil {
-					return nil, fmt.Errorf("commit %s: %w", c, err)
-				}
+		// A local commit is verified for this remote too, partial or
+		// not: it may have come from another remote, unverified.
+		if verify && p.o.Verifier != nil {
+			b, err := p.r.ReadMetaObject(repo.ObjCommit, c)
+			if err != nil {
+				return nil, err
 			}
+			dm, err := p.r.ReadCommitMeta(c)
+			if err != nil {
+				return nil, err
+			}
+			if err := p.o.Verifier.VerifyCommit(ctx, p.rm.Name, c, b, dm); err != nil {
+				return nil, fmt.Errorf("commit %s: %w", c, err)
+			}
+		}
+		if !p.r.IsPartial(c) {
 			return nil, nil // complete locally: nothing to walk
 		}
 		if cm, err = p.tx.ReadCommit(ctx, c); err != nil {

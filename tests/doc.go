@@ -155,6 +155,18 @@
 // wrote); ed25519 sign, verify, delete and remote policy, the signature
 // bytes checked against openssl's over the .commit file.
 //
+// Lazy mounts (lazy_test.go), over nginx: REMOTE:REF of an archive
+// repository written by ostree mounts as ostree checks it out, marked
+// partial, with ostree fsck passing and prune keeping what was fetched;
+// the debootstrap image imported into an archive repository by
+// ostree-mount mounts lazily (short form) as umoci unpacks it, a chroot
+// runs /bin/sh -c 'ls / && id' fetching a logged fraction of the image
+// (nginx's access log), and with nginx stopped it mounts again and reads
+// whole; with nginx stopped mid-use an unfetched file fails with EIO
+// within the timeout while the rest is served, and reads once nginx is
+// back; a tampered object fails with EIO, is not stored, and the log names
+// its URL.
+//
 // Remotes (remote_test.go), over a real nginx: the remote config we write
 // is what ostree reads and the other way round (remote add, list -u,
 // delete, gpg-verify's default); real ostree pulls and fscks a repository

@@ -39,7 +39,13 @@ or SIGTERM/SIGINT. The commit stays pinned against prune while mounted.
 As root, the command checks the image, mounts, and hands the mount and the
 pin to the daemon it started, without waiting for the daemon to be up: the
 first access to the mount waits for it, as with libfuse filesystems.
-'ostree-mount REV MOUNTPOINT' is the same command.`,
+'ostree-mount REV MOUNTPOINT' is the same command.
+
+REV may be REMOTE:REF for a remote of the repository's config: the ref is
+mounted lazily, fetching its commits now (verified with the remote's
+signature policy, marked partial, refs/remotes/REMOTE/REF set) and the
+directories and files it reads on demand. A ref already local is used as
+it is.`,
 	Flags:  mountFlags(),
 	Action: runMount,
 })
