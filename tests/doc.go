@@ -187,7 +187,10 @@
 // byte and a remote with no keys are refused with one message naming the
 // commit, the remote and the reason, leaving no ref and no commit; a
 // remote with gpg-verify-summary pulls through ostree's signed summary and
-// refuses one without summary.sig.
+// refuses one without summary.sig. Lazy mounts apply the same policy: the
+// signed commit mounts, the four others are refused with nothing mounted
+// and no ref; a remote with sign-verify=ed25519 mounts an image whose
+// manifest commit ostree-mount signed and refuses an unsigned one.
 //
 // # Helpers and fixtures
 //
