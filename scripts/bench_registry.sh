@@ -24,7 +24,7 @@ http: {addr: "127.0.0.1:$PORT"}
 YML
 docker-registry serve "$RW/config.yml" > "$RW/log" 2>&1 &
 REG=$!
-trap 'kill $REG 2>/dev/null; wait $REG 2>/dev/null; rm -rf "$RW"' EXIT
+trap 'kill $REG 2>/dev/null; wait $REG 2>/dev/null || true; rm -rf "$RW"' EXIT
 python3 - "$PORT" <<'PY'
 import sys, time, urllib.request
 for _ in range(200):
