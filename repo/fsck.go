@@ -88,7 +88,7 @@ func (r *Repo) Fsck(ctx context.Context) (*FsckResult, error) {
 			if err := gctx.Err(); err != nil {
 				return err
 			}
-			if err := r.verifyObject(n); err != nil {
+			if err := r.verifyObject(gctx, n); err != nil {
 				report(FsckProblem{Object: n, Err: err})
 			}
 			return nil
@@ -101,7 +101,7 @@ func (r *Repo) Fsck(ctx context.Context) (*FsckResult, error) {
 		return nil, err
 	}
 	res.Commits = len(commits)
-	w := &fsckWalk{r: r, res: res, present: map[ObjectName]bool{}, corrupt: map[ObjectName]int{},
+	w := &fsckWalk{ctx: ctx, r: r, res: res, present: map[ObjectName]bool{}, corrupt: map[ObjectName]int{},
 		seen: [2]Reachable{{}, {}}}
 	for _, n := range names {
 		w.present[n] = true
@@ -138,6 +138,7 @@ func (r *Repo) Fsck(ctx context.Context) (*FsckResult, error) {
 
 // fsckWalk walks the commits' trees after every object was verified.
 type fsckWalk struct {
+	ctx     context.Context
 	r       *Repo
 	res     *FsckResult
 	present map[ObjectName]bool // the objects listed before the walk
@@ -197,7 +198,7 @@ func (w *fsckWalk) commit(c Checksum) error {
 	if _, ok := w.corrupt[ObjectName{ObjCommit, c}]; ok {
 		return nil
 	}
-	cm, err := w.r.ReadCommit(context.TODO(), c)
+	cm, err := w.r.ReadCommit(w.ctx, c)
 	if err != nil {
 		if errors.Is(err, ErrObjectNotFound) {
 			return nil // deleted since the listing, by nobody we exclude: a concurrent writer's own
@@ -227,7 +228,7 @@ func (w *fsckWalk) tree(tree, meta Checksum, partial bool, from, path string) er
 	if err != nil || !ok {
 		return err
 	}
-	dt, err := w.r.ReadDirTree(context.TODO(), tree)
+	dt, err := w.r.ReadDirTree(w.ctx, tree)
 	if err != nil {
 		if !errors.Is(err, ErrObjectNotFound) && !errors.Is(err, ErrChecksumMismatch) && !errors.Is(err, ErrCorrupt) {
 			return err
@@ -256,18 +257,18 @@ func (w *fsckWalk) tree(tree, meta Checksum, partial bool, from, path string) er
 }
 
 // verifyObject checks one object's bytes against its name.
-func (r *Repo) verifyObject(n ObjectName) error {
+func (r *Repo) verifyObject(ctx context.Context, n ObjectName) error {
 	switch n.Type {
 	case ObjFile:
 		return r.VerifyFile(n.Checksum)
 	case ObjDirTree:
-		_, err := r.ReadDirTree(context.TODO(), n.Checksum)
+		_, err := r.ReadDirTree(ctx, n.Checksum)
 		return err
 	case ObjDirMeta:
-		_, err := r.ReadDirMeta(context.TODO(), n.Checksum)
+		_, err := r.ReadDirMeta(ctx, n.Checksum)
 		return err
 	case ObjCommit:
-		_, err := r.ReadCommit(context.TODO(), n.Checksum)
+		_, err := r.ReadCommit(ctx, n.Checksum)
 		return err
 	case ObjCommitMeta:
 		_, err := r.ReadCommitMeta(n.Checksum)
