@@ -1,9 +1,7 @@
 package mount
 
 import (
-	"fmt"
 	"io"
-	"log/slog"
 	"os"
 
 	"github.com/ostree-mount/ostree-mount/compose"
@@ -35,7 +33,7 @@ func openTree(r *repo.Repo, sum repo.Checksum, cacheSize int64, prefetch int) (*
 		ca.Close()
 		return nil, err
 	}
-	t, err := compose.Open(objs, sum, compose.Options{Caches: ca, Prefetch: prefetch, Logf: func(f string, a ...any) { slog.Warn(fmt.Sprintf(f, a...)) }})
+	t, err := compose.Open(objs, sum, compose.Options{Caches: ca, Prefetch: prefetch})
 	if err != nil {
 		done.Close()
 		ca.Close()
