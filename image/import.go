@@ -344,6 +344,7 @@ func WriteLayerCommit(tx *repo.Transaction, lr *LayerResult, subject string, md 
 		NoParent:   true,
 		NoBindings: true,
 		Metadata:   md,
+		Detached:   tarSplitDetached(lr),
 	})
 }
 
@@ -545,4 +546,13 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
 	return n, err
+}
+
+// tarSplitDetached is the detached metadata holding a layer's tar-split
+// record, nil if it has none.
+func tarSplitDetached(lr *LayerResult) repo.Metadata {
+	if lr.TarSplit == nil {
+		return nil
+	}
+	return repo.Metadata{{Key: compose.KeyTarSplit, Value: TarSplitVariant(lr.TarSplit)}}
 }
