@@ -14,6 +14,7 @@ type Caches struct {
 	subdirs *cache.Cache[int]           // subdirectory counts, by Entry.key
 	links   *cache.Cache[int]           // hardlink groups' link counts
 	metas   *cache.Cache[*repo.DirMeta] // dirmetas, by checksum
+	indexes *cache.Cache[*Index]        // metadata indexes, by sha256
 }
 
 // DefaultCacheBytes is the budget of the caches a tree makes for itself.
@@ -22,14 +23,15 @@ const DefaultCacheBytes = 64 << 20
 // NewCaches makes a set of caches holding about maxBytes in all: most of
 // it for composed directories, which are what a walk needs again.
 func NewCaches(maxBytes int64) (*Caches, error) {
-	dirs, err := cache.New[*Dir](max(maxBytes-maxBytes/4, 1))
+	dirs, err := cache.New[*Dir](max(maxBytes-maxBytes/4-maxBytes/8, 1))
 	if err != nil {
 		return nil, err
 	}
 	metas, _ := cache.New[*repo.DirMeta](max(maxBytes/8, 1))
 	subdirs, _ := cache.New[int](max(maxBytes/16, 1))
 	links, _ := cache.New[int](max(maxBytes/16, 1))
-	return &Caches{dirs: dirs, subdirs: subdirs, links: links, metas: metas}, nil
+	indexes, _ := cache.New[*Index](max(maxBytes/8, 1))
+	return &Caches{dirs: dirs, subdirs: subdirs, links: links, metas: metas, indexes: indexes}, nil
 }
 
 // Close stops the caches' goroutines; no tree may use them after.
@@ -38,4 +40,5 @@ func (c *Caches) Close() {
 	c.subdirs.Close()
 	c.links.Close()
 	c.metas.Close()
+	c.indexes.Close()
 }

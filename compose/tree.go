@@ -150,6 +150,11 @@ type Tree struct {
 
 	groupsOnce sync.Once
 	groups     []map[string][]string // per layer: group leader -> member paths
+
+	// indexes holds, per layer (one for a plain commit), the metadata
+	// index its commit names (index.go), loaded on first use.
+	indexes []*indexSlot
+	log     func(format string, args ...any)
 }
 
 // Options configure Open.
@@ -164,6 +169,12 @@ type Options struct {
 	// of a listed directory ahead of need (see Tree.Prefetch); 0
 	// disables prefetching.
 	Prefetch int
+	// Logf, if set, is told what the tree could not use and worked
+	// around (an unreadable metadata index).
+	Logf func(format string, args ...any)
+	// NoIndex makes the tree read every file's metadata from its object,
+	// ignoring metadata indexes.
+	NoIndex bool
 }
 
 // Open prepares the composition of commit c. It reads only the commit and
@@ -181,6 +192,9 @@ func Open(r ObjectReader, c repo.Checksum, o Options) (*Tree, error) {
 		t, err := newTree(r, c, cm, false, []layerDir{{0, cm.RootTree, cm.RootMeta}}, []bool{ImportMade(cm)}, o)
 		if err != nil {
 			return nil, err
+		}
+		if !o.NoIndex {
+			t.indexes = []*indexSlot{indexFor(c, cm)}
 		}
 		if isImage {
 			t.image = true
@@ -205,6 +219,7 @@ func openLayers(r ObjectReader, c repo.Checksum, cm *repo.Commit, layers []repo.
 	roots := make([]layerDir, 0, len(layers))
 	links := make([]map[string]string, 0, len(layers))
 	trusted := make([]bool, 0, len(layers))
+	indexes := make([]*indexSlot, 0, len(layers))
 	for i, l := range layers {
 		lc, err := r.ReadCommit(context.Background(), l)
 		if err != nil {
@@ -213,17 +228,21 @@ func openLayers(r ObjectReader, c repo.Checksum, cm *repo.Commit, layers []repo.
 		roots = append(roots, layerDir{i, lc.RootTree, lc.RootMeta})
 		links = append(links, readLinks(lc))
 		trusted = append(trusted, ImportMade(lc))
+		indexes = append(indexes, indexFor(l, lc))
 	}
 	t, err := newTree(r, c, cm, true, roots, trusted, o)
 	if err != nil {
 		return nil, err
 	}
 	t.image, t.links = true, links
+	if !o.NoIndex {
+		t.indexes = indexes
+	}
 	return t, nil
 }
 
 func newTree(r ObjectReader, c repo.Checksum, cm *repo.Commit, layered bool, roots []layerDir, trusted []bool, o Options) (*Tree, error) {
-	t := &Tree{r: r, commit: c, info: cm, caches: o.Caches, layered: layered, trusted: trusted, dts: newDirTreeCache()}
+	t := &Tree{r: r, commit: c, info: cm, caches: o.Caches, layered: layered, trusted: trusted, dts: newDirTreeCache(), log: o.Logf}
 	if t.caches == nil {
 		size := o.CacheBytes
 		if size <= 0 {
@@ -405,7 +424,7 @@ func (t *Tree) whiteoutOnly(ctx context.Context, e *Entry) (bool, error) {
 // their own: the composed directory that holds them is, and a cache
 // insertion per file would cost more than the read it saves.
 func (t *Tree) fileAttr(ctx context.Context, c repo.Checksum, layer int) (*Attr, error) {
-	fm, err := t.r.ReadFileMeta(ctx, c)
+	fm, err := t.fileMeta(ctx, c, layer)
 	if err != nil {
 		return nil, err
 	}
@@ -422,6 +441,24 @@ func (t *Tree) fileAttr(ctx context.Context, c repo.Checksum, layer int) (*Attr,
 		return nil, fmt.Errorf("file %s: %w", c, err)
 	}
 	return a, nil
+}
+
+// fileMeta reads a content object's metadata: from the metadata index of
+// the layer that provides it when there is one (no object read, and for a
+// remote no fetch), else from the object.
+func (t *Tree) fileMeta(ctx context.Context, c repo.Checksum, layer int) (*repo.FileMeta, error) {
+	if layer < len(t.indexes) {
+		if idx := t.loadIndex(t.indexes[layer]); idx != nil {
+			fm, err := idx.Lookup(c)
+			if err != nil {
+				return nil, fmt.Errorf("layer %d: %w", layer, err)
+			}
+			if fm != nil {
+				return fm, nil
+			}
+		}
+	}
+	return t.r.ReadFileMeta(ctx, c)
 }
 
 func attrFromFile(fm *repo.FileMeta) (*Attr, error) {

@@ -256,7 +256,7 @@ func Import(ctx context.Context, r *repo.Repo, src source.Image, o ImportOptions
 				md.SetString(compose.KeyChainID, chain.String())
 				weak = chainRef(chain)
 			}
-			if commit, err = WriteLayerCommit(tx, lr, "layer "+l.diffID.String(), md); err != nil {
+			if commit, err = WriteLayerCommit(ctx, tx, lr, "layer "+l.diffID.String(), md); err != nil {
 				return nil, err
 			}
 			tx.SetRef(weak, commit)
@@ -315,6 +315,9 @@ func Import(ctx context.Context, r *repo.Repo, src source.Image, o ImportOptions
 		if len(links) > 0 {
 			md.Set(compose.KeyHardlinks, compose.HardlinksVariant(links))
 		}
+		if err := compose.AddIndex(ctx, tx, rootTree, &md, &co.Detached); err != nil {
+			return nil, err
+		}
 		if o.Mode == compose.ModePrecomposed {
 			co.Related = related
 		}
@@ -333,10 +336,17 @@ func Import(ctx context.Context, r *repo.Repo, src source.Image, o ImportOptions
 // to md what the layer result records (xattrs present, hardlink groups).
 // Its timestamp is the epoch, so the same layer always gives the same
 // commit.
-func WriteLayerCommit(tx *repo.Transaction, lr *LayerResult, subject string, md repo.Metadata) (repo.Checksum, error) {
+//
+// The commit names the metadata index of its files (compose.AddIndex),
+// which its detached metadata holds.
+func WriteLayerCommit(ctx context.Context, tx *repo.Transaction, lr *LayerResult, subject string, md repo.Metadata) (repo.Checksum, error) {
 	md.Set(compose.KeyXattrs, compose.BoolVariant(lr.HasXattrs))
 	if len(lr.Hardlinks) > 0 {
 		md.Set(compose.KeyHardlinks, compose.HardlinksVariant(lr.Hardlinks))
+	}
+	var detached repo.Metadata
+	if err := compose.AddIndex(ctx, tx, lr.Tree, &md, &detached); err != nil {
+		return repo.Checksum{}, err
 	}
 	return tx.WriteCommitFor(lr.Tree, lr.Meta, &repo.CommitOptions{
 		Subject:    subject,
@@ -344,6 +354,7 @@ func WriteLayerCommit(tx *repo.Transaction, lr *LayerResult, subject string, md 
 		NoParent:   true,
 		NoBindings: true,
 		Metadata:   md,
+		Detached:   detached,
 	})
 }
 

@@ -32,7 +32,7 @@ func importOne(t *testing.T, r *repo.Repo, lower []byte, layer []byte, lim Limit
 		if err != nil {
 			t.Fatalf("lower layer: %v", err)
 		}
-		c, err := WriteLayerCommit(tx, res, "lower", repo.Metadata{})
+		c, err := WriteLayerCommit(context.Background(), tx, res, "lower", repo.Metadata{})
 		if err != nil {
 			t.Fatal(err)
 		}

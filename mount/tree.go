@@ -1,7 +1,9 @@
 package mount
 
 import (
+	"fmt"
 	"io"
+	"log/slog"
 	"os"
 
 	"github.com/ostree-mount/ostree-mount/compose"
@@ -33,7 +35,7 @@ func openTree(r *repo.Repo, sum repo.Checksum, cacheSize int64, prefetch int) (*
 		ca.Close()
 		return nil, err
 	}
-	t, err := compose.Open(objs, sum, compose.Options{Caches: ca, Prefetch: prefetch})
+	t, err := compose.Open(objs, sum, compose.Options{Caches: ca, Prefetch: prefetch, Logf: func(f string, a ...any) { slog.Warn(fmt.Sprintf(f, a...)) }})
 	if err != nil {
 		done.Close()
 		ca.Close()

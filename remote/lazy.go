@@ -141,6 +141,12 @@ func (l *Lazy) ReadCommit(ctx context.Context, c repo.Checksum) (*repo.Commit, e
 	return local(ctx, l, repo.ObjCommit, c, func() (*repo.Commit, error) { return l.r.ReadCommit(ctx, c) })
 }
 
+// ReadCommitMeta reads a commit's detached metadata from the local
+// repository: FetchCommits stored it with the commit, verified.
+func (l *Lazy) ReadCommitMeta(c repo.Checksum) (repo.Metadata, error) {
+	return l.r.ReadCommitMeta(c)
+}
+
 // ReadDirTree reads a dirtree, fetched if missing.
 func (l *Lazy) ReadDirTree(ctx context.Context, c repo.Checksum) (*repo.DirTree, error) {
 	return local(ctx, l, repo.ObjDirTree, c, func() (*repo.DirTree, error) { return l.r.ReadDirTree(ctx, c) })

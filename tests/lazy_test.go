@@ -185,10 +185,11 @@ func TestLazyMountImage(t *testing.T) {
 	fetched, reqs := ng.Bytes(t)
 	t.Logf("chroot /bin/sh -c 'ls / && id': %s, %d requests, %d bytes fetched (mount included) of %d in the served repository (%.1f %%)",
 		elapsed.Round(time.Millisecond), reqs, fetched, size, 100*float64(fetched)/float64(size))
-	// Composing a directory reads every file's attributes, which are in
-	// the file objects: /usr/bin and the shared libraries come whole.
-	if fetched*2 > size {
-		t.Errorf("the shell fetched %d of %d bytes", fetched, size)
+	// Composing a directory takes its files' attributes from the layer's
+	// metadata index, so only what the shell runs is fetched: its
+	// binaries and libraries, the directories on its paths, the indexes.
+	if fetched*10 > size {
+		t.Errorf("the shell fetched %d of %d bytes (%.1f %%), more than 10 %%", fetched, size, 100*float64(fetched)/float64(size))
 	}
 	opts := treecmp.Options{Hardlinks: true, IgnoreXattrs: ignoreXattrs}
 	want := dumpTree(t, deb.Ref, opts)

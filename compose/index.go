@@ -1,0 +1,334 @@
+package compose
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/ostree-mount/ostree-mount/repo"
+	"github.com/ostree-mount/ostree-mount/repo/gvariant"
+)
+
+// Metadata index keys. The index of a commit's file objects is stored in
+// the commit's detached metadata (KeyIndex, ay) and named by the sha256
+// of its bytes in the commit's own metadata (KeyIndexSum), so that it is
+// as trusted as the commit and travels with it through pull, prune and
+// signing without changing what the commit holds.
+const (
+	KeyIndex    = "ostree-mount.index"        // commitmeta: ay, the index bytes
+	KeyIndexSum = "ostree-mount.index-sha256" // commit metadata: hex sha256 of the index
+)
+
+// ErrBadIndex is wrapped when an index's bytes do not parse or do not
+// hash to the sum its commit names.
+var ErrBadIndex = errors.New("bad metadata index")
+
+// indexMagic starts every index; the last byte is the format version.
+var indexMagic = [8]byte{'O', 'M', 'I', 'D', 'X', 0, 0, 1}
+
+// A record is a content object's checksum, then its mode, uid, gid and
+// rdev (uint32 each), its size (uint64), and the offset and length
+// (uint32 each) of its extra bytes: symlink target and xattrs.
+const recordSize = 32 + 4*4 + 8 + 4 + 4
+
+// Index maps content objects to their metadata (repo.FileMeta): what
+// composing a directory needs of its files, without opening or fetching
+// a single object. Its bytes are records sorted by checksum, searched in
+// place; nothing is decoded until asked.
+type Index struct {
+	data    []byte
+	n       int
+	records []byte
+	extra   []byte
+}
+
+// CommitMetaReader is implemented by object readers that can read a
+// commit's detached metadata (*repo.Repo, and stores in front of one).
+// Trees opened on readers without it never use indexes.
+type CommitMetaReader interface {
+	ReadCommitMeta(c repo.Checksum) (repo.Metadata, error)
+}
+
+var _ CommitMetaReader = (*repo.Repo)(nil)
+
+// ParseIndex checks and wraps index bytes. It keeps data.
+func ParseIndex(data []byte) (*Index, error) {
+	if len(data) < 16 || !bytes.Equal(data[:8], indexMagic[:]) {
+		return nil, fmt.Errorf("%w: no index header", ErrBadIndex)
+	}
+	n := int(binary.LittleEndian.Uint32(data[8:]))
+	extraLen := int(binary.LittleEndian.Uint32(data[12:]))
+	if n > (len(data)-16)/recordSize || 16+n*recordSize+extraLen != len(data) {
+		return nil, fmt.Errorf("%w: %d records and %d extra bytes do not fill %d bytes", ErrBadIndex, n, extraLen, len(data))
+	}
+	idx := &Index{data: data, n: n, records: data[16 : 16+n*recordSize], extra: data[16+n*recordSize:]}
+	for i := 0; i < n; i++ {
+		r := idx.record(i)
+		if i > 0 && bytes.Compare(idx.record(i - 1)[:32], r[:32]) >= 0 {
+			return nil, fmt.Errorf("%w: records out of order at %d", ErrBadIndex, i)
+		}
+		off, l := binary.LittleEndian.Uint32(r[56:]), binary.LittleEndian.Uint32(r[60:])
+		if uint64(off)+uint64(l) > uint64(len(idx.extra)) {
+			return nil, fmt.Errorf("%w: record %d: extra bytes out of range", ErrBadIndex, i)
+		}
+	}
+	return idx, nil
+}
+
+func (x *Index) record(i int) []byte { return x.records[i*recordSize : (i+1)*recordSize] }
+
+// Len is the number of objects in the index.
+func (x *Index) Len() int { return x.n }
+
+// Size is the index's size in bytes.
+func (x *Index) Size() int { return len(x.data) }
+
+// Lookup returns the metadata of content object c, if the index has it.
+func (x *Index) Lookup(c repo.Checksum) (*repo.FileMeta, error) {
+	i := sort.Search(x.n, func(i int) bool { return bytes.Compare(x.record(i)[:32], c[:]) >= 0 })
+	if i == x.n || !bytes.Equal(x.record(i)[:32], c[:]) {
+		return nil, nil
+	}
+	r := x.record(i)
+	le := binary.LittleEndian
+	fm := &repo.FileMeta{Mode: le.Uint32(r[32:]), UID: le.Uint32(r[36:]), GID: le.Uint32(r[40:]), Rdev: le.Uint32(r[44:]), Size: int64(le.Uint64(r[48:]))}
+	off, l := le.Uint32(r[56:]), le.Uint32(r[60:])
+	if l > 0 {
+		if err := decodeExtra(x.extra[off:off+l], fm); err != nil {
+			return nil, fmt.Errorf("%w: object %s: %w", ErrBadIndex, c, err)
+		}
+	}
+	if fm.Size < 0 {
+		return nil, fmt.Errorf("%w: object %s: size %d", ErrBadIndex, c, fm.Size)
+	}
+	return fm, nil
+}
+
+// extra bytes: uvarint length and the symlink target, then for each
+// xattr uvarint lengths and bytes of its name and value.
+func encodeExtra(fm *repo.FileMeta) []byte {
+	if fm.Target == "" && len(fm.Xattrs) == 0 {
+		return nil
+	}
+	b := binary.AppendUvarint(nil, uint64(len(fm.Target)))
+	b = append(b, fm.Target...)
+	for _, x := range fm.Xattrs {
+		b = binary.AppendUvarint(b, uint64(len(x.Name)))
+		b = append(b, x.Name...)
+		b = binary.AppendUvarint(b, uint64(len(x.Value)))
+		b = append(b, x.Value...)
+	}
+	return b
+}
+
+func decodeExtra(b []byte, fm *repo.FileMeta) error {
+	next := func() ([]byte, error) {
+		n, k := binary.Uvarint(b)
+		if k <= 0 || n > uint64(len(b)-k) {
+			return nil, errors.New("truncated extra bytes")
+		}
+		v := b[k : k+int(n)]
+		b = b[k+int(n):]
+		return v, nil
+	}
+	t, err := next()
+	if err != nil {
+		return err
+	}
+	fm.Target = string(t)
+	for len(b) > 0 {
+		name, err := next()
+		if err != nil {
+			return err
+		}
+		val, err := next()
+		if err != nil {
+			return err
+		}
+		fm.Xattrs = append(fm.Xattrs, repo.Xattr{Name: string(name), Value: append([]byte(nil), val...)})
+	}
+	return nil
+}
+
+// EncodeIndex serializes the metadata of content objects as an index.
+func EncodeIndex(objs map[repo.Checksum]*repo.FileMeta) []byte {
+	sums := make([]repo.Checksum, 0, len(objs))
+	for c := range objs {
+		sums = append(sums, c)
+	}
+	sort.Slice(sums, func(i, j int) bool { return bytes.Compare(sums[i][:], sums[j][:]) < 0 })
+	var extra []byte
+	recs := make([]byte, 0, len(sums)*recordSize)
+	le := binary.LittleEndian
+	for _, c := range sums {
+		fm := objs[c]
+		e := encodeExtra(fm)
+		recs = append(recs, c[:]...)
+		recs = le.AppendUint32(recs, fm.Mode)
+		recs = le.AppendUint32(recs, fm.UID)
+		recs = le.AppendUint32(recs, fm.GID)
+		recs = le.AppendUint32(recs, fm.Rdev)
+		recs = le.AppendUint64(recs, uint64(fm.Size))
+		recs = le.AppendUint32(recs, uint32(len(extra)))
+		recs = le.AppendUint32(recs, uint32(len(e)))
+		extra = append(extra, e...)
+	}
+	out := make([]byte, 0, 16+len(recs)+len(extra))
+	out = append(out, indexMagic[:]...)
+	out = le.AppendUint32(out, uint32(len(sums)))
+	out = le.AppendUint32(out, uint32(len(extra)))
+	out = append(out, recs...)
+	return append(out, extra...)
+}
+
+// IndexSum is the name a commit gives its index: the hex sha256 of its
+// bytes.
+func IndexSum(data []byte) string {
+	s := sha256.Sum256(data)
+	return hex.EncodeToString(s[:])
+}
+
+// BuildIndex reads the metadata of every content object of the tree
+// (root dirtree) through r, several at a time, and encodes it.
+func BuildIndex(ctx context.Context, r ObjectReader, root repo.Checksum) ([]byte, error) {
+	files := map[repo.Checksum]*repo.FileMeta{}
+	seen := map[repo.Checksum]bool{}
+	todo := []repo.Checksum{root}
+	for len(todo) > 0 {
+		c := todo[len(todo)-1]
+		todo = todo[:len(todo)-1]
+		if seen[c] {
+			continue
+		}
+		seen[c] = true
+		dt, err := r.ReadDirTree(ctx, c)
+		if err != nil {
+			return nil, fmt.Errorf("index: %w", err)
+		}
+		for _, f := range dt.Files {
+			files[f.Checksum] = nil
+		}
+		for _, d := range dt.Dirs {
+			todo = append(todo, d.Tree)
+		}
+	}
+	sums := make([]repo.Checksum, 0, len(files))
+	for c := range files {
+		sums = append(sums, c)
+	}
+	metas := make([]*repo.FileMeta, len(sums))
+	g, gctx := errgroup.WithContext(ctx)
+	var next atomic.Int64
+	for w := 0; w < min(attrWorkers, len(sums)); w++ {
+		g.Go(func() error {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(sums) {
+					return nil
+				}
+				fm, err := r.ReadFileMeta(gctx, sums[i])
+				if err != nil {
+					return fmt.Errorf("index: %w", err)
+				}
+				metas[i] = fm
+			}
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	for i, c := range sums {
+		files[c] = metas[i]
+	}
+	return EncodeIndex(files), nil
+}
+
+// AddIndex builds the index of the tree rooted at root and records it:
+// its bytes in detached (the commit's detached metadata to be), its sum in
+// md (the commit's metadata).
+func AddIndex(ctx context.Context, r ObjectReader, root repo.Checksum, md, detached *repo.Metadata) error {
+	b, err := BuildIndex(ctx, r, root)
+	if err != nil {
+		return err
+	}
+	md.SetString(KeyIndexSum, IndexSum(b))
+	detached.Set(KeyIndex, gvariant.Variant{Type: gvariant.MustParseType("ay"), Value: b})
+	return nil
+}
+
+// indexSlot is the index of one commit of a tree, loaded on first use.
+type indexSlot struct {
+	commit repo.Checksum
+	sum    string // from the commit's metadata; "" if it names none
+	once   sync.Once
+	idx    *Index // nil: none, or unusable
+}
+
+// loadIndex reads, checks and returns the index of commit c named sum,
+// or nil if it cannot be had: an index only saves reads, so a missing or
+// bad one means reading objects as before (a bad one is worth a log
+// line, which the caller's Options.Logf gets).
+func (t *Tree) loadIndex(s *indexSlot) *Index {
+	s.once.Do(func() {
+		if s.sum == "" {
+			return
+		}
+		if idx, ok := t.caches.indexes.Get(s.sum); ok {
+			s.idx = idx
+			return
+		}
+		cmr, ok := t.r.(CommitMetaReader)
+		if !ok {
+			return
+		}
+		dm, err := cmr.ReadCommitMeta(s.commit)
+		if err != nil || dm == nil {
+			if err != nil {
+				t.logf("commit %s: metadata index unreadable, reading objects instead: %v", s.commit, err)
+			}
+			return
+		}
+		v, ok := dm.Get(KeyIndex)
+		b, isBytes := v.Value.([]byte)
+		if !ok || !isBytes {
+			return
+		}
+		if IndexSum(b) != s.sum {
+			t.logf("commit %s: %v: sha256 %s, the commit names %s; reading objects instead", s.commit, ErrBadIndex, IndexSum(b), s.sum)
+			return
+		}
+		idx, err := ParseIndex(b)
+		if err != nil {
+			t.logf("commit %s: %v; reading objects instead", s.commit, err)
+			return
+		}
+		t.caches.indexes.Set(s.sum, idx, int64(idx.Size()))
+		s.idx = idx
+	})
+	return s.idx
+}
+
+// indexFor returns the index slot of commit c with metadata cm, honoured
+// only in commits that import made.
+func indexFor(c repo.Checksum, cm *repo.Commit) *indexSlot {
+	s := &indexSlot{commit: c}
+	if cm != nil && ImportMade(cm) {
+		s.sum, _ = cm.Metadata.String(KeyIndexSum)
+	}
+	return s
+}
+
+func (t *Tree) logf(format string, args ...any) {
+	if t.log != nil {
+		t.log(format, args...)
+	}
+}
