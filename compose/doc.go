@@ -25,6 +25,28 @@
 // prefetcher composes the subdirectories of a listed directory ahead of
 // a walk. For any other commit the Tree serves the commit's own tree.
 //
+// # Metadata index
+//
+// Composing a directory needs each file's mode, owner, size, symlink
+// target and xattrs, which OSTree keeps inside the file's own object: a
+// cold directory of N files costs N object reads, and over a lazy remote
+// N whole-object fetches. So import writes, for each layer commit (and
+// for the commit of a precomposed or squashed image), an index of its
+// content objects' metadata (index.go): fixed-size records sorted by
+// checksum, searched in place. It lives in the commit's detached
+// metadata (KeyIndex), and the commit's own metadata names its sha256
+// (KeyIndexSum):
+//   - the index is as trusted as the commit, signed or not, and a tree
+//     uses it only after checking the sum, in commits that import made;
+//   - it travels with its commit through pull (ours and ostree's) and a
+//     lazy mount's commit fetch, and prune keeps and deletes it with the
+//     commit, while ostree fsck ignores it;
+//   - it is a cache: a missing, unreadable or mismatched index (a layer
+//     imported before indexes existed, a tampered commitmeta) means
+//     reading the objects as before, with a log line for the last two.
+//
+// Indexes are loaded on a layer's first use and shared through Caches.
+//
 // Checkout materializes a composed Tree on disk, as umoci unpack would;
 // WriteComposed stores it as ordinary dirtrees (precomposed and squashed
 // images).

@@ -102,8 +102,32 @@ func objectsFor(r *repo.Repo, sum repo.Checksum) (objects, io.Closer, error) {
 		if err != nil {
 			return nil, nil, fmt.Errorf("commit %s (partial): %w", sum, err)
 		}
-		return l, l, nil
+		return l, &lazyCloser{l: l, r: r, commit: sum}, nil
 	}
 	// Partial, and no remote to complete it from: serve what is here.
 	return r, io.NopCloser(nil), nil
+}
+
+// lazyCloser closes a lazy store and then drops the commitpartial mark of
+// every commit of the mount that it ended up fetching whole.
+type lazyCloser struct {
+	l      *remote.Lazy
+	r      *repo.Repo
+	commit repo.Checksum
+}
+
+func (c *lazyCloser) Close() error {
+	err := c.l.Close()
+	commits := []repo.Checksum{c.commit}
+	if cm, rerr := c.r.ReadCommit(context.Background(), c.commit); rerr == nil {
+		for _, rel := range cm.Related {
+			commits = append(commits, rel.Commit)
+		}
+	}
+	for _, sum := range commits {
+		if _, cerr := c.r.CompletePartial(context.Background(), sum); cerr != nil {
+			slog.Warn(fmt.Sprintf("commit %s: checking whether it is complete: %v", sum, cerr))
+		}
+	}
+	return err
 }

@@ -171,3 +171,57 @@ func addLeaf(t ObjectType, c Checksum, partial bool, o TraverseOptions, set Reac
 		o.Missing(t, c, from)
 	}
 }
+
+// CompletePartial reports whether every object of commit c's tree is in
+// the repository, and if so removes c's commitpartial mark: a commit
+// that a lazy mount ended up fetching whole is complete, as after a pull.
+// It stops at the first missing object.
+func (r *Repo) CompletePartial(ctx context.Context, c Checksum) (bool, error) {
+	if !r.IsPartial(c) {
+		return true, nil
+	}
+	cm, err := r.ReadCommit(ctx, c)
+	if err != nil {
+		return false, err
+	}
+	seen := map[Checksum]bool{}
+	var complete func(tree, meta Checksum) (bool, error)
+	complete = func(tree, meta Checksum) (bool, error) {
+		if err := ctx.Err(); err != nil {
+			return false, err
+		}
+		if ok, err := r.HasObject(ObjDirMeta, meta); !ok || err != nil {
+			return false, err
+		}
+		if seen[tree] {
+			return true, nil
+		}
+		seen[tree] = true
+		dt, err := r.ReadDirTree(ctx, tree)
+		if errors.Is(err, ErrObjectNotFound) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		for _, f := range dt.Files {
+			if ok, err := r.HasObject(ObjFile, f.Checksum); !ok || err != nil {
+				return false, err
+			}
+		}
+		for _, d := range dt.Dirs {
+			if ok, err := complete(d.Tree, d.Meta); !ok || err != nil {
+				return false, err
+			}
+		}
+		return true, nil
+	}
+	ok, err := complete(cm.RootTree, cm.RootMeta)
+	if !ok || err != nil {
+		return false, err
+	}
+	if err := os.Remove(filepath.Join(r.path, "state", c.String()+".commitpartial")); err != nil && !os.IsNotExist(err) {
+		return false, fmt.Errorf("commit %s: %w", c, err)
+	}
+	return true, nil
+}

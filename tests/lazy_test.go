@@ -85,6 +85,15 @@ func TestLazyMountTheirs(t *testing.T) {
 	opts := treecmp.Options{IgnoreXattrs: ignoreXattrs}
 	checkTreesEqual(t, "lazy mount vs ostree checkout", dumpTree(t, co, opts), dumpTree(t, mnt, opts))
 	ostreeCmd(t, "fsck", "--repo="+cl)
+	// The comparison read every file: once unmounted, the commit is
+	// complete and no longer marked partial, as after a pull, and real
+	// ostree checks it whole.
+	unmount(t, mnt)
+	if _, err := os.Stat(filepath.Join(cl, "state", sum+".commitpartial")); !os.IsNotExist(err) {
+		t.Errorf("a lazily mounted commit fetched whole is still marked partial (%v)", err)
+	}
+	ostreeCmd(t, "fsck", "--repo="+cl)
+	ostreeCmd(t, "checkout", "--repo="+cl, "origin:main", filepath.Join(t.TempDir(), "co2"))
 }
 
 // nginx stopped mid-use: reading a file not fetched yet fails with EIO

@@ -124,6 +124,11 @@ func printCommit(w *bufio.Writer, r *repo.Repo, sum repo.Checksum, cm *repo.Comm
 		}
 		if md, err := r.ReadCommitMeta(sum); err == nil {
 			for _, e := range md {
+				// Blobs (metadata indexes, tar records) by size, not byte by byte.
+				if b, ok := e.Value.Value.([]byte); ok && len(b) > 256 {
+					fmt.Fprintf(w, "DetachedMetadata: %s = <%d bytes>\n", e.Key, len(b))
+					continue
+				}
 				fmt.Fprintf(w, "DetachedMetadata: %s = %s\n", e.Key, gvariant.Print(e.Value.Type, e.Value.Value, true))
 			}
 		}
