@@ -82,7 +82,7 @@ func (p *PrunePlan) Deleted() int {
 // root commit is live with its tree, its parents per the options, and,
 // transitively, every commit named in a live commit's related list. All
 // other commits, dirtrees, dirmetas and files are deleted, with the
-// commitmeta of deleted commits, and then the weak refs whose commit is
+// commitmeta of deleted commits and orphaned commitmeta, and then the weak refs whose commit is
 // gone. A root whose commit is missing, or a live tree that is missing or
 // corrupt, is an error: deleting on partial knowledge could lose data.
 func PlanPrune(g Graph, in *PruneInput) (*PrunePlan, error) {
@@ -127,7 +127,10 @@ func PlanPrune(g Graph, in *PruneInput) (*PrunePlan, error) {
 		plan.Bytes += o.Size
 	}
 	for _, m := range metas {
-		if deadCommits[m.Checksum] {
+		// The commitmeta of a dead commit goes with it, and so does one
+		// whose commit is already gone (a prune interrupted between the
+		// two): nothing can read detached metadata without its commit.
+		if deadCommits[m.Checksum] || !present[m.Checksum] && !live.Has(ObjCommit, m.Checksum) {
 			plan.Delete = append(plan.Delete, m)
 			plan.Bytes += m.Size
 		}

@@ -240,3 +240,31 @@ func TestPlanPruneRefusesMissingTree(t *testing.T) {
 		t.Fatalf("partial commit: %v", err)
 	}
 }
+
+// TestPlanPruneCommitMeta: a dead commit's commitmeta goes with it, a live
+// one's stays, and an orphaned one (its commit deleted by an interrupted
+// prune) is collected, but not counted as an object, as in ostree.
+func TestPlanPruneCommitMeta(t *testing.T) {
+	g, objs, ids := build([]commitSpec{{name: "a"}, {name: "b"}})
+	orphan := sumOf("commit gone")
+	objs = append(objs,
+		ObjectInfo{ObjectName{ObjCommitMeta, ids["a"]}, 10},
+		ObjectInfo{ObjectName{ObjCommitMeta, ids["b"]}, 10},
+		ObjectInfo{ObjectName{ObjCommitMeta, orphan}, 10})
+	plan, err := PlanPrune(g, &PruneInput{Objects: objs, Roots: []Root{{"ref a", ids["a"]}}, Options: PruneOptions{Depth: -1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := map[Checksum]bool{}
+	for _, o := range plan.Delete {
+		if o.Type == ObjCommitMeta {
+			gone[o.Checksum] = true
+		}
+	}
+	if gone[ids["a"]] || !gone[ids["b"]] || !gone[orphan] || len(gone) != 2 {
+		t.Errorf("commitmeta deleted: %v; want b's and the orphan's, not a's", gone)
+	}
+	if plan.Deleted() != len(plan.Delete)-2 {
+		t.Errorf("Deleted() = %d counts commitmeta (plan of %d)", plan.Deleted(), len(plan.Delete))
+	}
+}

@@ -616,6 +616,17 @@ func repoObjects(t testing.TB, repoPath string) map[string]objStat {
 	return out
 }
 
+// countKeys counts the object names in a set with an extension.
+func countKeys(objs map[string]bool, ext string) int {
+	n := 0
+	for k := range objs {
+		if strings.HasSuffix(k, "."+ext) {
+			n++
+		}
+	}
+	return n
+}
+
 // countExt counts the objects with an extension.
 func countExt(objs map[string]objStat, ext string) int {
 	n := 0
