@@ -71,6 +71,9 @@ func newFilesystem(objs Objects, tree *compose.Tree, o Options) *filesystem {
 			return cf.File(), nil
 		})
 	}
+	if f.fds != nil && !o.NoWarm {
+		f.warm = newWarmer(f)
+	}
 	if o.MaxInodes == 0 {
 		o.MaxInodes = DefaultMaxInodes
 	}

@@ -175,6 +175,13 @@ func (l *Lazy) VerifyContent(ctx context.Context, c repo.Checksum) error {
 	return err
 }
 
+// Local reports whether a content object is held locally, so that opening
+// it fetches nothing (fs's warmer opens only those).
+func (l *Lazy) Local(c repo.Checksum) bool {
+	ok, err := l.r.HasObject(repo.ObjFile, c)
+	return ok && err == nil
+}
+
 // ContentFiles is the local repository's: in a bare mode every object
 // served is a local file once fetched, so the mount may open files with
 // no message to the daemon.

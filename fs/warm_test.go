@@ -1,0 +1,124 @@
+package fs
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	fusefs "github.com/hanwen/go-fuse/v2/fs"
+
+	"github.com/ostree-mount/ostree-mount/repo"
+	"github.com/ostree-mount/ostree-mount/repo/repotest"
+)
+
+// localStore is a fileStore whose objects are local only when listed,
+// as a lazy remote store's.
+type localStore struct {
+	*fileStore
+	local map[repo.Checksum]bool
+}
+
+func (s *localStore) Local(c repo.Checksum) bool { return s.local[c] }
+
+// warmNodes: a directory of small files, one large file and a symlink.
+func warmNodes() []repotest.Node {
+	nodes := []repotest.Node{{Path: "d", Mode: repo.ModeDir | 0o755}}
+	for i := range 10 {
+		nodes = append(nodes, repotest.Node{Path: fmt.Sprintf("d/f%d", i), Data: fmt.Sprintf("file %d\n", i)})
+	}
+	nodes = append(nodes,
+		repotest.Node{Path: "d/big", Data: strings.Repeat("b", warmMaxSize+1)},
+		repotest.Node{Path: "d/empty", Data: ""},
+		repotest.Node{Path: "d/link", Mode: repo.ModeSymlink | 0o777, Target: "f0"})
+	return nodes
+}
+
+// waitWarmed waits until the warmer has opened n objects and its queue is
+// empty, or fails after a generous deadline.
+func waitWarmed(t *testing.T, f *filesystem, n int64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for f.warm.warmed.Load() < n || len(f.warm.q) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("warmed %d objects, want %d", f.warm.warmed.Load(), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// Listing a directory opens its small files' objects ahead of the reads,
+// once each: the reads then open nothing. Large and empty files and
+// non-files are left alone.
+func TestWarmListedFiles(t *testing.T) {
+	ctx := context.Background()
+	im := newImage(t, nil, warmNodes()...)
+	st := &fileStore{Faulty: im.objs, dir: t.TempDir()}
+	f := newFilesystem(st, im.tree, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	t.Cleanup(f.warm.stop)
+	root := &node{fs: f, e: im.tree.Root()}
+	fusefs.NewNodeFS(root, &fusefs.Options{RootStableAttr: &fusefs.StableAttr{Ino: rootIno, Gen: 1}})
+	d, _ := lookup(t, root, "d")
+	readdir(t, d)
+	waitWarmed(t, f, 10)
+	for i := range 10 {
+		sum := im.sums[fmt.Sprintf("d/f%d", i)]
+		// One read of its metadata (composition), one open by the warmer.
+		if got := im.objs.Reads(sum); got != 2 {
+			t.Errorf("f%d: %d reads of the object after the listing, want 2", i, got)
+		}
+		n, _ := lookup(t, d, fmt.Sprintf("f%d", i))
+		res, errno := n.Read(ctx, nil, make([]byte, 64), 0)
+		if errno != 0 {
+			t.Fatalf("read f%d: %v", i, errno)
+		}
+		if b, _ := res.Bytes(make([]byte, 64)); string(b) != fmt.Sprintf("file %d\n", i) {
+			t.Errorf("read f%d: %q", i, b)
+		}
+		if got := im.objs.Reads(sum); got != 2 {
+			t.Errorf("f%d: %d reads of the object after reading it, want 2 (the warmer's open kept)", i, got)
+		}
+	}
+	if got := im.objs.Reads(im.sums["d/big"]); got != 1 {
+		t.Errorf("big: %d reads, want 1 (its metadata): a large file is not warmed", got)
+	}
+	if got := f.warm.warmed.Load(); got != 10 {
+		t.Errorf("warmed %d objects, want the 10 small files", got)
+	}
+	// A second listing warms them again (cheaply: they are open).
+	readdir(t, d)
+	waitWarmed(t, f, 20)
+	if got := im.objs.Reads(im.sums["d/f0"]); got != 2 {
+		t.Errorf("f0: %d reads after a second listing, want 2", got)
+	}
+}
+
+// Over a store that would have to fetch (a lazy remote), only local
+// objects are warmed; with NoWarm nothing is.
+func TestWarmOnlyLocal(t *testing.T) {
+	im := newImage(t, nil, warmNodes()...)
+	st := &localStore{fileStore: &fileStore{Faulty: im.objs, dir: t.TempDir()}, local: map[repo.Checksum]bool{im.sums["d/f3"]: true}}
+	f := newFilesystem(st, im.tree, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	t.Cleanup(f.warm.stop)
+	root := &node{fs: f, e: im.tree.Root()}
+	fusefs.NewNodeFS(root, &fusefs.Options{RootStableAttr: &fusefs.StableAttr{Ino: rootIno, Gen: 1}})
+	d, _ := lookup(t, root, "d")
+	readdir(t, d)
+	waitWarmed(t, f, 1)
+	for i := range 10 {
+		want := 1
+		if i == 3 {
+			want = 2
+		}
+		if got := im.objs.Reads(im.sums[fmt.Sprintf("d/f%d", i)]); got != want {
+			t.Errorf("f%d: %d reads, want %d", i, got, want)
+		}
+	}
+	off := newFilesystem(st, im.tree, Options{NoWarm: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if off.warm != nil {
+		t.Error("NoWarm made a warmer")
+	}
+}
