@@ -498,10 +498,23 @@ func (t *Tree) ReadDir(ctx context.Context, e *Entry) (*Dir, error) {
 	})
 }
 
-// dirTree reads a dirtree object, through the small cache of recent ones.
-func (t *Tree) dirTree(ctx context.Context, c repo.Checksum) (*repo.DirTree, error) {
+// dirTree reads a dirtree object of a layer, through the small cache of
+// recent ones, from the layer's metadata index when it is loaded and
+// holds it (a cold directory then costs no read), else from the object.
+func (t *Tree) dirTree(ctx context.Context, c repo.Checksum, layer int) (*repo.DirTree, error) {
 	if dt, ok := t.dts.get(c); ok {
 		return dt, nil
+	}
+	if layer < len(t.indexes) {
+		if idx := t.loadedIndex(t.indexes[layer]); idx != nil {
+			dt, err := idx.LookupTree(c)
+			if err != nil {
+				t.logf("layer %d: %v; reading the object instead", layer, err)
+			} else if dt != nil {
+				t.dts.add(c, dt)
+				return dt, nil
+			}
+		}
 	}
 	dt, err := t.r.ReadDirTree(ctx, c)
 	if err != nil {
@@ -533,7 +546,7 @@ type slot struct {
 func (t *Tree) merge(ctx context.Context, dirs []layerDir) (map[string]*slot, error) {
 	entries := map[string]*slot{}
 	for _, ld := range dirs {
-		dt, err := t.dirTree(ctx, ld.tree)
+		dt, err := t.dirTree(ctx, ld.tree, ld.layer)
 		if err != nil {
 			return nil, err
 		}

@@ -47,10 +47,12 @@
 // readahead is raised from the kernel's 128 KiB to 4 MiB, and large
 // reads start the object file's own readahead. Listing a directory
 // composes its subdirectories ahead, in the background
-// (compose.Tree.Prefetch), since walks descend next, and opens its small
-// files' objects ahead of the reads that usually follow, with the
-// kernel's readahead of each started (warm.go): a serial reader on a cold
-// disk then finds descriptors and data ready. Only objects held locally
+// (compose.Tree.Prefetch), since walks descend next. Once a file of a listed
+// directory is read, the rest of its small files' objects are opened
+// ahead of the reads that usually follow, with the kernel's readahead of
+// each started (warm.go): a serial reader on a cold disk then finds
+// descriptors and data ready, and a walk that reads nothing (find)
+// warms nothing. Only objects held locally
 // are warmed, so a lazy remote store fetches nothing for it. Xattrs
 // are answered from memory; for images recorded as having none, the
 // kernel is told not to ask.

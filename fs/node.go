@@ -277,7 +277,7 @@ func (h *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Err
 		// A listing from its start: a walk descends next, and reads
 		// the files it lists.
 		h.n.fs.tree.Prefetch(h.d)
-		h.n.fs.warm.dir(h.d)
+		h.n.fs.warm.listed(h.n.path, h.d)
 	}
 	if h.pos >= len(h.d.Entries) {
 		return nil, 0

@@ -2,6 +2,8 @@ package fs
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -22,6 +24,11 @@ import (
 // the kernel to read it into the page cache in the background
 // (posix_fadvise WILLNEED), so the read finds the data ready too.
 //
+// A listing alone warms nothing: find and ls -lR list every directory
+// and read no file, and reading their files ahead would only compete for
+// the disk. The first read of a file in a directory listed since (a
+// reader that reads what it lists) warms the rest of that listing.
+//
 // It is bounded everywhere: warmWorkers goroutines, a queue that drops
 // work rather than wait when full, at most warmPerDir files of each
 // listing, files of at most warmMaxSize bytes (larger ones get the
@@ -35,6 +42,10 @@ type warmer struct {
 	wg     sync.WaitGroup
 	start  sync.Once
 	warmed atomic.Int64 // object files opened and read ahead
+
+	mu      sync.Mutex
+	pending map[string]*compose.Dir // listed, not warmed, by path
+	order   []string                // of pending, oldest first
 }
 
 type warmJob struct {
@@ -47,6 +58,7 @@ const (
 	warmQueue   = 512
 	warmPerDir  = 128
 	warmMaxSize = 256 << 10
+	warmPending = 64 // listings remembered until one of their files is read
 )
 
 // LocalObjects is implemented by Objects that may have to fetch an
@@ -58,14 +70,51 @@ type LocalObjects interface {
 
 func newWarmer(f *filesystem) *warmer {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &warmer{fs: f, q: make(chan warmJob, warmQueue), ctx: ctx, cancel: cancel}
+	return &warmer{fs: f, q: make(chan warmJob, warmQueue), ctx: ctx, cancel: cancel, pending: map[string]*compose.Dir{}}
 }
 
-// dir queues the small files of a directory listed from its start.
-func (w *warmer) dir(d *compose.Dir) {
+// listed remembers directory d at path p, listed from its start, for
+// read to warm; the oldest of warmPending listings is forgotten.
+func (w *warmer) listed(p string, d *compose.Dir) {
 	if w == nil {
 		return
 	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if _, ok := w.pending[p]; !ok {
+		w.order = append(w.order, p)
+	}
+	w.pending[p] = d
+	for len(w.order) > warmPending {
+		delete(w.pending, w.order[0])
+		w.order = w.order[1:]
+	}
+}
+
+// read is told of a read at offset 0 of the file at path p: if its
+// directory was listed and not warmed yet, it is warmed now.
+func (w *warmer) read(p string) {
+	if w == nil {
+		return
+	}
+	parent := ""
+	if i := strings.LastIndexByte(p, '/'); i >= 0 {
+		parent = p[:i]
+	}
+	w.mu.Lock()
+	d, ok := w.pending[parent]
+	if ok {
+		delete(w.pending, parent)
+		w.order = slices.DeleteFunc(w.order, func(s string) bool { return s == parent })
+	}
+	w.mu.Unlock()
+	if ok {
+		w.dir(d)
+	}
+}
+
+// dir queues the small files of a directory.
+func (w *warmer) dir(d *compose.Dir) {
 	// The workers start with the first listing, so a mount that lists
 	// nothing runs none.
 	w.start.Do(func() {
