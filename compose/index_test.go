@@ -2,8 +2,8 @@ package compose
 
 import (
 	"bytes"
-	"errors"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand"
 	"reflect"
