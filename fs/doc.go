@@ -47,7 +47,10 @@
 // readahead is raised from the kernel's 128 KiB to 4 MiB, and large
 // reads start the object file's own readahead. Listing a directory
 // composes its subdirectories ahead, in the background
-// (compose.Tree.Prefetch), since walks descend next. Xattrs
+// (compose.Tree.Prefetch), since walks descend next. Requests are up
+// to 1 MiB (Options.MaxRequest lowers it: go-fuse keeps a buffer of that
+// size for each of its readers, so a process serving many mounts asks
+// less). Xattrs
 // are answered from memory; for images recorded as having none, the
 // kernel is told not to ask.
 //

@@ -41,6 +41,12 @@ type Options struct {
 	// newServer), for a process that serves this one mount; it sets
 	// GOMAXPROCS. A process serving many mounts leaves it off.
 	SpareP bool
+	// MaxRequest is the largest request the mount negotiates (max_read,
+	// max_write, max_pages): a READ brings at most this much. 0 means
+	// 1 MiB. Each of go-fuse's readers of /dev/fuse holds a buffer of
+	// this size, idle or not (up to three a mount on two CPUs), so a
+	// process serving many mounts sets less.
+	MaxRequest int
 	// MaxInodes bounds the inodes the daemon keeps; past it the oldest are
 	// offered back to the kernel. 0 means DefaultMaxInodes; -1, no bound.
 	MaxInodes int
@@ -106,7 +112,7 @@ func MountDevice(dev *os.File, mountpoint string, o Options) (uint64, error) {
 		fmt.Sprintf("rootmode=%o", st.Mode&unix.S_IFMT),
 		fmt.Sprintf("user_id=%d", os.Geteuid()),
 		fmt.Sprintf("group_id=%d", os.Getegid()),
-		fmt.Sprintf("max_read=%d", maxWrite),
+		fmt.Sprintf("max_read=%d", o.maxRequest()),
 		"default_permissions",
 	}
 	if o.AllowOther {
@@ -126,8 +132,16 @@ func MountDevice(dev *os.File, mountpoint string, o Options) (uint64, error) {
 	return mi.Dev, nil
 }
 
-// maxWrite is the largest request the kernel sends (and max_read).
+// maxWrite is the largest request the kernel sends (and max_read),
+// unless Options.MaxRequest says less.
 const maxWrite = 1 << 20
+
+func (o Options) maxRequest() int {
+	if o.MaxRequest > 0 && o.MaxRequest < maxWrite {
+		return o.MaxRequest
+	}
+	return maxWrite
+}
 
 func (o Options) source() string {
 	if o.Name == "" {
@@ -183,7 +197,7 @@ func Mount(mountpoint string, objs Objects, tree *compose.Tree, o Options) (*Ser
 			DirectMountFlags:     directMountFlags(o),
 			EnableSymlinkCaching: true,
 			MaxReadAhead:         1 << 20,
-			MaxWrite:             maxWrite,
+			MaxWrite:             o.maxRequest(),
 			DisableXAttrs:        !treeHasXattrs(tree),
 			Debug:                o.Debug,
 			// Every read is answered with bytes (ReadResultData), which

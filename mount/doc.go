@@ -58,8 +58,18 @@
 //
 // A daemon's heap is its metadata cache plus the inodes the kernel
 // holds: its memory limit is the cache size and 48 MiB, and its
-// collector is off until the mount is served. The service's limit is the
-// sum of its mounts' limits over a base.
+// collector is off until the mount is served.
+//
+// The service's mounts share one set of metadata caches (compose.Caches,
+// whose keys are content-derived) with one budget, so that N mounts of
+// an image hold its composed directories once: a walk of a second mount
+// composes nothing (the service logs the count of directories composed
+// with each mount and unmount). What each mount still holds alone is its
+// inode tree, bounded to a few thousand inodes unless the request sets
+// fs.Options.MaxInodes, its requests' buffers, smaller than a daemon's
+// (fs.Options.MaxRequest), its verified-object memo and its open object
+// files. Its collector runs at GOGC 50 under a limit of a base, the
+// shared caches and a little for each mount.
 //
 // # Bundles
 //

@@ -53,6 +53,11 @@ const (
 	// (fs.DefaultMaxInodes would be 13 MB a mount). Forgotten entries
 	// are looked up again from the shared caches.
 	serviceMaxInodes = 4096
+	// serviceMaxRequest is each mount's largest request
+	// (fs.Options.MaxRequest) unless the request sets it: go-fuse keeps
+	// up to three buffers of it a mount, idle or not, which at 1 MiB was
+	// most of a mount's memory.
+	serviceMaxRequest = 256 << 10
 )
 
 // service is a running mount service.
@@ -303,6 +308,9 @@ func (s *service) mountOne(o Options) (err error) {
 	fo.Logger = slog.New(slog.NewTextHandler(logf, nil))
 	if fo.MaxInodes == 0 {
 		fo.MaxInodes = serviceMaxInodes
+	}
+	if fo.MaxRequest == 0 {
+		fo.MaxRequest = serviceMaxRequest
 	}
 	release := func() {
 		pin.Release()

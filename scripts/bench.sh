@@ -245,6 +245,8 @@ for s in layered precomposed fuseovl; do
   echo "{\"rss_kb\": $(rss_of_mount "$MNT/$s")}" > "$OUT/rss-$s.json"
 done
 
+"$ROOT/scripts/bench_density.sh" "$BIN" "$REPO" bench/layered "$OUT"
+
 log "prune at scale"
 "$ROOT/scripts/bench_prune.sh" "$OUT"
 
