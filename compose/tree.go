@@ -146,7 +146,6 @@ type Tree struct {
 	trusted []bool
 
 	prefetch *prefetcher // nil: no prefetching
-	dts      *dirTreeCache
 
 	groupsOnce sync.Once
 	groups     []map[string][]string // per layer: group leader -> member paths
@@ -242,7 +241,7 @@ func openLayers(r ObjectReader, c repo.Checksum, cm *repo.Commit, layers []repo.
 }
 
 func newTree(r ObjectReader, c repo.Checksum, cm *repo.Commit, layered bool, roots []layerDir, trusted []bool, o Options) (*Tree, error) {
-	t := &Tree{r: r, commit: c, info: cm, caches: o.Caches, layered: layered, trusted: trusted, dts: newDirTreeCache(), log: o.Logf}
+	t := &Tree{r: r, commit: c, info: cm, caches: o.Caches, layered: layered, trusted: trusted, log: o.Logf}
 	if t.caches == nil {
 		size := o.CacheBytes
 		if size <= 0 {
@@ -500,14 +499,14 @@ func (t *Tree) ReadDir(ctx context.Context, e *Entry) (*Dir, error) {
 
 // dirTree reads a dirtree object, through the small cache of recent ones.
 func (t *Tree) dirTree(ctx context.Context, c repo.Checksum) (*repo.DirTree, error) {
-	if dt, ok := t.dts.get(c); ok {
+	if dt, ok := t.caches.dts.get(c); ok {
 		return dt, nil
 	}
 	dt, err := t.r.ReadDirTree(ctx, c)
 	if err != nil {
 		return nil, err
 	}
-	t.dts.add(c, dt)
+	t.caches.dts.add(c, dt)
 	return dt, nil
 }
 

@@ -47,6 +47,11 @@ type Options struct {
 	// this size, idle or not (up to three a mount on two CPUs), so a
 	// process serving many mounts sets less.
 	MaxRequest int
+	// Readers bounds the requests the mount reads from the kernel at
+	// once, waiting or being served (go-fuse's readers, each with a
+	// request buffer of MaxRequest bytes, idle or not). 0 leaves
+	// go-fuse's own bound: one more than GOMAXPROCS, at least three.
+	Readers int
 	// MaxInodes bounds the inodes the daemon keeps; past it the oldest are
 	// offered back to the kernel. 0 means DefaultMaxInodes; -1, no bound.
 	MaxInodes int
@@ -136,6 +141,13 @@ func MountDevice(dev *os.File, mountpoint string, o Options) (uint64, error) {
 // unless Options.MaxRequest says less.
 const maxWrite = 1 << 20
 
+// requestSlack is more than what go-fuse accounts for a request beyond
+// its payload (the largest request header, a page of alignment, its
+// request struct) and less than any payload it negotiates: Readers
+// requests fit in Readers times (MaxRequest + requestSlack), and one
+// more does not.
+const requestSlack = 16 << 10
+
 func (o Options) maxRequest() int {
 	if o.MaxRequest > 0 && o.MaxRequest < maxWrite {
 		return o.MaxRequest
@@ -198,8 +210,10 @@ func Mount(mountpoint string, objs Objects, tree *compose.Tree, o Options) (*Ser
 			EnableSymlinkCaching: true,
 			MaxReadAhead:         1 << 20,
 			MaxWrite:             o.maxRequest(),
-			DisableXAttrs:        !treeHasXattrs(tree),
-			Debug:                o.Debug,
+			// 0: no bound.
+			MaxInflightRequestBytes: o.Readers * (o.maxRequest() + requestSlack),
+			DisableXAttrs:           !treeHasXattrs(tree),
+			Debug:                   o.Debug,
 			// Every read is answered with bytes (ReadResultData), which
 			// go-fuse would first try to splice: a pipe, a write of the
 			// header into it and a drain, then the real write, for each

@@ -5,7 +5,6 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -30,10 +29,13 @@ type filesystem struct {
 // node is a composed entry at a path.
 type node struct {
 	fusefs.Inode
-	fs     *filesystem
-	e      *compose.Entry
-	path   string // slash-separated, "" for the root
-	forgot atomic.Bool
+	fs   *filesystem
+	e    *compose.Entry
+	path string // slash-separated, "" for the root
+	// The limiter's list of the nodes the kernel holds (prune.go),
+	// guarded by its mutex.
+	prev, next        *node
+	listed, forgotten bool
 }
 
 var (

@@ -564,7 +564,7 @@ func TestInodeLimiter(t *testing.T) {
 	for _, n := range []string{"f0", "f1", "f2"} {
 		look(n)
 	}
-	if got := l.live.Load(); got != 3 {
+	if got := l.count(); got != 3 {
 		t.Errorf("%d live inodes after 3 lookups, want 3", got)
 	}
 	if len(l.kick) != 0 {
@@ -574,15 +574,15 @@ func TestInodeLimiter(t *testing.T) {
 	if len(l.kick) != 1 {
 		t.Errorf("pruning not asked for past the bound")
 	}
-	if got := l.live.Load(); got != 4 {
+	if got := l.count(); got != 4 {
 		t.Errorf("%d live inodes after 4 lookups, want 4", got)
 	}
 	raw.Forget(ids["f1"], 1)
-	if got := l.live.Load(); got != 3 {
+	if got := l.count(); got != 3 {
 		t.Errorf("%d live inodes after a forget, want 3", got)
 	}
 	look("f1") // looked up again after its forget: a new inode
-	if got := l.live.Load(); got != 4 {
+	if got := l.count(); got != 4 {
 		t.Errorf("%d live inodes after a lookup of a forgotten name, want 4", got)
 	}
 	// A name the kernel knows, looked up again (as READDIRPLUS does): the
@@ -592,7 +592,7 @@ func TestInodeLimiter(t *testing.T) {
 	if ids["f2"] != id {
 		t.Errorf("f2 looked up again got node %d, want %d", ids["f2"], id)
 	}
-	if got := l.live.Load(); got != 4 {
+	if got := l.count(); got != 4 {
 		t.Errorf("%d live inodes after a second lookup of a known name, want 4", got)
 	}
 	// Without a bound, nothing is counted.

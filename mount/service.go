@@ -52,12 +52,15 @@ const (
 	// the kernel holds every one a walk met until told to forget them
 	// (fs.DefaultMaxInodes would be 13 MB a mount). Forgotten entries
 	// are looked up again from the shared caches.
-	serviceMaxInodes = 4096
+	serviceMaxInodes = 2048
 	// serviceMaxRequest is each mount's largest request
-	// (fs.Options.MaxRequest) unless the request sets it: go-fuse keeps
-	// up to three buffers of it a mount, idle or not, which at 1 MiB was
-	// most of a mount's memory.
-	serviceMaxRequest = 256 << 10
+	// (fs.Options.MaxRequest) unless the request sets it, and
+	// serviceReaders how many requests it reads at once
+	// (fs.Options.Readers): go-fuse keeps a buffer of it for each, idle
+	// or not, up to three a mount by default, which at 1 MiB was most of
+	// a mount's memory.
+	serviceMaxRequest = 128 << 10
+	serviceReaders    = 2
 )
 
 // service is a running mount service.
@@ -311,6 +314,9 @@ func (s *service) mountOne(o Options) (err error) {
 	}
 	if fo.MaxRequest == 0 {
 		fo.MaxRequest = serviceMaxRequest
+	}
+	if fo.Readers == 0 {
+		fo.Readers = serviceReaders
 	}
 	release := func() {
 		pin.Release()
