@@ -30,18 +30,18 @@ func (n *node) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint3
 		// page cache; reads come without a handle (see Read).
 		return nil, 0, syscall.ENOSYS
 	}
-	obj := n.e.Object
+	obj, path := n.e.Object, n.path()
 	if n.fs.verify {
-		if errno := n.fs.verifyObject(ctx, obj, n.path); errno != 0 {
+		if errno := n.fs.verifyObject(ctx, obj, path); errno != 0 {
 			return nil, 0, errno
 		}
 	}
 	// The composed entry has the metadata already: just open the bytes.
 	c, err := n.fs.objs.OpenContent(ctx, obj)
 	if err != nil {
-		return nil, 0, n.fs.toErrno(err, "open /"+n.path)
+		return nil, 0, n.fs.toErrno(err, "open /"+path)
 	}
-	h := &fileHandle{fs: n.fs, path: n.path, c: c, fd: -1, size: n.e.Size}
+	h := &fileHandle{fs: n.fs, path: path, c: c, fd: -1, size: n.e.Size}
 	if cf, ok := c.(repo.ContentFile); ok {
 		h.fd, h.passthrough = int(cf.File().Fd()), n.fs.passthrough
 	}
@@ -68,7 +68,7 @@ func (n *node) Read(ctx context.Context, fh fusefs.FileHandle, dest []byte, off 
 	fd := int(e.f.Fd())
 	m, err := unix.Pread(fd, dest, off)
 	if err != nil {
-		return nil, n.fs.toErrno(err, "read /"+n.path)
+		return nil, n.fs.toErrno(err, "read /"+n.path())
 	}
 	if len(dest) >= readAheadFrom && m == len(dest) {
 		// A large read is the kernel's readahead of a sequential reader:
@@ -113,13 +113,13 @@ func (n *node) content(ctx context.Context) (*fdEntry, syscall.Errno) {
 		return nil, syscall.EBADF
 	}
 	if n.fs.verify {
-		if errno := n.fs.verifyObject(ctx, n.e.Object, n.path); errno != 0 {
+		if errno := n.fs.verifyObject(ctx, n.e.Object, n.path()); errno != 0 {
 			return nil, errno
 		}
 	}
 	e, err := n.fs.fds.get(ctx, n.e.Object)
 	if err != nil {
-		return nil, n.fs.toErrno(err, "open /"+n.path)
+		return nil, n.fs.toErrno(err, "open /"+n.path())
 	}
 	return e, 0
 }

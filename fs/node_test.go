@@ -134,14 +134,14 @@ func readdir(t *testing.T, n *node) []fuse.DirEntry {
 	t.Helper()
 	fh, _, errno := n.OpendirHandle(context.Background(), 0)
 	if errno != 0 {
-		t.Fatalf("opendir /%s: %v", n.path, errno)
+		t.Fatalf("opendir /%s: %v", n.path(), errno)
 	}
 	h := fh.(*dirHandle)
 	var out []fuse.DirEntry
 	for {
 		e, errno := h.Readdirent(context.Background())
 		if errno != 0 {
-			t.Fatalf("readdir /%s: %v", n.path, errno)
+			t.Fatalf("readdir /%s: %v", n.path(), errno)
 		}
 		if e == nil {
 			return out

@@ -44,7 +44,6 @@ func (l *inodeLimiter) pushLocked(n *node) {
 		l.head = n
 	}
 	l.tail = n
-	n.listed = true
 	l.live++
 }
 
@@ -60,9 +59,12 @@ func (l *inodeLimiter) unlinkLocked(n *node) {
 	} else {
 		l.tail = n.prev
 	}
-	n.prev, n.next, n.listed = nil, nil, false
+	n.prev, n.next = nil, nil
 	l.live--
 }
+
+// listedLocked reports whether n is in the list; l.mu held.
+func (l *inodeLimiter) listedLocked(n *node) bool { return n.prev != nil || l.head == n }
 
 // added records a node the kernel now knows.
 func (l *inodeLimiter) added(n *node) {
@@ -70,7 +72,7 @@ func (l *inodeLimiter) added(n *node) {
 		return
 	}
 	l.mu.Lock()
-	if n.listed || n.forgotten {
+	if l.listedLocked(n) {
 		l.mu.Unlock()
 		return
 	}
@@ -91,8 +93,7 @@ func (l *inodeLimiter) forgotten(n *node) {
 		return
 	}
 	l.mu.Lock()
-	n.forgotten = true
-	if n.listed {
+	if l.listedLocked(n) {
 		l.unlinkLocked(n)
 	}
 	l.mu.Unlock()

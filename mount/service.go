@@ -48,11 +48,12 @@ const (
 	serviceCacheBytes = 64 << 20
 	mountOverhead     = 2 << 20
 	// serviceMaxInodes bounds each mount's inodes (fs.Options.MaxInodes)
-	// unless the request sets it: an inode costs about 330 bytes, and
-	// the kernel holds every one a walk met until told to forget them
-	// (fs.DefaultMaxInodes would be 13 MB a mount). Forgotten entries
-	// are looked up again from the shared caches.
-	serviceMaxInodes = 2048
+	// unless the request sets it: an inode costs about 500 bytes with
+	// go-fuse's bookkeeping of it, and the kernel holds every one a walk
+	// met until told to forget them (fs.DefaultMaxInodes would be 20 MB
+	// a mount). Forgotten entries are looked up again from the shared
+	// caches, a round trip each.
+	serviceMaxInodes = 1024
 	// serviceMaxRequest is each mount's largest request
 	// (fs.Options.MaxRequest) unless the request sets it, and
 	// serviceReaders how many requests it reads at once
@@ -94,11 +95,10 @@ func Serve(path string, log io.Writer) error {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigs)
-	// The collector runs when the heap nears the sum of the mounts'
-	// budgets (serviceBase when there are none), not every few megabytes:
-	// each mount allocates megabytes of request buffers as it starts, and
-	// collections at a small heap made a mount take several times longer.
-	// The limit bounds the service's memory as the daemons' do theirs.
+	// The collector runs at GOGC 50, so that the heap of many mounts,
+	// mostly their inodes, does not double between collections, and
+	// under a limit of serviceBase plus the shared caches and
+	// mountOverhead for each mount.
 	debug.SetGCPercent(gcPercent())
 	debug.SetMemoryLimit(serviceBase)
 	s := newService(slog.New(slog.NewTextHandler(log, nil)))
