@@ -78,7 +78,26 @@ const DefaultMaxInodes = 40000
 type Server struct {
 	*fuse.Server
 	Mountpoint string
-	handedOver bool // mounted by MountDevice: go-fuse does not know where
+	handedOver bool          // mounted by MountDevice: go-fuse does not know where
+	limiter    *inodeLimiter // nil: no bound
+}
+
+// InodeStats are the counts of a mount's inodes: those the daemon holds
+// for the kernel now, the most it has held at once, and its bound
+// (Options.MaxInodes; 0: none).
+type InodeStats struct {
+	Live, Peak, Bound int
+}
+
+// Inodes reports the mount's inode counts. Past the bound, the daemon
+// asks the kernel to forget the oldest inodes, and it may run ahead of
+// the kernel's forgetting for a while: the peak tells by how much.
+func (s *Server) Inodes() InodeStats {
+	if s.limiter == nil {
+		return InodeStats{}
+	}
+	live, peak := s.limiter.counts()
+	return InodeStats{Live: live, Peak: peak, Bound: s.limiter.max}
 }
 
 // Unmount unmounts the filesystem; Wait then returns.
@@ -269,7 +288,7 @@ func Mount(mountpoint string, objs Objects, tree *compose.Tree, o Options) (*Ser
 			f.fds.close()
 		}
 	}()
-	return &Server{Server: srv, Mountpoint: mountpoint, handedOver: o.Device > 0}, nil
+	return &Server{Server: srv, Mountpoint: mountpoint, handedOver: o.Device > 0, limiter: f.limiter}, nil
 }
 
 // readAheadKB is the mount's readahead window. The kernel gives a FUSE

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"syscall"
 	"testing"
@@ -581,6 +582,11 @@ func TestInodeLimiter(t *testing.T) {
 	if got := l.count(); got != 3 {
 		t.Errorf("%d live inodes after a forget, want 3", got)
 	}
+	// The limiter holds the live nodes only, oldest first: a forgotten
+	// one is no longer reachable from it.
+	if got := listed(l); !slices.Equal(got, []string{"f0", "f2", "f3"}) {
+		t.Errorf("the limiter lists %v after f1's forget, want [f0 f2 f3]", got)
+	}
 	look("f1") // looked up again after its forget: a new inode
 	if got := l.count(); got != 4 {
 		t.Errorf("%d live inodes after a lookup of a forgotten name, want 4", got)
@@ -595,11 +601,25 @@ func TestInodeLimiter(t *testing.T) {
 	if got := l.count(); got != 4 {
 		t.Errorf("%d live inodes after a second lookup of a known name, want 4", got)
 	}
+	if _, peak := l.counts(); peak != 4 {
+		t.Errorf("peak %d live inodes, want 4", peak)
+	}
 	// Without a bound, nothing is counted.
 	r2, _ := im.root(t, Options{MaxInodes: -1})
 	if r2.fs.limiter != nil {
 		t.Errorf("MaxInodes -1 made a limiter")
 	}
+}
+
+// listed returns the names of the nodes in the limiter's list, in order.
+func listed(l *inodeLimiter) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var names []string
+	for n := l.head; n != nil; n = n.next {
+		names = append(names, n.e.Name)
+	}
+	return names
 }
 
 // fileStore gives every content as a file (as the bare modes do), written

@@ -24,6 +24,7 @@ type inodeLimiter struct {
 	mu         sync.Mutex
 	head, tail *node // the live nodes, in creation order (or since last offered)
 	live       int   // the list's length
+	peak       int   // the most live at once
 	kick       chan struct{}
 	stop       chan struct{}
 }
@@ -45,6 +46,7 @@ func (l *inodeLimiter) pushLocked(n *node) {
 	}
 	l.tail = n
 	l.live++
+	l.peak = max(l.peak, l.live)
 }
 
 // unlinkLocked takes n out of the list; l.mu held.
@@ -101,9 +103,15 @@ func (l *inodeLimiter) forgotten(n *node) {
 
 // count reports the live nodes.
 func (l *inodeLimiter) count() int {
+	live, _ := l.counts()
+	return live
+}
+
+// counts reports the live nodes and the most there have been at once.
+func (l *inodeLimiter) counts() (live, peak int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.live
+	return l.live, l.peak
 }
 
 // run prunes in the background until stopped. Notifications are sent

@@ -346,6 +346,7 @@ func (s *service) mountOne(o Options) (err error) {
 	s.budget += mountOverhead
 	debug.SetMemoryLimit(s.budget)
 	s.mu.Unlock()
+	var m *mounted
 	done := func() {
 		s.mu.Lock()
 		delete(s.mounts, o.Mountpoint)
@@ -353,12 +354,18 @@ func (s *service) mountOne(o Options) (err error) {
 		debug.SetMemoryLimit(s.budget)
 		s.mu.Unlock()
 		// The count of directories composed so far in the shared caches:
-		// a walk of an image another mount walked composes none.
-		s.log.Info("unmounted", "mountpoint", o.Mountpoint, "composed", s.composed())
+		// a walk of an image another mount walked composes none. The
+		// inode counts tell what the mount held at most.
+		var in fs.InodeStats
+		if m != nil {
+			in = m.srv.Inodes()
+		}
+		s.log.Info("unmounted", "mountpoint", o.Mountpoint, "composed", s.composed(),
+			"inodes_peak", in.Peak, "inodes_bound", in.Bound)
 		release()
 		s.wg.Done()
 	}
-	m, err := startMount(r, sum, o.Mountpoint, o.CacheSize, shared, fo, nil)
+	m, err = startMount(r, sum, o.Mountpoint, o.CacheSize, shared, fo, nil)
 	if err != nil {
 		done()
 		return err

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ostree-mount/ostree-mount/tests/treecmp"
 )
 
 // lockedBuffer is a bytes.Buffer that a process writes while the test
@@ -123,4 +125,68 @@ func TestServiceSharesCaches(t *testing.T) {
 			n-1, total-first, first, svcLog.String())
 	}
 	t.Logf("%d entries; the first walk composed %d directories, %d more walks composed %d", entries, first, n-1, total-first)
+}
+
+// inodesRe matches the inode counts the service logs when it unmounts.
+var inodesRe = regexp.MustCompile(`msg=unmounted mountpoint=(\S+) .*inodes_peak=(\d+) inodes_bound=(\d+)`)
+
+// TestServiceInodeBound walks, twice, a mount through the service of an
+// image of many times more entries than a mount's inode bound (the
+// service's default), reading every file: both walks equal the source
+// tree, metadata and content, although the kernel is made to forget most
+// entries as the walk goes and looks them up again on the second. The
+// inodes the mount held at once, which are most of its memory, stay
+// within twice the bound: the daemon drops what the kernel forgets.
+func TestServiceInodeBound(t *testing.T) {
+	src := filepath.Join(goTree(t), "src")
+	rp := filepath.Join(t.TempDir(), "repo")
+	om(t, "init", "--repo", rp, "--mode", "bare-user")
+	om(t, "commit", "--repo", rp, "-b", "go", src)
+
+	sock := filepath.Join(t.TempDir(), "mount.sock")
+	svc := exec.Command(binary, "serve", "--socket", sock)
+	var svcLog lockedBuffer
+	svc.Stderr = &svcLog
+	check(t, svc.Start())
+	exited := make(chan error, 1)
+	go func() { exited <- svc.Wait() }()
+	t.Cleanup(func() {
+		_ = svc.Process.Kill()
+		<-exited
+	})
+	waitFor(t, 10*time.Second, "the service's socket", func() bool {
+		fi, err := os.Stat(sock)
+		return err == nil && fi.Mode()&os.ModeSocket != 0
+	})
+
+	mnt := newMountpoint(t)
+	cleanupMount(t, mnt, "")
+	om(t, "--repo", rp, "mount", "--socket", sock, "go", mnt)
+	opts := treecmp.Options{IgnoreXattrs: ignoreXattrs}
+	want := dumpTree(t, src, opts)
+	for _, walk := range []string{"first", "second"} {
+		checkTreesEqual(t, walk+" walk of the mount vs the source tree", want, dumpTree(t, mnt, opts))
+	}
+	unmount(t, mnt)
+	var peak, bound int
+	waitFor(t, 10*time.Second, "the service to log the unmount", func() bool {
+		for _, m := range inodesRe.FindAllStringSubmatch(svcLog.String(), -1) {
+			if m[1] == mnt {
+				peak, _ = strconv.Atoi(m[2])
+				bound, _ = strconv.Atoi(m[3])
+				return true
+			}
+		}
+		return false
+	})
+	t.Logf("%d entries; the mount held at most %d inodes, bound %d", len(want), peak, bound)
+	if bound <= 0 || len(want) < 8*bound {
+		t.Fatalf("the service's inode bound is %d for %d entries: the walk does not go past it\n%s", bound, len(want), svcLog.String())
+	}
+	if peak < bound/2 {
+		t.Errorf("the mount held at most %d inodes in a walk of %d entries: the counts do not count", peak, len(want))
+	}
+	if peak > 2*bound {
+		t.Errorf("the mount held up to %d inodes, its bound is %d: pruning does not keep up, or forgotten nodes are kept", peak, bound)
+	}
 }
