@@ -136,7 +136,8 @@ var inodesRe = regexp.MustCompile(`msg=unmounted mountpoint=(\S+) .*inodes_peak=
 // tree, metadata and content, although the kernel is made to forget most
 // entries as the walk goes and looks them up again on the second. The
 // inodes the mount held at once, which are most of its memory, stay
-// within twice the bound: the daemon drops what the kernel forgets.
+// within three times the bound (a twelfth of the entries): the daemon
+// drops what the kernel forgets.
 func TestServiceInodeBound(t *testing.T) {
 	src := filepath.Join(goTree(t), "src")
 	rp := filepath.Join(t.TempDir(), "repo")
@@ -186,7 +187,9 @@ func TestServiceInodeBound(t *testing.T) {
 	if peak < bound/2 {
 		t.Errorf("the mount held at most %d inodes in a walk of %d entries: the counts do not count", peak, len(want))
 	}
-	if peak > 2*bound {
+	// The kernel forgets what it is asked to as its FORGETs come, while
+	// the walk goes on: 1.7 times the bound measured on an idle machine.
+	if peak > 3*bound {
 		t.Errorf("the mount held up to %d inodes, its bound is %d: pruning does not keep up, or forgotten nodes are kept", peak, bound)
 	}
 }

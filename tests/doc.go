@@ -116,7 +116,7 @@
 // grow over the nine others, since the mounts share their caches. A
 // mount of an image of many times its inode bound, walked twice reading
 // every file, equals the source tree both times, and the inodes it held
-// at once (the service logs the peak) stay within twice the bound.
+// at once (the service logs the peak) stay within three times the bound.
 //
 // Bundles and mount(8) (bundle_test.go): config.json of a bundle of the
 // realistic image, and of variants made with umoci config (an
