@@ -7,7 +7,11 @@
 // A directory is composed when it is first looked up or listed; a file's
 // object is opened when the file is opened. Nodes are created with
 // NewInode, so the kernel's FORGET frees them and the inode tree stays
-// bounded by what the kernel caches.
+// bounded by what the kernel caches; past Options.MaxInodes, the oldest
+// are offered back to the kernel (FUSE_NOTIFY_PRUNE). The limiter keeps
+// only the nodes the kernel holds, in a list threaded through them, and
+// a file's node keeps no path of its own (its parent's and its name
+// make it): a node costs about 500 bytes with go-fuse's bookkeeping.
 //
 // # Inode numbers
 //
@@ -49,8 +53,8 @@
 // composes its subdirectories ahead, in the background
 // (compose.Tree.Prefetch), since walks descend next. Requests are up
 // to 1 MiB (Options.MaxRequest lowers it: go-fuse keeps a buffer of that
-// size for each of its readers, so a process serving many mounts asks
-// less). Xattrs
+// size for each of its readers, idle or not, so a process serving many
+// mounts asks less, and bounds its readers with Options.Readers). Xattrs
 // are answered from memory; for images recorded as having none, the
 // kernel is told not to ask.
 //
