@@ -49,8 +49,8 @@
 // Directories open with no message either (zero-message opendir, see
 // opendir.go), and the kernel keeps their listings. The mount's
 // readahead is raised from the kernel's 128 KiB to 4 MiB, and large
-// reads start the object file's own readahead. Listing a directory
-// composes its subdirectories ahead, in the background
+// reads advise the object file sequential (its own readahead doubles).
+// Listing a directory composes its subdirectories ahead, in the background
 // (compose.Tree.Prefetch), since walks descend next. Requests are up
 // to 1 MiB (Options.MaxRequest lowers it: go-fuse keeps a buffer of that
 // size for each of its readers, idle or not, so a process serving many

@@ -66,24 +66,24 @@ func (n *node) Read(ctx context.Context, fh fusefs.FileHandle, dest []byte, off 
 	}
 	defer n.fs.fds.put(e)
 	fd := int(e.f.Fd())
+	if len(dest) >= readAheadFrom && !e.sequential.Load() {
+		// A large read is the kernel's readahead of a sequential reader:
+		// the object file is advised sequential, once, which doubles its
+		// own readahead. (A FADV_WILLNEED of the next megabytes on every
+		// read cost the daemon twice the CPU of a cold read: each call
+		// walks the page cache of the whole window again.)
+		e.sequential.Store(true)
+		_ = unix.Fadvise(fd, 0, 0, unix.FADV_SEQUENTIAL)
+	}
 	m, err := unix.Pread(fd, dest, off)
 	if err != nil {
 		return nil, n.fs.toErrno(err, "read /"+n.path())
 	}
-	if len(dest) >= readAheadFrom && m == len(dest) {
-		// A large read is the kernel's readahead of a sequential reader:
-		// have the disk fetch what comes next while this reply travels.
-		_ = unix.Fadvise(fd, off+int64(m), readAhead, unix.FADV_WILLNEED)
-	}
 	return fuse.ReadResultData(dest[:m]), 0
 }
 
-// Reads of readAheadFrom bytes or more start the object's readahead of
-// the next readAhead bytes.
-const (
-	readAheadFrom = 128 << 10
-	readAhead     = 8 << 20
-)
+// readAheadFrom is the size from which a read is taken for readahead.
+const readAheadFrom = 128 << 10
 
 // Lseek implements SEEK_DATA and SEEK_HOLE, as Read does.
 func (n *node) Lseek(ctx context.Context, fh fusefs.FileHandle, off uint64, whence uint32) (uint64, syscall.Errno) {
