@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/dgraph-io/ristretto/v2"
 )
@@ -24,6 +25,8 @@ type Cache[V any] struct {
 
 	mu       sync.Mutex
 	inflight map[string]*call[V]
+
+	loads atomic.Uint64 // loads GetOrLoad ran
 }
 
 type earlySet[V any] struct {
@@ -201,6 +204,7 @@ func (c *Cache[V]) GetOrLoad(ctx context.Context, key string, load func() (V, in
 	c.inflight[key] = cl
 	c.mu.Unlock()
 
+	c.loads.Add(1)
 	cl.val, cl.cost, cl.err = load()
 	if cl.err == nil {
 		c.Set(key, cl.val, cl.cost)
@@ -230,6 +234,10 @@ func (c *Cache[V]) Close() {
 	<-c.ready
 	c.rc.Close()
 }
+
+// Loads reports how many loads GetOrLoad has run: the values it had to
+// make because no caller had made them, or they had been evicted.
+func (c *Cache[V]) Loads() uint64 { return c.loads.Load() }
 
 // Metrics reports hits, misses and the current cost.
 func (c *Cache[V]) Metrics() (hits, misses uint64, cost uint64) {

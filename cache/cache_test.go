@@ -46,6 +46,12 @@ func TestGetOrLoadSingleFlight(t *testing.T) {
 	if n := loads.Load(); n != 1 {
 		t.Errorf("loader ran %d times", n)
 	}
+	if n := c.Loads(); n != 1 {
+		t.Errorf("Loads() = %d, want 1", n)
+	}
+	if _, err := c.GetOrLoad(context.Background(), "k", func() (string, int64, error) { return "other", 5, nil }); err != nil || c.Loads() != 1 {
+		t.Errorf("a cached key loaded again: Loads() = %d, err %v", c.Loads(), err)
+	}
 	for i, r := range results {
 		if r != "value" {
 			t.Errorf("caller %d got %q", i, r)

@@ -15,6 +15,7 @@ type Caches struct {
 	links   *cache.Cache[int]           // hardlink groups' link counts
 	metas   *cache.Cache[*repo.DirMeta] // dirmetas, by checksum
 	indexes *cache.Cache[*Index]        // metadata indexes, by sha256
+	dts     *dirTreeCache               // recently read dirtrees, by checksum
 }
 
 // DefaultCacheBytes is the budget of the caches a tree makes for itself.
@@ -31,7 +32,7 @@ func NewCaches(maxBytes int64) (*Caches, error) {
 	subdirs, _ := cache.New[int](max(maxBytes/16, 1))
 	links, _ := cache.New[int](max(maxBytes/16, 1))
 	indexes, _ := cache.New[*Index](max(maxBytes/8, 1))
-	return &Caches{dirs: dirs, subdirs: subdirs, links: links, metas: metas, indexes: indexes}, nil
+	return &Caches{dirs: dirs, subdirs: subdirs, links: links, metas: metas, indexes: indexes, dts: newDirTreeCache()}, nil
 }
 
 // Close stops the caches' goroutines; no tree may use them after.
@@ -42,3 +43,9 @@ func (c *Caches) Close() {
 	c.metas.Close()
 	c.indexes.Close()
 }
+
+// Composed reports how many directories have been composed into these
+// caches (a composed directory found in them is not counted again): a
+// second walk of an image whose directories the caches still hold
+// composes none.
+func (c *Caches) Composed() uint64 { return c.dirs.Loads() }

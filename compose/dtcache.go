@@ -10,7 +10,8 @@ import (
 // directory reads its subdirectories' dirtrees to count their own
 // subdirectories (the link count), and a walk composes those
 // subdirectories right after; this saves reading and hashing each dirtree
-// twice. It is bounded in count, first in first out.
+// twice. It is bounded in count, first in first out, and part of
+// Caches: trees that share their caches share it too.
 type dirTreeCache struct {
 	mu   sync.Mutex
 	m    map[repo.Checksum]*repo.DirTree

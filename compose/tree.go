@@ -146,7 +146,6 @@ type Tree struct {
 	trusted []bool
 
 	prefetch *prefetcher // nil: no prefetching
-	dts      *dirTreeCache
 
 	groupsOnce sync.Once
 	groups     []map[string][]string // per layer: group leader -> member paths
@@ -242,7 +241,7 @@ func openLayers(r ObjectReader, c repo.Checksum, cm *repo.Commit, layers []repo.
 }
 
 func newTree(r ObjectReader, c repo.Checksum, cm *repo.Commit, layered bool, roots []layerDir, trusted []bool, o Options) (*Tree, error) {
-	t := &Tree{r: r, commit: c, info: cm, caches: o.Caches, layered: layered, trusted: trusted, dts: newDirTreeCache(), log: o.Logf}
+	t := &Tree{r: r, commit: c, info: cm, caches: o.Caches, layered: layered, trusted: trusted, log: o.Logf}
 	if t.caches == nil {
 		size := o.CacheBytes
 		if size <= 0 {
@@ -502,7 +501,7 @@ func (t *Tree) ReadDir(ctx context.Context, e *Entry) (*Dir, error) {
 // recent ones, from the layer's metadata index when it is loaded and
 // holds it (a cold directory then costs no read), else from the object.
 func (t *Tree) dirTree(ctx context.Context, c repo.Checksum, layer int) (*repo.DirTree, error) {
-	if dt, ok := t.dts.get(c); ok {
+	if dt, ok := t.caches.dts.get(c); ok {
 		return dt, nil
 	}
 	if layer < len(t.indexes) {
@@ -511,7 +510,7 @@ func (t *Tree) dirTree(ctx context.Context, c repo.Checksum, layer int) (*repo.D
 			if err != nil {
 				t.logf("layer %d: %v; reading the object instead", layer, err)
 			} else if dt != nil {
-				t.dts.add(c, dt)
+				t.caches.dts.add(c, dt)
 				return dt, nil
 			}
 		}
@@ -520,7 +519,7 @@ func (t *Tree) dirTree(ctx context.Context, c repo.Checksum, layer int) (*repo.D
 	if err != nil {
 		return nil, err
 	}
-	t.dts.add(c, dt)
+	t.caches.dts.add(c, dt)
 	return dt, nil
 }
 

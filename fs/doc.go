@@ -7,7 +7,11 @@
 // A directory is composed when it is first looked up or listed; a file's
 // object is opened when the file is opened. Nodes are created with
 // NewInode, so the kernel's FORGET frees them and the inode tree stays
-// bounded by what the kernel caches.
+// bounded by what the kernel caches; past Options.MaxInodes, the oldest
+// are offered back to the kernel (FUSE_NOTIFY_PRUNE). The limiter keeps
+// only the nodes the kernel holds, in a list threaded through them, and
+// a file's node keeps no path of its own (its parent's and its name
+// make it): a node costs about 500 bytes with go-fuse's bookkeeping.
 //
 // # Inode numbers
 //
@@ -45,15 +49,18 @@
 // Directories open with no message either (zero-message opendir, see
 // opendir.go), and the kernel keeps their listings. The mount's
 // readahead is raised from the kernel's 128 KiB to 4 MiB, and large
-// reads start the object file's own readahead. Listing a directory
-// composes its subdirectories ahead, in the background
-// (compose.Tree.Prefetch), since walks descend next. Once a file of a listed
-// directory is read, the rest of its small files' objects are opened
-// ahead of the reads that usually follow, with the kernel's readahead of
-// each started (warm.go): a serial reader on a cold disk then finds
-// descriptors and data ready, and a walk that reads nothing (find)
-// warms nothing. Only objects held locally
-// are warmed, so a lazy remote store fetches nothing for it. Xattrs
+// reads advise the object file sequential (its own readahead doubles).
+// Listing a directory composes its subdirectories ahead, in the background
+// (compose.Tree.Prefetch), since walks descend next. Once a file of a
+// listed directory is read, the rest of its small files' objects are
+// opened ahead of the reads that usually follow, with the kernel's
+// readahead of each started (warm.go): a serial reader on a cold disk then
+// finds descriptors and data ready, and a walk that reads nothing (find)
+// warms nothing. Only objects held locally are warmed, so a lazy remote
+// store fetches nothing for it. Requests are up to 1 MiB
+// (Options.MaxRequest lowers it: go-fuse keeps a buffer of that size for
+// each of its readers, idle or not, so a process serving many mounts asks
+// less, and bounds its readers with Options.Readers). Xattrs
 // are answered from memory; for images recorded as having none, the
 // kernel is told not to ask.
 //

@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"sync"
+	"sync/atomic"
 
 	"github.com/ostree-mount/ostree-mount/repo"
 )
@@ -26,6 +27,8 @@ type fdEntry struct {
 	f       *os.File
 	refs    int
 	evicted bool
+	// sequential: the file was advised sequential (a large read came).
+	sequential atomic.Bool
 }
 
 func newFDCache(max int, open func(context.Context, repo.Checksum) (*os.File, error)) *fdCache {

@@ -30,18 +30,18 @@ func (n *node) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint3
 		// page cache; reads come without a handle (see Read).
 		return nil, 0, syscall.ENOSYS
 	}
-	obj := n.e.Object
+	obj, path := n.e.Object, n.path()
 	if n.fs.verify {
-		if errno := n.fs.verifyObject(ctx, obj, n.path); errno != 0 {
+		if errno := n.fs.verifyObject(ctx, obj, path); errno != 0 {
 			return nil, 0, errno
 		}
 	}
 	// The composed entry has the metadata already: just open the bytes.
 	c, err := n.fs.objs.OpenContent(ctx, obj)
 	if err != nil {
-		return nil, 0, n.fs.toErrno(err, "open /"+n.path)
+		return nil, 0, n.fs.toErrno(err, "open /"+path)
 	}
-	h := &fileHandle{fs: n.fs, path: n.path, c: c, fd: -1, size: n.e.Size}
+	h := &fileHandle{fs: n.fs, path: path, c: c, fd: -1, size: n.e.Size}
 	if cf, ok := c.(repo.ContentFile); ok {
 		h.fd, h.passthrough = int(cf.File().Fd()), n.fs.passthrough
 	}
@@ -61,7 +61,7 @@ func (n *node) Read(ctx context.Context, fh fusefs.FileHandle, dest []byte, off 
 		return r.Read(ctx, dest, off)
 	}
 	if off == 0 {
-		n.fs.warm.read(n.path)
+		n.fs.warm.read(n.path())
 	}
 	e, errno := n.content(ctx)
 	if errno != 0 {
@@ -69,24 +69,24 @@ func (n *node) Read(ctx context.Context, fh fusefs.FileHandle, dest []byte, off 
 	}
 	defer n.fs.fds.put(e)
 	fd := int(e.f.Fd())
+	if len(dest) >= readAheadFrom && !e.sequential.Load() {
+		// A large read is the kernel's readahead of a sequential reader:
+		// the object file is advised sequential, once, which doubles its
+		// own readahead. (A FADV_WILLNEED of the next megabytes on every
+		// read cost the daemon twice the CPU of a cold read: each call
+		// walks the page cache of the whole window again.)
+		e.sequential.Store(true)
+		_ = unix.Fadvise(fd, 0, 0, unix.FADV_SEQUENTIAL)
+	}
 	m, err := unix.Pread(fd, dest, off)
 	if err != nil {
-		return nil, n.fs.toErrno(err, "read /"+n.path)
-	}
-	if len(dest) >= readAheadFrom && m == len(dest) {
-		// A large read is the kernel's readahead of a sequential reader:
-		// have the disk fetch what comes next while this reply travels.
-		_ = unix.Fadvise(fd, off+int64(m), readAhead, unix.FADV_WILLNEED)
+		return nil, n.fs.toErrno(err, "read /"+n.path())
 	}
 	return fuse.ReadResultData(dest[:m]), 0
 }
 
-// Reads of readAheadFrom bytes or more start the object's readahead of
-// the next readAhead bytes.
-const (
-	readAheadFrom = 128 << 10
-	readAhead     = 8 << 20
-)
+// readAheadFrom is the size from which a read is taken for readahead.
+const readAheadFrom = 128 << 10
 
 // Lseek implements SEEK_DATA and SEEK_HOLE, as Read does.
 func (n *node) Lseek(ctx context.Context, fh fusefs.FileHandle, off uint64, whence uint32) (uint64, syscall.Errno) {
@@ -116,13 +116,13 @@ func (n *node) content(ctx context.Context) (*fdEntry, syscall.Errno) {
 		return nil, syscall.EBADF
 	}
 	if n.fs.verify {
-		if errno := n.fs.verifyObject(ctx, n.e.Object, n.path); errno != 0 {
+		if errno := n.fs.verifyObject(ctx, n.e.Object, n.path()); errno != 0 {
 			return nil, errno
 		}
 	}
 	e, err := n.fs.fds.get(ctx, n.e.Object)
 	if err != nil {
-		return nil, n.fs.toErrno(err, "open /"+n.path)
+		return nil, n.fs.toErrno(err, "open /"+n.path())
 	}
 	return e, 0
 }

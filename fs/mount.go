@@ -41,6 +41,17 @@ type Options struct {
 	// newServer), for a process that serves this one mount; it sets
 	// GOMAXPROCS. A process serving many mounts leaves it off.
 	SpareP bool
+	// MaxRequest is the largest request the mount negotiates (max_read,
+	// max_write, max_pages): a READ brings at most this much. 0 means
+	// 1 MiB. Each of go-fuse's readers of /dev/fuse holds a buffer of
+	// this size, idle or not (up to three a mount on two CPUs), so a
+	// process serving many mounts sets less.
+	MaxRequest int
+	// Readers bounds the requests the mount reads from the kernel at
+	// once, waiting or being served (go-fuse's readers, each with a
+	// request buffer of MaxRequest bytes, idle or not). 0 leaves
+	// go-fuse's own bound: one more than GOMAXPROCS, at least three.
+	Readers int
 	// MaxInodes bounds the inodes the daemon keeps; past it the oldest are
 	// offered back to the kernel. 0 means DefaultMaxInodes; -1, no bound.
 	MaxInodes int
@@ -70,7 +81,26 @@ const DefaultMaxInodes = 40000
 type Server struct {
 	*fuse.Server
 	Mountpoint string
-	handedOver bool // mounted by MountDevice: go-fuse does not know where
+	handedOver bool          // mounted by MountDevice: go-fuse does not know where
+	limiter    *inodeLimiter // nil: no bound
+}
+
+// InodeStats are the counts of a mount's inodes: those the daemon holds
+// for the kernel now, the most it has held at once, and its bound
+// (Options.MaxInodes; 0: none).
+type InodeStats struct {
+	Live, Peak, Bound int
+}
+
+// Inodes reports the mount's inode counts. Past the bound, the daemon
+// asks the kernel to forget the oldest inodes, and it may run ahead of
+// the kernel's forgetting for a while: the peak tells by how much.
+func (s *Server) Inodes() InodeStats {
+	if s.limiter == nil {
+		return InodeStats{}
+	}
+	live, peak := s.limiter.counts()
+	return InodeStats{Live: live, Peak: peak, Bound: s.limiter.max}
 }
 
 // Unmount unmounts the filesystem; Wait then returns.
@@ -109,7 +139,7 @@ func MountDevice(dev *os.File, mountpoint string, o Options) (uint64, error) {
 		fmt.Sprintf("rootmode=%o", st.Mode&unix.S_IFMT),
 		fmt.Sprintf("user_id=%d", os.Geteuid()),
 		fmt.Sprintf("group_id=%d", os.Getegid()),
-		fmt.Sprintf("max_read=%d", maxWrite),
+		fmt.Sprintf("max_read=%d", o.maxRequest()),
 		"default_permissions",
 	}
 	if o.AllowOther {
@@ -129,8 +159,23 @@ func MountDevice(dev *os.File, mountpoint string, o Options) (uint64, error) {
 	return mi.Dev, nil
 }
 
-// maxWrite is the largest request the kernel sends (and max_read).
+// maxWrite is the largest request the kernel sends (and max_read),
+// unless Options.MaxRequest says less.
 const maxWrite = 1 << 20
+
+// requestSlack is more than what go-fuse accounts for a request beyond
+// its payload (the largest request header, a page of alignment, its
+// request struct) and less than any payload it negotiates: Readers
+// requests fit in Readers times (MaxRequest + requestSlack), and one
+// more does not.
+const requestSlack = 16 << 10
+
+func (o Options) maxRequest() int {
+	if o.MaxRequest > 0 && o.MaxRequest < maxWrite {
+		return o.MaxRequest
+	}
+	return maxWrite
+}
 
 func (o Options) source() string {
 	if o.Name == "" {
@@ -186,9 +231,11 @@ func Mount(mountpoint string, objs Objects, tree *compose.Tree, o Options) (*Ser
 			DirectMountFlags:     directMountFlags(o),
 			EnableSymlinkCaching: true,
 			MaxReadAhead:         1 << 20,
-			MaxWrite:             maxWrite,
-			DisableXAttrs:        !treeHasXattrs(tree),
-			Debug:                o.Debug,
+			MaxWrite:             o.maxRequest(),
+			// 0: no bound.
+			MaxInflightRequestBytes: o.Readers * (o.maxRequest() + requestSlack),
+			DisableXAttrs:           !treeHasXattrs(tree),
+			Debug:                   o.Debug,
 			// Every read is answered with bytes (ReadResultData), which
 			// go-fuse would first try to splice: a pipe, a write of the
 			// header into it and a drain, then the real write, for each
@@ -245,7 +292,7 @@ func Mount(mountpoint string, objs Objects, tree *compose.Tree, o Options) (*Ser
 			f.fds.close()
 		}
 	}()
-	return &Server{Server: srv, Mountpoint: mountpoint, handedOver: o.Device > 0}, nil
+	return &Server{Server: srv, Mountpoint: mountpoint, handedOver: o.Device > 0, limiter: f.limiter}, nil
 }
 
 // readAheadKB is the mount's readahead window. The kernel gives a FUSE

@@ -5,7 +5,6 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -31,10 +30,15 @@ type filesystem struct {
 // node is a composed entry at a path.
 type node struct {
 	fusefs.Inode
-	fs     *filesystem
-	e      *compose.Entry
-	path   string // slash-separated, "" for the root
-	forgot atomic.Bool
+	fs *filesystem
+	e  *compose.Entry
+	// dirPath is a directory's path, slash-separated, "" for the root. A
+	// file's is its parent's and its name (path): most nodes are files,
+	// and a path each was a tenth of the tree's memory.
+	dirPath string
+	// The limiter's list of the nodes the kernel holds (prune.go),
+	// guarded by its mutex.
+	prev, next *node
 }
 
 var (
@@ -75,6 +79,23 @@ func inoFor(parent uint64, name, key string) uint64 {
 	return ino
 }
 
+// path returns the node's path: a directory's own, a file's under the
+// parent the kernel last found it in (a hardlink has several).
+func (n *node) path() string {
+	if n.e.IsDir() {
+		return n.dirPath
+	}
+	name, parent := n.Parent()
+	if parent == nil {
+		return n.e.Name // forgotten: only messages may still ask
+	}
+	pn, ok := parent.Operations().(*node)
+	if !ok {
+		return name
+	}
+	return childPath(pn.dirPath, name)
+}
+
 func childPath(parent, name string) string {
 	if parent == "" {
 		return name
@@ -86,14 +107,14 @@ func childPath(parent, name string) string {
 func (n *node) dir(ctx context.Context) (*compose.Dir, syscall.Errno) {
 	d, err := n.fs.tree.ReadDir(ctx, n.e)
 	if err != nil {
-		return nil, n.fs.toErrno(err, "readdir /"+n.path)
+		return nil, n.fs.toErrno(err, "readdir /"+n.dirPath)
 	}
 	return d, 0
 }
 
 // child creates (or finds) the inode of entry c of this directory.
 func (n *node) child(ctx context.Context, c *compose.Entry, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
-	p := childPath(n.path, c.Name)
+	p := childPath(n.dirPath, c.Name)
 	ino := inoFor(n.StableAttr().Ino, c.Name, n.fs.tree.InodeKey(c, p))
 	if errno := n.fs.fillAttr(ctx, c, p, ino, &out.Attr); errno != 0 {
 		return nil, errno
@@ -105,7 +126,10 @@ func (n *node) child(ctx context.Context, c *compose.Entry, out *fuse.EntryOut) 
 	if old := n.GetChild(c.Name); old != nil && old.StableAttr().Ino == ino {
 		return old, 0
 	}
-	ch := &node{fs: n.fs, e: c, path: p}
+	ch := &node{fs: n.fs, e: c}
+	if c.IsDir() {
+		ch.dirPath = p
+	}
 	in := n.NewInode(ctx, ch, fusefs.StableAttr{Mode: c.Mode & syscall.S_IFMT, Ino: ino, Gen: 1})
 	if in.Operations() == fusefs.InodeEmbedder(ch) {
 		n.fs.limiter.added(ch)
@@ -176,10 +200,10 @@ func (f *filesystem) fillAttr(ctx context.Context, e *compose.Entry, p string, i
 // them at most once a second, and stat(2) of the mountpoint of a dead
 // daemon reports ENOTCONN soon after, as scripts expect.
 func (n *node) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	if n.path == "" {
+	if n.IsRoot() {
 		out.SetTimeout(rootAttrTimeout)
 	}
-	return n.fs.fillAttr(ctx, n.e, n.path, n.StableAttr().Ino, &out.Attr)
+	return n.fs.fillAttr(ctx, n.e, n.path(), n.StableAttr().Ino, &out.Attr)
 }
 
 // rootAttrTimeout is how long the kernel may cache the root's attributes.
@@ -277,14 +301,14 @@ func (h *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Err
 		// A listing from its start: a walk descends next, and reads
 		// the files it lists.
 		h.n.fs.tree.Prefetch(h.d)
-		h.n.fs.warm.listed(h.n.path, h.d)
+		h.n.fs.warm.listed(h.n.path(), h.d)
 	}
 	if h.pos >= len(h.d.Entries) {
 		return nil, 0
 	}
 	c := h.d.Entries[h.pos]
 	h.pos++
-	p := childPath(h.n.path, c.Name)
+	p := childPath(h.n.dirPath, c.Name)
 	return &fuse.DirEntry{
 		Name: c.Name,
 		Mode: c.Mode & syscall.S_IFMT,

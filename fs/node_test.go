@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"syscall"
 	"testing"
@@ -134,14 +135,14 @@ func readdir(t *testing.T, n *node) []fuse.DirEntry {
 	t.Helper()
 	fh, _, errno := n.OpendirHandle(context.Background(), 0)
 	if errno != 0 {
-		t.Fatalf("opendir /%s: %v", n.path, errno)
+		t.Fatalf("opendir /%s: %v", n.path(), errno)
 	}
 	h := fh.(*dirHandle)
 	var out []fuse.DirEntry
 	for {
 		e, errno := h.Readdirent(context.Background())
 		if errno != 0 {
-			t.Fatalf("readdir /%s: %v", n.path, errno)
+			t.Fatalf("readdir /%s: %v", n.path(), errno)
 		}
 		if e == nil {
 			return out
@@ -564,7 +565,7 @@ func TestInodeLimiter(t *testing.T) {
 	for _, n := range []string{"f0", "f1", "f2"} {
 		look(n)
 	}
-	if got := l.live.Load(); got != 3 {
+	if got := l.count(); got != 3 {
 		t.Errorf("%d live inodes after 3 lookups, want 3", got)
 	}
 	if len(l.kick) != 0 {
@@ -574,15 +575,20 @@ func TestInodeLimiter(t *testing.T) {
 	if len(l.kick) != 1 {
 		t.Errorf("pruning not asked for past the bound")
 	}
-	if got := l.live.Load(); got != 4 {
+	if got := l.count(); got != 4 {
 		t.Errorf("%d live inodes after 4 lookups, want 4", got)
 	}
 	raw.Forget(ids["f1"], 1)
-	if got := l.live.Load(); got != 3 {
+	if got := l.count(); got != 3 {
 		t.Errorf("%d live inodes after a forget, want 3", got)
 	}
+	// The limiter holds the live nodes only, oldest first: a forgotten
+	// one is no longer reachable from it.
+	if got := listed(l); !slices.Equal(got, []string{"f0", "f2", "f3"}) {
+		t.Errorf("the limiter lists %v after f1's forget, want [f0 f2 f3]", got)
+	}
 	look("f1") // looked up again after its forget: a new inode
-	if got := l.live.Load(); got != 4 {
+	if got := l.count(); got != 4 {
 		t.Errorf("%d live inodes after a lookup of a forgotten name, want 4", got)
 	}
 	// A name the kernel knows, looked up again (as READDIRPLUS does): the
@@ -592,14 +598,28 @@ func TestInodeLimiter(t *testing.T) {
 	if ids["f2"] != id {
 		t.Errorf("f2 looked up again got node %d, want %d", ids["f2"], id)
 	}
-	if got := l.live.Load(); got != 4 {
+	if got := l.count(); got != 4 {
 		t.Errorf("%d live inodes after a second lookup of a known name, want 4", got)
+	}
+	if _, peak := l.counts(); peak != 4 {
+		t.Errorf("peak %d live inodes, want 4", peak)
 	}
 	// Without a bound, nothing is counted.
 	r2, _ := im.root(t, Options{MaxInodes: -1})
 	if r2.fs.limiter != nil {
 		t.Errorf("MaxInodes -1 made a limiter")
 	}
+}
+
+// listed returns the names of the nodes in the limiter's list, in order.
+func listed(l *inodeLimiter) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var names []string
+	for n := l.head; n != nil; n = n.next {
+		names = append(names, n.e.Name)
+	}
+	return names
 }
 
 // fileStore gives every content as a file (as the bare modes do), written

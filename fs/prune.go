@@ -2,7 +2,6 @@ package fs
 
 import (
 	"sync"
-	"sync/atomic"
 
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
 )
@@ -13,15 +12,21 @@ import (
 // nodes are offered back to the kernel with FUSE_NOTIFY_PRUNE; it forgets
 // those not in use, and go-fuse frees them on FORGET. Pruned entries are
 // looked up again, from the composer's cache, when next needed.
+//
+// The nodes the kernel holds are kept in a list threaded through the
+// nodes themselves, oldest first, and a node leaves it as it is
+// forgotten: the limiter holds no node the kernel has let go of, so
+// that the memory of the tree is that of the live nodes alone.
 type inodeLimiter struct {
 	max  int
 	root *fusefs.Inode
 
-	mu    sync.Mutex
-	queue []*node // in creation order; forgotten ones are skipped
-	live  atomic.Int64
-	kick  chan struct{}
-	stop  chan struct{}
+	mu         sync.Mutex
+	head, tail *node // the live nodes, in creation order (or since last offered)
+	live       int   // the list's length
+	peak       int   // the most live at once
+	kick       chan struct{}
+	stop       chan struct{}
 }
 
 // pruneBatch is how many inodes one notification names.
@@ -31,26 +36,52 @@ func newInodeLimiter(max int) *inodeLimiter {
 	return &inodeLimiter{max: max, kick: make(chan struct{}, 1), stop: make(chan struct{})}
 }
 
+// pushLocked appends n to the list; l.mu held.
+func (l *inodeLimiter) pushLocked(n *node) {
+	n.prev, n.next = l.tail, nil
+	if l.tail != nil {
+		l.tail.next = n
+	} else {
+		l.head = n
+	}
+	l.tail = n
+	l.live++
+	l.peak = max(l.peak, l.live)
+}
+
+// unlinkLocked takes n out of the list; l.mu held.
+func (l *inodeLimiter) unlinkLocked(n *node) {
+	if n.prev != nil {
+		n.prev.next = n.next
+	} else {
+		l.head = n.next
+	}
+	if n.next != nil {
+		n.next.prev = n.prev
+	} else {
+		l.tail = n.prev
+	}
+	n.prev, n.next = nil, nil
+	l.live--
+}
+
+// listedLocked reports whether n is in the list; l.mu held.
+func (l *inodeLimiter) listedLocked(n *node) bool { return n.prev != nil || l.head == n }
+
 // added records a node the kernel now knows.
 func (l *inodeLimiter) added(n *node) {
 	if l == nil {
 		return
 	}
 	l.mu.Lock()
-	l.queue = append(l.queue, n)
-	if len(l.queue) > 4*l.max {
-		// Drop nodes the kernel forgot on its own.
-		live := l.queue[:0]
-		for _, q := range l.queue {
-			if !q.forgot.Load() {
-				live = append(live, q)
-			}
-		}
-		clear(l.queue[len(live):])
-		l.queue = live
+	if l.listedLocked(n) {
+		l.mu.Unlock()
+		return
 	}
+	l.pushLocked(n)
+	over := l.live > l.max
 	l.mu.Unlock()
-	if l.live.Add(1) > int64(l.max) {
+	if over {
 		select {
 		case l.kick <- struct{}{}:
 		default:
@@ -58,11 +89,29 @@ func (l *inodeLimiter) added(n *node) {
 	}
 }
 
-// forgotten records a FORGET.
-func (l *inodeLimiter) forgotten() {
-	if l != nil {
-		l.live.Add(-1)
+// forgotten records that the kernel forgot n.
+func (l *inodeLimiter) forgotten(n *node) {
+	if l == nil {
+		return
 	}
+	l.mu.Lock()
+	if l.listedLocked(n) {
+		l.unlinkLocked(n)
+	}
+	l.mu.Unlock()
+}
+
+// count reports the live nodes.
+func (l *inodeLimiter) count() int {
+	live, _ := l.counts()
+	return live
+}
+
+// counts reports the live nodes and the most there have been at once.
+func (l *inodeLimiter) counts() (live, peak int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.live, l.peak
 }
 
 // run prunes in the background until stopped. Notifications are sent
@@ -74,38 +123,35 @@ func (l *inodeLimiter) run() {
 			return
 		case <-l.kick:
 		}
-		over := int(l.live.Load()) - l.max*3/4 // prune down to 3/4 of the limit
-		if over <= 0 {
-			continue
-		}
-		var batch []*fusefs.Inode
-		l.mu.Lock()
-		i := 0
-		for ; i < len(l.queue) && len(batch) < over; i++ {
-			n := l.queue[i]
-			if n.forgot.Load() {
-				continue
-			}
-			batch = append(batch, n.EmbeddedInode())
-		}
-		// Keep the nodes we asked about at the back: the kernel may still
-		// hold some of them.
-		rest := make([]*node, 0, len(l.queue)-i+len(batch))
-		rest = append(rest, l.queue[i:]...)
-		for _, in := range batch {
-			if nn, ok := in.Operations().(*node); ok && !nn.forgot.Load() {
-				rest = append(rest, nn)
-			}
-		}
-		l.queue = rest
+		l.prune()
+	}
+}
+
+// prune offers the oldest nodes back to the kernel, down to 3/4 of the
+// limit. They go to the back of the list: the kernel may keep some
+// (those in use, directories whose children it still holds), and those
+// are offered again only after the others.
+func (l *inodeLimiter) prune() {
+	l.mu.Lock()
+	over := l.live - l.max*3/4
+	if over <= 0 {
 		l.mu.Unlock()
-		for len(batch) > 0 {
-			k := min(pruneBatch, len(batch))
-			if errno := l.root.NotifyPrune(batch[:k]); errno != 0 {
-				break // not supported by this kernel: nothing more to do
-			}
-			batch = batch[k:]
+		return
+	}
+	batch := make([]*fusefs.Inode, 0, over)
+	for len(batch) < over && l.head != nil {
+		n := l.head
+		l.unlinkLocked(n)
+		batch = append(batch, n.EmbeddedInode())
+		l.pushLocked(n)
+	}
+	l.mu.Unlock()
+	for len(batch) > 0 {
+		k := min(pruneBatch, len(batch))
+		if errno := l.root.NotifyPrune(batch[:k]); errno != 0 {
+			return // not supported by this kernel: nothing more to do
 		}
+		batch = batch[k:]
 	}
 }
 
@@ -119,6 +165,5 @@ var _ = (fusefs.NodeOnForgetter)((*node)(nil))
 
 // OnForget is called when the kernel has forgotten the node.
 func (n *node) OnForget() {
-	n.forgot.Store(true)
-	n.fs.limiter.forgotten()
+	n.fs.limiter.forgotten(n)
 }

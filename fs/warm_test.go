@@ -10,6 +10,7 @@ import (
 	"time"
 
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/ostree-mount/ostree-mount/repo"
 	"github.com/ostree-mount/ostree-mount/repo/repotest"
@@ -37,6 +38,25 @@ func warmNodes() []repotest.Node {
 	return nodes
 }
 
+// attached looks a path up through the node bridge, as the kernel does,
+// so that its nodes hang in the tree (and know their parents).
+func attached(t *testing.T, raw fuse.RawFileSystem, root *node, names ...string) *node {
+	t.Helper()
+	id := uint64(fuse.FUSE_ROOT_ID)
+	in := root.EmbeddedInode()
+	for _, name := range names {
+		var out fuse.EntryOut
+		if st := raw.Lookup(nil, &fuse.InHeader{NodeId: id}, name, &out); !st.Ok() {
+			t.Fatalf("lookup %s: %v", name, st)
+		}
+		id = out.NodeId
+		if in = in.GetChild(name); in == nil {
+			t.Fatalf("%s: not in the tree after its lookup", name)
+		}
+	}
+	return in.Operations().(*node)
+}
+
 // waitWarmed waits until the warmer has opened n objects and its queue is
 // empty, or fails after a generous deadline.
 func waitWarmed(t *testing.T, f *filesystem, n int64) {
@@ -61,12 +81,12 @@ func TestWarmListedFiles(t *testing.T) {
 	f := newFilesystem(st, im.tree, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	t.Cleanup(f.warm.stop)
 	root := &node{fs: f, e: im.tree.Root()}
-	fusefs.NewNodeFS(root, &fusefs.Options{RootStableAttr: &fusefs.StableAttr{Ino: rootIno, Gen: 1}})
-	d, _ := lookup(t, root, "d")
+	raw := fusefs.NewNodeFS(root, &fusefs.Options{RootStableAttr: &fusefs.StableAttr{Ino: rootIno, Gen: 1}})
+	d := attached(t, raw, root, "d")
 	readdir(t, d)
 	read := func(i int) {
 		t.Helper()
-		n, _ := lookup(t, d, fmt.Sprintf("f%d", i))
+		n := attached(t, raw, root, "d", fmt.Sprintf("f%d", i))
 		res, errno := n.Read(ctx, nil, make([]byte, 64), 0)
 		if errno != 0 {
 			t.Fatalf("read f%d: %v", i, errno)

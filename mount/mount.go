@@ -117,7 +117,7 @@ func serve(r *repo.Repo, pin *repo.Pin, o Options, log *slog.Logger, dev *device
 	defer signal.Stop(sigs)
 	fo := o.fsOptions()
 	fo.Logger, fo.SpareP = log, true // a daemon serves one mount
-	m, err := startMount(r, pin.Commit, o.Mountpoint, o.CacheSize, fo, func(fo *fs.Options) error {
+	m, err := startMount(r, pin.Commit, o.Mountpoint, o.CacheSize, nil, fo, func(fo *fs.Options) error {
 		if dev != nil {
 			var err error
 			if fo.DeviceNumber, err = dev.mounted(); err != nil {
@@ -147,13 +147,19 @@ func serve(r *repo.Repo, pin *repo.Pin, o Options, log *slog.Logger, dev *device
 	}()
 	m.wait()
 	// OSTREE_MOUNT_MEMPROFILE=FILE writes a heap profile at unmount.
+	writeHeapProfile()
+	return nil
+}
+
+// writeHeapProfile writes a heap profile to $OSTREE_MOUNT_MEMPROFILE, if
+// set.
+func writeHeapProfile() {
 	if p := os.Getenv("OSTREE_MOUNT_MEMPROFILE"); p != "" {
 		if f, err := os.Create(p); err == nil {
 			_ = pprof.Lookup("heap").WriteTo(f, 0)
 			f.Close()
 		}
 	}
-	return nil
 }
 
 // mounted is a mount being served.
@@ -163,10 +169,11 @@ type mounted struct {
 }
 
 // startMount composes commit sum of r and mounts it at mnt with options o
-// (o.Logger set). beforeMount runs once the composition is ready, just
+// (o.Logger set), with the metadata caches shared (nil: its own of
+// cacheSize bytes). beforeMount runs once the composition is ready, just
 // before mounting; it may still change o.
-func startMount(r *repo.Repo, sum repo.Checksum, mnt string, cacheSize int64, o fs.Options, beforeMount func(*fs.Options) error) (*mounted, error) {
-	t, err := openTree(r, sum, cacheSize, prefetchWorkers())
+func startMount(r *repo.Repo, sum repo.Checksum, mnt string, cacheSize int64, shared *caches, o fs.Options, beforeMount func(*fs.Options) error) (*mounted, error) {
+	t, err := openTree(r, sum, cacheSize, prefetchWorkers(), shared)
 	if err != nil {
 		return nil, err
 	}

@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -37,9 +38,31 @@ const maxRequest = 1 << 16
 // requestTimeout bounds how long a request may take, from the connection.
 const requestTimeout = 10 * time.Minute
 
-// serviceBase is the service's memory limit without mounts; each mount
-// adds its cache size and 48 MiB, as its own daemon's limit would.
-const serviceBase = 64 << 20
+// serviceBase is the service's memory limit without mounts. The mounts
+// share one set of metadata caches of serviceCacheBytes, whose keys are
+// content-derived, so that N mounts of one image hold its composed
+// directories once; each mount adds mountOverhead (its inodes, request
+// buffers and goroutines).
+const (
+	serviceBase       = 64 << 20
+	serviceCacheBytes = 64 << 20
+	mountOverhead     = 2 << 20
+	// serviceMaxInodes bounds each mount's inodes (fs.Options.MaxInodes)
+	// unless the request sets it: an inode costs about 500 bytes with
+	// go-fuse's bookkeeping of it, and the kernel holds every one a walk
+	// met until told to forget them (fs.DefaultMaxInodes would be 20 MB
+	// a mount). Forgotten entries are looked up again from the shared
+	// caches, a round trip each.
+	serviceMaxInodes = 1024
+	// serviceMaxRequest is each mount's largest request
+	// (fs.Options.MaxRequest) unless the request sets it, and
+	// serviceReaders how many requests it reads at once
+	// (fs.Options.Readers): go-fuse keeps a buffer of it for each, idle
+	// or not, up to three a mount by default, which at 1 MiB was most of
+	// a mount's memory.
+	serviceMaxRequest = 128 << 10
+	serviceReaders    = 2
+)
 
 // service is a running mount service.
 type service struct {
@@ -51,6 +74,7 @@ type service struct {
 	log     *slog.Logger
 	uid     uint32                // the only peer allowed (root)
 	mount   func(o Options) error // s.mountOne; tests replace it
+	caches  *caches               // shared by every mount; made by the first
 }
 
 // Serve listens on the socket at path and serves the mounts requested
@@ -71,16 +95,18 @@ func Serve(path string, log io.Writer) error {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigs)
-	// The collector runs when the heap nears the sum of the mounts'
-	// budgets (serviceBase when there are none), not every few megabytes:
-	// each mount allocates megabytes of request buffers as it starts, and
-	// collections at a small heap made a mount take several times longer.
-	// The limit bounds the service's memory as the daemons' do theirs.
-	debug.SetGCPercent(-1)
+	// The collector runs at GOGC 50, so that the heap of many mounts,
+	// mostly their inodes, does not double between collections, and
+	// under a limit of serviceBase plus the shared caches and
+	// mountOverhead for each mount.
+	debug.SetGCPercent(gcPercent())
 	debug.SetMemoryLimit(serviceBase)
 	s := newService(slog.New(slog.NewTextHandler(log, nil)))
 	go func() {
 		<-sigs
+		// OSTREE_MOUNT_MEMPROFILE=FILE writes a heap profile of the
+		// service and its mounts before they are unmounted.
+		writeHeapProfile()
 		ln.Close()
 	}()
 	s.log.Info("serving mounts", "socket", path)
@@ -126,6 +152,33 @@ func (s *service) stop() {
 	}
 	s.mu.Unlock()
 	s.wg.Wait()
+	if s.caches != nil {
+		s.caches.Close()
+	}
+}
+
+// sharedCaches returns the mounts' caches, made on first use; s.mu held.
+func (s *service) sharedCaches() (*caches, error) {
+	if s.caches == nil {
+		ca, err := newCaches(serviceCacheBytes)
+		if err != nil {
+			return nil, err
+		}
+		s.caches = ca
+		s.budget += serviceCacheBytes
+		debug.SetMemoryLimit(s.budget)
+	}
+	return s.caches, nil
+}
+
+// composed reports how many directories the shared caches have composed.
+func (s *service) composed() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.caches == nil {
+		return 0
+	}
+	return s.caches.Composed()
 }
 
 // listenSocket listens on path, root-only, after removing a socket that
@@ -194,7 +247,7 @@ func (s *service) handle(conn *net.UnixConn) {
 	if err != nil {
 		s.log.Error("mount", "mountpoint", o.Mountpoint, "rev", o.Rev, "err", err)
 	} else {
-		s.log.Info("mounted", "mountpoint", o.Mountpoint, "rev", o.Rev, "commit", o.Commit, "took", time.Since(start))
+		s.log.Info("mounted", "mountpoint", o.Mountpoint, "rev", o.Rev, "commit", o.Commit, "took", time.Since(start), "composed", s.composed())
 	}
 	reply(err)
 }
@@ -256,6 +309,15 @@ func (s *service) mountOne(o Options) (err error) {
 	}
 	fo := o.fsOptions()
 	fo.Logger = slog.New(slog.NewTextHandler(logf, nil))
+	if fo.MaxInodes == 0 {
+		fo.MaxInodes = serviceMaxInodes
+	}
+	if fo.MaxRequest == 0 {
+		fo.MaxRequest = serviceMaxRequest
+	}
+	if fo.Readers == 0 {
+		fo.Readers = serviceReaders
+	}
 	release := func() {
 		pin.Release()
 		r.Close()
@@ -272,22 +334,38 @@ func (s *service) mountOne(o Options) (err error) {
 		release()
 		return fmt.Errorf("mount: %s is already a mountpoint", o.Mountpoint)
 	}
+	shared, err := s.sharedCaches()
+	if err != nil {
+		s.mu.Unlock()
+		release()
+		return err
+	}
 	// Reserved: the service waits for this mount from now on.
 	s.mounts[o.Mountpoint] = nil
 	s.wg.Add(1)
-	s.budget += o.CacheSize + 48<<20
+	s.budget += mountOverhead
 	debug.SetMemoryLimit(s.budget)
 	s.mu.Unlock()
+	var m *mounted
 	done := func() {
 		s.mu.Lock()
 		delete(s.mounts, o.Mountpoint)
-		s.budget -= o.CacheSize + 48<<20
+		s.budget -= mountOverhead
 		debug.SetMemoryLimit(s.budget)
 		s.mu.Unlock()
+		// The count of directories composed so far in the shared caches:
+		// a walk of an image another mount walked composes none. The
+		// inode counts tell what the mount held at most.
+		var in fs.InodeStats
+		if m != nil {
+			in = m.srv.Inodes()
+		}
+		s.log.Info("unmounted", "mountpoint", o.Mountpoint, "composed", s.composed(),
+			"inodes_peak", in.Peak, "inodes_bound", in.Bound)
 		release()
 		s.wg.Done()
 	}
-	m, err := startMount(r, sum, o.Mountpoint, o.CacheSize, fo, nil)
+	m, err = startMount(r, sum, o.Mountpoint, o.CacheSize, shared, fo, nil)
 	if err != nil {
 		done()
 		return err
@@ -347,4 +425,13 @@ func request(conn io.ReadWriter, o Options) (Reply, error) {
 		return rep, fmt.Errorf("did not answer: %w", err)
 	}
 	return rep, nil
+}
+
+// gcPercent is the service's GOGC; OSTREE_MOUNT_SERVICE_GOGC overrides
+// it, for benchmarks.
+func gcPercent() int {
+	if v, err := strconv.Atoi(os.Getenv("OSTREE_MOUNT_SERVICE_GOGC")); err == nil {
+		return v
+	}
+	return 50
 }

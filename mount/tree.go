@@ -17,31 +17,50 @@ import (
 // tree is a composed commit and the cache behind it.
 type tree struct {
 	t     *compose.Tree
-	cache *compose.Caches
-	objs  objects   // r, or a lazy store over it (objectsFor)
-	done  io.Closer // releases objs
+	cache *compose.Caches // nil: shared, not this tree's to close
+	objs  objects         // r, or a lazy store over it (objectsFor)
+	done  io.Closer       // releases objs
 }
 
-// openTree composes commit sum of r with cacheSize bytes of metadata
-// cache and prefetch workers: the commit, its layer commits and its root
-// directory are read now.
-func openTree(r *repo.Repo, sum repo.Checksum, cacheSize int64, prefetch int) (*tree, error) {
-	ca, err := compose.NewCaches(cacheSize)
-	if err != nil {
-		return nil, err
+// caches are the metadata caches of composition, which the mount
+// service shares between its mounts.
+type caches = compose.Caches
+
+// newCaches makes a set of metadata caches of cacheSize bytes.
+func newCaches(cacheSize int64) (*caches, error) {
+	return compose.NewCaches(cacheSize)
+}
+
+// openTree composes commit sum of r with prefetch workers: the commit,
+// its layer commits and its root directory are read now. Its metadata
+// cache is shared when not nil (the mount service's), else one of
+// cacheSize bytes of its own.
+func openTree(r *repo.Repo, sum repo.Checksum, cacheSize int64, prefetch int, shared *caches) (*tree, error) {
+	ca, own := shared, (*compose.Caches)(nil)
+	if ca == nil {
+		var err error
+		if ca, err = newCaches(cacheSize); err != nil {
+			return nil, err
+		}
+		own = ca
+	}
+	closeOwn := func() {
+		if own != nil {
+			own.Close()
+		}
 	}
 	objs, done, err := objectsFor(r, sum)
 	if err != nil {
-		ca.Close()
+		closeOwn()
 		return nil, err
 	}
 	t, err := compose.Open(objs, sum, compose.Options{Caches: ca, Prefetch: prefetch, NoIndex: noIndex(), Logf: func(f string, a ...any) { slog.Warn(fmt.Sprintf(f, a...)) }})
 	if err != nil {
 		done.Close()
-		ca.Close()
+		closeOwn()
 		return nil, err
 	}
-	return &tree{t: t, cache: ca, objs: objs, done: done}, nil
+	return &tree{t: t, cache: own, objs: objs, done: done}, nil
 }
 
 // noIndex reports whether OSTREE_MOUNT_NO_INDEX asks to compose without
@@ -51,7 +70,9 @@ func noIndex() bool { return os.Getenv("OSTREE_MOUNT_NO_INDEX") != "" }
 
 func (t *tree) close() {
 	t.t.Close()
-	t.cache.Close()
+	if t.cache != nil {
+		t.cache.Close()
+	}
 	t.done.Close()
 }
 

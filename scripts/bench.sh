@@ -6,7 +6,11 @@
 #
 # Environment: BENCH_WORK (default /var/tmp/ostree-mount-bench; the image
 # is built once and reused), BENCH_RUNS (hyperfine runs, default 5),
-# BENCH_BIG_MB (size of the large file, default 1024).
+# BENCH_BIG_MB (size of the large file, default 1024), BENCH_ONLY (a
+# space-separated list of parts to run, out of import checkout mount find
+# lslR readall seqread verify passthrough fio rss density prune; unset:
+# all, and the report; set: the selected parts' JSON in $BENCH_WORK/out,
+# no report, and the repository kept when BENCH_KEEP_REPO=1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -18,9 +22,14 @@ RUNS=${BENCH_RUNS:-5}
 MOUNT_RUNS=$((RUNS * 4))
 BIG_MB=${BENCH_BIG_MB:-1024}
 OUT=$W/out
+ONLY=${BENCH_ONLY:-}
+# want PART: whether this run measures PART.
+want() { [ -z "$ONLY" ] || [[ " $ONLY " == *" $1 "* ]]; }
 mkdir -p "$W" "$OUT"
 # BENCH_SKIP_IMPORT=1 keeps the import timings of the previous run.
-if [ -n "${BENCH_SKIP_IMPORT:-}" ]; then
+if [ -n "$ONLY" ]; then
+  :
+elif [ -n "${BENCH_SKIP_IMPORT:-}" ]; then
   find "$OUT" -name '*.json' ! -name 'import-*' -delete
 else
   rm -f "$OUT"/*.json
@@ -121,7 +130,7 @@ rm -rf $W/orepo; ostree init --repo=$W/orepo --mode=bare-user
 for b in $BLOBS; do ostree commit --repo=$W/orepo --orphan --tree=tar=\$b --tar-autocreate-parents --no-bindings >/dev/null; done
 SH
 chmod +x "$W/ostree-commit-layers.sh"
-if [ -z "${BENCH_SKIP_IMPORT:-}" ]; then
+if [ -z "${BENCH_SKIP_IMPORT:-}" ] && want import; then
 hyperfine --runs "$RUNS" --export-json "$OUT/import-ostree.json" "$W/ostree-commit-layers.sh" >&2
 hyperfine --runs "$RUNS" --export-json "$OUT/import-umoci.json" \
   --prepare "rm -rf $W/unpacked" "umoci unpack --image $IMG:bench $W/unpacked" >&2
@@ -132,10 +141,13 @@ hyperfine --runs "$RUNS" --export-json "$OUT/import-om.json" \
 fi
 
 REPO=$W/repo
-rm -rf "$REPO"; $BIN init --repo "$REPO" --mode bare-user
+if [ -z "${BENCH_KEEP_REPO:-}" ] || [ ! -f "$W/repo.done" ]; then
+rm -rf "$REPO" "$W/repo.done"; $BIN init --repo "$REPO" --mode bare-user
 $BIN import -q --repo "$REPO" --ref bench/layered oci:"$IMG":bench >/dev/null
 $BIN import -q --repo "$REPO" --ref bench/precomposed --mode precomposed oci:"$IMG":bench >/dev/null
 $BIN import -q --repo "$REPO" --ref bench/l50 oci:"$IMG":l50-50 >/dev/null
+touch "$W/repo.done"
+fi
 
 # ---------------------------------------------------------------- mounts --
 MNT=$W/mnt; mkdir -p "$MNT"/{layered,precomposed,overlay,fuseovl,l50,verify,passthrough,svc,svc50}
@@ -155,16 +167,22 @@ MOUNT[verify]="$BIN --repo $REPO --verify bench/layered $MNT/verify"
 # The other way of opening files: FUSE passthrough, a round trip per open.
 MOUNT[passthrough]="$BIN --repo $REPO --passthrough bench/layered $MNT/passthrough"
 for s in layered precomposed overlay fuseovl verify passthrough; do UMOUNT[$s]="umount $MNT/$s"; done
-SYSTEMS="overlay fuseovl layered precomposed checkout"
+# BENCH_SYSTEMS narrows the systems of the find, ls, read and fio rows.
+SYSTEMS=${BENCH_SYSTEMS:-overlay fuseovl layered precomposed checkout}
 
+if want checkout; then
 log "checkout: materialize the composed tree with ostree checkout"
 hyperfine --runs "$RUNS" --export-json "$OUT/materialize-checkout.json" \
   --prepare "rm -rf $CO; sync; echo 3 > /proc/sys/vm/drop_caches" \
   "ostree checkout --repo=$REPO -U bench/precomposed $CO" >&2
+fi
+if want checkout || want find || want lslR || want readall || want seqread || want fio; then
 rm -rf "$CO"; ostree checkout --repo="$REPO" -U bench/precomposed "$CO"
+fi
 
 path_of() { if [ "$1" = checkout ]; then echo "$CO"; else echo "$MNT/$1"; fi; }
 
+if want mount; then
 log "mount: ready and first stat"
 for s in layered precomposed overlay fuseovl; do
   # hyperfine 1.15 has no --conclude: each run unmounts the previous one first.
@@ -187,6 +205,7 @@ hyperfine --runs "$MOUNT_RUNS" --warmup 2 --export-json "$OUT/mount50-service.js
   "$BIN --repo $REPO --socket $SOCK bench/l50 $MNT/svc50 && stat $MNT/svc50/layer50/f" >&2
 umount "$MNT/svc50"
 kill "$SVC"; wait "$SVC" || true
+fi
 
 for s in layered precomposed overlay fuseovl; do eval "${MOUNT[$s]}"; done
 
@@ -198,6 +217,7 @@ cold_prep() {
 }
 measure() { # name command-template (with {P} for the tree)
   local name=$1 tmpl=$2 s p cmd
+  want "$name" || return 0
   for s in $SYSTEMS; do
     p=$(path_of "$s"); cmd=${tmpl//\{P\}/$p}
     log "$name cold: $s"
@@ -210,18 +230,23 @@ measure find "find {P} -printf '%s %m\n' > /dev/null"
 measure lslR "ls -lR {P} > /dev/null"
 measure readall "tar cf - -C {P} . | cat > /dev/null"
 measure seqread "dd if={P}/srv/big of=/dev/null bs=1M status=none"
+if want verify; then
 log "the cost of --verify: read all, layered with --verify"
 eval "${MOUNT[verify]}"
 SYSTEMS=verify measure readall "tar cf - -C {P} . | cat > /dev/null"
 ${UMOUNT[verify]}
-log "reads with --passthrough"
+fi
 eval "${MOUNT[passthrough]}"
+if want passthrough; then
+log "reads with --passthrough"
 SYSTEMS=passthrough measure readall "tar cf - -C {P} . | cat > /dev/null"
 SYSTEMS=passthrough measure seqread "dd if={P}/srv/big of=/dev/null bs=1M status=none"
-SYSTEMS="overlay fuseovl layered precomposed checkout passthrough"
+fi
+SYSTEMS=${BENCH_SYSTEMS:-overlay fuseovl layered precomposed checkout}" passthrough"
 
-log "4k random reads (fio)"
+want fio && log "4k random reads (fio)"
 for s in $SYSTEMS; do
+  want fio || break
   p=$(path_of "$s")
   drop # every system starts from a cold page cache (ours would be warm from earlier reads)
   fio --name=rr --filename="$p/srv/big" --rw=randread --bs=4k --size="${BIG_MB}M" --runtime=10 --time_based \
@@ -231,7 +256,7 @@ done
 ${UMOUNT[passthrough]}
 SYSTEMS="overlay fuseovl layered precomposed checkout"
 
-log "daemon RSS after a full walk"
+want rss && log "daemon RSS after a full walk"
 rss_of_mount() { # RSS (kB) of the process serving mountpoint $1
   local pid
   for pid in $(pgrep -f "$1" || true); do
@@ -240,13 +265,19 @@ rss_of_mount() { # RSS (kB) of the process serving mountpoint $1
   echo 0
 }
 for s in layered precomposed fuseovl; do
+  want rss || break
   ${UMOUNT[$s]}; eval "${MOUNT[$s]}"
   find "$MNT/$s" -printf '%s %m\n' > /dev/null; ls -lR "$MNT/$s" > /dev/null
   echo "{\"rss_kb\": $(rss_of_mount "$MNT/$s")}" > "$OUT/rss-$s.json"
 done
 
+want density && "$ROOT/scripts/bench_density.sh" "$BIN" "$REPO" bench/layered "$OUT"
+
+if want prune; then
 log "prune at scale"
 "$ROOT/scripts/bench_prune.sh" "$OUT"
+fi
+[ -z "$ONLY" ] || { log "BENCH_ONLY=$ONLY: results in $OUT, no report"; exit 0; }
 
 # ---------------------------------------------------------------- report --
 python3 "$ROOT/scripts/bench_report.py" "$OUT" "$ROOT/bench/results" "$BIG_MB" "$RUNS"

@@ -62,6 +62,19 @@ for s in SYSTEMS:
         pass
 row("4k random reads (fio, psync)", "IOPS", fio, False)
 row("daemon RSS after a full walk", "MB", {s: median("rss-" + s)["rss_kb"] / 1024 for s in SYSTEMS if median("rss-" + s)})
+DENSITY_N = [n for n in (1, 10, 20, 50, 100) if median(f"density-{n}")]
+if DENSITY_N:
+    dens = {n: median(f"density-{n}") for n in DENSITY_N}
+    row("density: service RSS, N mounts of one image each walked with find", "MB",
+        {f"N={n}": dens[n]["rss_kb"] / 1024 for n in DENSITY_N})
+    row("density: service RSS per mount", "MB", {f"N={n}": dens[n]["rss_kb"] / 1024 / n for n in DENSITY_N})
+    row("density: mount ready of the N-th mount through the service", "ms",
+        {f"N={n}": dens[n]["mount_s"] * 1000 for n in DENSITY_N})
+    dd = median("density-daemons")
+    if dd:
+        row("density: 20 separate daemons of the image, each walked, RSS in all", "MB",
+            {"20 daemons": dd["rss_kb"] / 1024, "20 through the service": dens.get(20, {}).get("rss_kb", 0) / 1024,
+             "composefs (kernel mount, the anchor)": 0})
 row("import (all layers)", "s", {"ostree commit --tree=tar=": median("import-ostree"), "umoci unpack": median("import-umoci"), "ostree-mount import": median("import-om")})
 row("materialize composed tree", "s", {"checkout": median("materialize-checkout")})
 row("prune, 1,000 commits / ~100k objects", "s", {"ostree prune --refs-only": median("prune-ostree"), "ostree-mount prune": median("prune-om")})
@@ -139,6 +152,15 @@ po, pm = get("prune, 1,000 commits / ~100k objects", "ostree prune --refs-only")
 target("prune no slower than ostree prune --refs-only", po and pm and pm <= po, f"{fmt(pm)} s vs {fmt(po)} s" if po and pm else "–")
 r = get("daemon RSS after a full walk", "layered")
 target("RSS after a full walk ≤ 100 MB", r is not None and r <= 100, f"{fmt(r)} MB")
+if DENSITY_N:
+    d20, d100 = dens.get(20), dens.get(100)
+    target("density: ≤ 150 MB for 20 mounts and ≤ 300 MB for 100 through the service",
+           d20 and d100 and d20["rss_kb"] <= 150 * 1024 and d100["rss_kb"] <= 300 * 1024,
+           f"{fmt(d20['rss_kb'] / 1024) if d20 else '–'} MB, {fmt(d100['rss_kb'] / 1024) if d100 else '–'} MB "
+           f"(20 daemons: {fmt(dd['rss_kb'] / 1024) if dd else '–'} MB; composefs, a kernel mount: near 0)")
+    m1, mn = dens[DENSITY_N[0]]["mount_s"], dens[DENSITY_N[-1]]["mount_s"]
+    target("density: mount time flat in N (N-th ≤ 2× the first, or ≤ 10 ms)", mn <= max(2 * m1, 0.010),
+           f"{fmt(m1 * 1000)} ms for the 1st, {fmt(mn * 1000)} ms for the {DENSITY_N[-1]}th")
 data["targets"] = targets
 lines.append("")
 lines.append("| target | met | measured |")
