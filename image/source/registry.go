@@ -400,7 +400,10 @@ func credHelper(helper, server string) (authn.Authenticator, error) {
 		if strings.Contains(msg, "credentials not found") {
 			return authn.Anonymous, nil
 		}
-		return nil, fmt.Errorf("credential helper docker-credential-%s for %s: %w: %s", helper, server, err, msg)
+		if msg != "" {
+			err = fmt.Errorf("%w: %s", err, strings.Join(strings.Fields(msg), " "))
+		}
+		return nil, fmt.Errorf("credential helper docker-credential-%s for %s: %w", helper, server, err)
 	}
 	var c struct{ Username, Secret string }
 	if err := json.Unmarshal(out.Bytes(), &c); err != nil {
