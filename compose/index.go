@@ -436,12 +436,24 @@ func (t *Tree) loadIndex(s *indexSlot) *Index {
 // then read from its objects rather than wait for the index, so that
 // neither a mount (which composes the root) nor a first listing pays
 // for reading a whole layer's index.
+//
+// Only a tree with a prefetcher (a mount's, which is closed) loads in the
+// background, and Close waits for it; any other loads here and now.
 func (t *Tree) loadedIndex(s *indexSlot) *Index {
 	if s.done.Load() {
 		return s.idx
 	}
+	if t.prefetch == nil {
+		return t.loadIndex(s)
+	}
 	if s.sum != "" {
-		s.kick.Do(func() { go t.loadIndex(s) })
+		s.kick.Do(func() {
+			t.bg.Add(1)
+			go func() {
+				defer t.bg.Done()
+				t.loadIndex(s)
+			}()
+		})
 	}
 	return nil
 }

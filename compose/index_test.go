@@ -425,3 +425,31 @@ func TestIndexServesTrees(t *testing.T) {
 		t.Error("NoIndex read no dirtree: the counter counts nothing")
 	}
 }
+
+// remoteReader is a countingReader whose objects all look remote.
+type remoteReader struct{ *countingReader }
+
+func (remoteReader) LocalObject(repo.ObjectType, repo.Checksum) bool { return false }
+
+// TestIndexBeforeFetch: over a reader whose dirtrees would have to be
+// fetched, a mount's tree (which loads indexes in the background) waits
+// for the layer's index rather than read a dirtree object, from the root
+// on.
+func TestIndexBeforeFetch(t *testing.T) {
+	r := repotest.NewRepoNoSync(t, repo.ModeBareUser)
+	var tars [][]byte
+	for _, l := range indexTestLayers {
+		tars = append(tars, ct.Tar(t, l...))
+	}
+	commits := indexLayers(t, r, tars...)
+	cr := &countingReader{Repo: r}
+	tr, err := OpenLayers(remoteReader{cr}, commits, Options{Prefetch: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	walk(t, tr)
+	if n := cr.trees.Load(); n != 0 {
+		t.Errorf("%d dirtree objects read over a remote reader; the indexes hold them all", n)
+	}
+}

@@ -136,6 +136,7 @@ type Tree struct {
 	layered bool
 	root    *Entry
 	caches  *Caches
+	bg      sync.WaitGroup // background index loads (loadedIndex)
 	// links holds, per layer, the hardlink groups its tar made (path ->
 	// group leader). For a plain commit (not an image) it is nil and
 	// identical file objects count as hardlinks, as in ostree checkouts.
@@ -293,6 +294,7 @@ func (t *Tree) Close() {
 	if t.prefetch != nil {
 		t.prefetch.close()
 	}
+	t.bg.Wait()
 }
 
 // Commit returns the commit being composed.
@@ -504,23 +506,55 @@ func (t *Tree) dirTree(ctx context.Context, c repo.Checksum, layer int) (*repo.D
 	if dt, ok := t.caches.dts.get(c); ok {
 		return dt, nil
 	}
+	fromIndex := func(idx *Index) *repo.DirTree {
+		if idx == nil {
+			return nil
+		}
+		dt, err := idx.LookupTree(c)
+		if err != nil {
+			t.logf("layer %d: %v; reading the object instead", layer, err)
+			return nil
+		}
+		if dt != nil {
+			t.caches.dts.add(c, dt)
+		}
+		return dt
+	}
+	var slot *indexSlot
 	if layer < len(t.indexes) {
-		if idx := t.loadedIndex(t.indexes[layer]); idx != nil {
-			dt, err := idx.LookupTree(c)
-			if err != nil {
-				t.logf("layer %d: %v; reading the object instead", layer, err)
-			} else if dt != nil {
-				t.caches.dts.add(c, dt)
-				return dt, nil
+		slot = t.indexes[layer]
+		idx := t.loadedIndex(slot)
+		if idx == nil {
+			// An object that would have to be fetched costs more than
+			// waiting for the index, which the commit's metadata holds.
+			if lr, ok := t.r.(LocalReader); ok && !lr.LocalObject(repo.ObjDirTree, c) {
+				idx = t.loadIndex(slot)
 			}
+		}
+		if dt := fromIndex(idx); dt != nil {
+			return dt, nil
 		}
 	}
 	dt, err := t.r.ReadDirTree(ctx, c)
 	if err != nil {
+		// The object cannot be had (a server down): the index may still
+		// hold it.
+		if slot != nil {
+			if dt := fromIndex(t.loadIndex(slot)); dt != nil {
+				return dt, nil
+			}
+		}
 		return nil, err
 	}
 	t.caches.dts.add(c, dt)
 	return dt, nil
+}
+
+// LocalReader is implemented by object readers that may have to fetch an
+// object to read it (a lazy remote store). LocalObject reports whether it
+// is held locally; a tree then prefers its metadata index to a fetch.
+type LocalReader interface {
+	LocalObject(t repo.ObjectType, c repo.Checksum) bool
 }
 
 // slot is a name of a directory being composed: a file from one layer, or
