@@ -169,22 +169,40 @@ var indexTestLayers = [][]ct.Entry{
 	{ct.Whiteout("etc/a"), ct.File("etc/b", "bb"), ct.Fifo("run/p"), ct.Dir("opt/", ct.Mode(0o700))},
 }
 
-// TestIndexServesAttributes: a tree over layers that name their metadata
-// indexes composes every directory without reading a single content
-// object, and shows what reading the objects shows.
-func TestIndexServesAttributes(t *testing.T) {
+// indexFixture writes indexTestLayers as layer commits with indexes and
+// returns them with the walk of their tree composed from objects.
+func indexFixture(t *testing.T) (*repo.Repo, []repo.Checksum, []string) {
+	t.Helper()
 	r := repotest.NewRepoNoSync(t, repo.ModeBareUser)
 	var tars [][]byte
 	for _, l := range indexTestLayers {
 		tars = append(tars, ct.Tar(t, l...))
 	}
 	commits := indexLayers(t, r, tars...)
-
 	plain, err := OpenLayers(r, commits, Options{NoIndex: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := walk(t, plain)
+	return r, commits, walk(t, plain)
+}
+
+// plainWalk walks the layers' tree without indexes, through a counter.
+func plainWalk(t *testing.T, r *repo.Repo, commits []repo.Checksum) *countingReader {
+	t.Helper()
+	cr := &countingReader{Repo: r}
+	tr, err := OpenLayers(cr, commits, Options{NoIndex: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	walk(t, tr)
+	return cr
+}
+
+// TestIndexServesAttributes: a tree over layers that name their metadata
+// indexes composes every directory without reading a single content
+// object, and shows what reading the objects shows.
+func TestIndexServesAttributes(t *testing.T) {
+	r, commits, want := indexFixture(t)
 
 	cr := &countingReader{Repo: r}
 	tr, err := OpenLayers(cr, commits, Options{})
@@ -199,12 +217,7 @@ func TestIndexServesAttributes(t *testing.T) {
 		t.Errorf("composition read %d content objects' metadata; the index should have served them all", n)
 	}
 
-	cr2 := &countingReader{Repo: r}
-	tr2, err := OpenLayers(cr2, commits, Options{NoIndex: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	walk(t, tr2)
+	cr2 := plainWalk(t, r, commits)
 	if cr2.files.Load() == 0 {
 		t.Error("NoIndex read no content object: the counter counts nothing")
 	}
@@ -383,12 +396,7 @@ func TestIndexTreesRoundTrip(t *testing.T) {
 // after the first directory needs it), its directories are composed
 // without reading dirtree objects.
 func TestIndexServesTrees(t *testing.T) {
-	r := repotest.NewRepoNoSync(t, repo.ModeBareUser)
-	var tars [][]byte
-	for _, l := range indexTestLayers {
-		tars = append(tars, ct.Tar(t, l...))
-	}
-	commits := indexLayers(t, r, tars...)
+	r, commits, _ := indexFixture(t)
 	plain, err := OpenLayers(r, commits, Options{NoIndex: true})
 	if err != nil {
 		t.Fatal(err)
@@ -415,12 +423,7 @@ func TestIndexServesTrees(t *testing.T) {
 	if n := cr.trees.Load() - before; n != 0 {
 		t.Errorf("the walk read %d dirtree objects; the indexes hold them all", n)
 	}
-	cr2 := &countingReader{Repo: r}
-	tr2, err := OpenLayers(cr2, commits, Options{NoIndex: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	walk(t, tr2)
+	cr2 := plainWalk(t, r, commits)
 	if cr2.trees.Load() == 0 {
 		t.Error("NoIndex read no dirtree: the counter counts nothing")
 	}
@@ -436,12 +439,7 @@ func (remoteReader) LocalObject(repo.ObjectType, repo.Checksum) bool { return fa
 // for the layer's index rather than read a dirtree object, from the root
 // on.
 func TestIndexBeforeFetch(t *testing.T) {
-	r := repotest.NewRepoNoSync(t, repo.ModeBareUser)
-	var tars [][]byte
-	for _, l := range indexTestLayers {
-		tars = append(tars, ct.Tar(t, l...))
-	}
-	commits := indexLayers(t, r, tars...)
+	r, commits, _ := indexFixture(t)
 	cr := &countingReader{Repo: r}
 	tr, err := OpenLayers(remoteReader{cr}, commits, Options{Prefetch: 2})
 	if err != nil {
