@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/hanwen/go-fuse/v2/splice"
 	"golang.org/x/sys/unix"
 
 	"github.com/ostree-mount/ostree-mount/compose"
@@ -71,6 +72,8 @@ func newFilesystem(objs Objects, tree *compose.Tree, o Options) *filesystem {
 			return cf.File(), nil
 		})
 	}
+	// Large reads splice from the object file when a reply fits a pipe.
+	f.splice = f.fds != nil && o.maxRequest()+spliceSlack <= splice.MaxPipeSize()
 	if o.MaxInodes == 0 {
 		o.MaxInodes = DefaultMaxInodes
 	}
@@ -79,3 +82,7 @@ func newFilesystem(objs Objects, tree *compose.Tree, o Options) *filesystem {
 	}
 	return f
 }
+
+// spliceSlack is what a spliced reply takes in its pipe beyond its
+// payload: its header and the page go-fuse keeps free.
+const spliceSlack = 8 << 10
