@@ -85,6 +85,7 @@ demo: deps build
 bench: deps build
 	./scripts/bench.sh
 	./scripts/bench_registry.sh
+	./scripts/bench_lazy.sh
 
 clean:
 	rm -rf bin

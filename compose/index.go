@@ -32,13 +32,24 @@ const (
 // hash to the sum its commit names.
 var ErrBadIndex = errors.New("bad metadata index")
 
-// indexMagic starts every index; the last byte is the format version.
-var indexMagic = [8]byte{'O', 'M', 'I', 'D', 'X', 0, 0, 1}
+// indexMagic starts every index; the last byte is the format version:
+// 1 holds file records, 2 adds the tree's dirtrees.
+var (
+	indexMagic   = [8]byte{'O', 'M', 'I', 'D', 'X', 0, 0, 1}
+	indexMagicV2 = [8]byte{'O', 'M', 'I', 'D', 'X', 0, 0, 2}
+)
 
 // A record is a content object's checksum, then its mode, uid, gid and
 // rdev (uint32 each), its size (uint64), and the offset and length
 // (uint32 each) of its extra bytes: symlink target and xattrs.
 const recordSize = 32 + 4*4 + 8 + 4 + 4
+
+// In version 2, the file records and their extra bytes are followed by
+// tree records, sorted by checksum: a dirtree's checksum, then the offset
+// and length (uint32 each) of its serialized bytes in the tree data that
+// ends the index. The header then also gives the number of tree records
+// and the length of the tree data.
+const treeRecordSize = 32 + 4 + 4
 
 // Index maps content objects to their metadata (repo.FileMeta): what
 // composing a directory needs of its files, without opening or fetching
@@ -49,6 +60,9 @@ type Index struct {
 	n       int
 	records []byte
 	extra   []byte
+	nTrees  int
+	trees   []byte // tree records
+	treeDat []byte
 }
 
 // CommitMetaReader is implemented by object readers that can read a
@@ -62,16 +76,39 @@ var _ CommitMetaReader = (*repo.Repo)(nil)
 
 // ParseIndex checks and wraps index bytes. It keeps data.
 func ParseIndex(data []byte) (*Index, error) {
-	if len(data) < 16 || !bytes.Equal(data[:8], indexMagic[:]) {
+	le := binary.LittleEndian
+	hdr, v2 := 16, false
+	switch {
+	case len(data) >= 16 && bytes.Equal(data[:8], indexMagic[:]):
+	case len(data) >= 24 && bytes.Equal(data[:8], indexMagicV2[:]):
+		hdr, v2 = 24, true
+	default:
 		return nil, fmt.Errorf("%w: no index header", ErrBadIndex)
 	}
-	n := int(binary.LittleEndian.Uint32(data[8:]))
-	extraLen := int(binary.LittleEndian.Uint32(data[12:]))
-	if n > (len(data)-16)/recordSize || 16+n*recordSize+extraLen != len(data) {
-		return nil, fmt.Errorf("%w: %d records and %d extra bytes do not fill %d bytes", ErrBadIndex, n, extraLen, len(data))
+	n, extraLen := uint64(le.Uint32(data[8:])), uint64(le.Uint32(data[12:]))
+	var nTrees, treeLen uint64
+	if v2 {
+		nTrees, treeLen = uint64(le.Uint32(data[16:])), uint64(le.Uint32(data[20:]))
 	}
-	idx := &Index{data: data, n: n, records: data[16 : 16+n*recordSize], extra: data[16+n*recordSize:]}
-	for i := 0; i < n; i++ {
+	if uint64(hdr)+n*recordSize+extraLen+nTrees*treeRecordSize+treeLen != uint64(len(data)) {
+		return nil, fmt.Errorf("%w: %d records, %d extra bytes, %d tree records and %d tree bytes do not fill %d bytes", ErrBadIndex, n, extraLen, nTrees, treeLen, len(data))
+	}
+	end := hdr + int(n)*recordSize
+	idx := &Index{data: data, n: int(n), records: data[hdr:end], extra: data[end : end+int(extraLen)]}
+	end += int(extraLen)
+	idx.nTrees, idx.trees = int(nTrees), data[end:end+int(nTrees)*treeRecordSize]
+	idx.treeDat = data[end+int(nTrees)*treeRecordSize:]
+	for i := 0; i < idx.nTrees; i++ {
+		r := idx.treeRecord(i)
+		if i > 0 && bytes.Compare(idx.treeRecord(i - 1)[:32], r[:32]) >= 0 {
+			return nil, fmt.Errorf("%w: tree records out of order at %d", ErrBadIndex, i)
+		}
+		if off, l := le.Uint32(r[32:]), le.Uint32(r[36:]); uint64(off)+uint64(l) > uint64(len(idx.treeDat)) {
+			return nil, fmt.Errorf("%w: tree record %d: bytes out of range", ErrBadIndex, i)
+		}
+	}
+	n2 := idx.n
+	for i := 0; i < n2; i++ {
 		r := idx.record(i)
 		if i > 0 && bytes.Compare(idx.record(i - 1)[:32], r[:32]) >= 0 {
 			return nil, fmt.Errorf("%w: records out of order at %d", ErrBadIndex, i)
@@ -85,6 +122,34 @@ func ParseIndex(data []byte) (*Index, error) {
 }
 
 func (x *Index) record(i int) []byte { return x.records[i*recordSize : (i+1)*recordSize] }
+
+func (x *Index) treeRecord(i int) []byte {
+	return x.trees[i*treeRecordSize : (i+1)*treeRecordSize]
+}
+
+// Trees is the number of dirtrees in the index (0 in version 1).
+func (x *Index) Trees() int { return x.nTrees }
+
+// LookupTree returns dirtree c, if the index holds it. Its bytes are
+// checked against c, as an object read would be: a mismatch is
+// ErrBadIndex.
+func (x *Index) LookupTree(c repo.Checksum) (*repo.DirTree, error) {
+	i := sort.Search(x.nTrees, func(i int) bool { return bytes.Compare(x.treeRecord(i)[:32], c[:]) >= 0 })
+	if i == x.nTrees || !bytes.Equal(x.treeRecord(i)[:32], c[:]) {
+		return nil, nil
+	}
+	r := x.treeRecord(i)
+	off, l := binary.LittleEndian.Uint32(r[32:]), binary.LittleEndian.Uint32(r[36:])
+	b := x.treeDat[off : off+l]
+	if repo.SumBytes(b) != c {
+		return nil, fmt.Errorf("%w: dirtree %s: its bytes do not match", ErrBadIndex, c)
+	}
+	dt, err := repo.ParseDirTree(b)
+	if err != nil {
+		return nil, fmt.Errorf("%w: dirtree %s: %w", ErrBadIndex, c, err)
+	}
+	return dt, nil
+}
 
 // Len is the number of objects in the index.
 func (x *Index) Len() int { return x.n }
@@ -159,8 +224,23 @@ func decodeExtra(b []byte, fm *repo.FileMeta) error {
 	return nil
 }
 
-// EncodeIndex serializes the metadata of content objects as an index.
+// EncodeIndex serializes the metadata of content objects as an index
+// (version 1).
 func EncodeIndex(objs map[repo.Checksum]*repo.FileMeta) []byte {
+	return encodeIndex(objs, nil)
+}
+
+// EncodeIndexTrees serializes the metadata of content objects and the
+// serialized dirtrees of a tree (checksum -> object bytes) as an index
+// (version 2).
+func EncodeIndexTrees(objs map[repo.Checksum]*repo.FileMeta, trees map[repo.Checksum][]byte) []byte {
+	if trees == nil {
+		trees = map[repo.Checksum][]byte{}
+	}
+	return encodeIndex(objs, trees)
+}
+
+func encodeIndex(objs map[repo.Checksum]*repo.FileMeta, trees map[repo.Checksum][]byte) []byte {
 	sums := make([]repo.Checksum, 0, len(objs))
 	for c := range objs {
 		sums = append(sums, c)
@@ -182,12 +262,36 @@ func EncodeIndex(objs map[repo.Checksum]*repo.FileMeta) []byte {
 		recs = le.AppendUint32(recs, uint32(len(e)))
 		extra = append(extra, e...)
 	}
-	out := make([]byte, 0, 16+len(recs)+len(extra))
-	out = append(out, indexMagic[:]...)
+	if trees == nil {
+		out := make([]byte, 0, 16+len(recs)+len(extra))
+		out = append(out, indexMagic[:]...)
+		out = le.AppendUint32(out, uint32(len(sums)))
+		out = le.AppendUint32(out, uint32(len(extra)))
+		out = append(out, recs...)
+		return append(out, extra...)
+	}
+	tsums := make([]repo.Checksum, 0, len(trees))
+	for c := range trees {
+		tsums = append(tsums, c)
+	}
+	sort.Slice(tsums, func(i, j int) bool { return bytes.Compare(tsums[i][:], tsums[j][:]) < 0 })
+	var trecs, tdat []byte
+	for _, c := range tsums {
+		trecs = append(trecs, c[:]...)
+		trecs = le.AppendUint32(trecs, uint32(len(tdat)))
+		trecs = le.AppendUint32(trecs, uint32(len(trees[c])))
+		tdat = append(tdat, trees[c]...)
+	}
+	out := make([]byte, 0, 24+len(recs)+len(extra)+len(trecs)+len(tdat))
+	out = append(out, indexMagicV2[:]...)
 	out = le.AppendUint32(out, uint32(len(sums)))
 	out = le.AppendUint32(out, uint32(len(extra)))
+	out = le.AppendUint32(out, uint32(len(tsums)))
+	out = le.AppendUint32(out, uint32(len(tdat)))
 	out = append(out, recs...)
-	return append(out, extra...)
+	out = append(out, extra...)
+	out = append(out, trecs...)
+	return append(out, tdat...)
 }
 
 // IndexSum is the name a commit gives its index: the hex sha256 of its
@@ -198,9 +302,11 @@ func IndexSum(data []byte) string {
 }
 
 // BuildIndex reads the metadata of every content object of the tree
-// (root dirtree) through r, several at a time, and encodes it.
+// (root dirtree) through r, several at a time, and encodes it with the
+// tree's dirtrees.
 func BuildIndex(ctx context.Context, r ObjectReader, root repo.Checksum) ([]byte, error) {
 	files := map[repo.Checksum]*repo.FileMeta{}
+	trees := map[repo.Checksum][]byte{}
 	seen := map[repo.Checksum]bool{}
 	todo := []repo.Checksum{root}
 	for len(todo) > 0 {
@@ -213,6 +319,11 @@ func BuildIndex(ctx context.Context, r ObjectReader, root repo.Checksum) ([]byte
 		dt, err := r.ReadDirTree(ctx, c)
 		if err != nil {
 			return nil, fmt.Errorf("index: %w", err)
+		}
+		// The object's bytes, as its serialization gives them back; one
+		// that would not (not canonical) is left to be read as an object.
+		if b := dt.Marshal(); repo.SumBytes(b) == c {
+			trees[c] = b
 		}
 		for _, f := range dt.Files {
 			files[f.Checksum] = nil
@@ -249,7 +360,7 @@ func BuildIndex(ctx context.Context, r ObjectReader, root repo.Checksum) ([]byte
 	for i, c := range sums {
 		files[c] = metas[i]
 	}
-	return EncodeIndex(files), nil
+	return EncodeIndexTrees(files, trees), nil
 }
 
 // AddIndex builds the index of the tree rooted at root and records it:
@@ -271,6 +382,8 @@ type indexSlot struct {
 	sum    string // from the commit's metadata; "" if it names none
 	once   sync.Once
 	idx    *Index // nil: none, or unusable
+	done   atomic.Bool
+	kick   sync.Once
 }
 
 // loadIndex reads, checks and returns the index of commit c named sum,
@@ -314,7 +427,35 @@ func (t *Tree) loadIndex(s *indexSlot) *Index {
 		t.caches.indexes.Set(s.sum, idx, int64(idx.Size()))
 		s.idx = idx
 	})
+	s.done.Store(true)
 	return s.idx
+}
+
+// loadedIndex returns the index of s if it is loaded already, or else
+// nil, having started its loading in the background: a directory is
+// then read from its objects rather than wait for the index, so that
+// neither a mount (which composes the root) nor a first listing pays
+// for reading a whole layer's index.
+//
+// Only a tree with a prefetcher (a mount's, which is closed) loads in the
+// background, and Close waits for it; any other loads here and now.
+func (t *Tree) loadedIndex(s *indexSlot) *Index {
+	if s.done.Load() {
+		return s.idx
+	}
+	if t.prefetch == nil {
+		return t.loadIndex(s)
+	}
+	if s.sum != "" {
+		s.kick.Do(func() {
+			t.bg.Add(1)
+			go func() {
+				defer t.bg.Done()
+				t.loadIndex(s)
+			}()
+		})
+	}
+	return nil
 }
 
 // indexFor returns the index slot of commit c with metadata cm, honoured

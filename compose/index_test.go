@@ -3,6 +3,7 @@ package compose
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand"
 	"reflect"
@@ -86,10 +87,16 @@ func TestParseIndexHostile(t *testing.T) {
 	}
 }
 
-// countingReader counts content-object metadata reads.
+// countingReader counts content-object metadata reads and dirtree reads.
 type countingReader struct {
 	*repo.Repo
 	files atomic.Int64
+	trees atomic.Int64
+}
+
+func (c *countingReader) ReadDirTree(ctx context.Context, s repo.Checksum) (*repo.DirTree, error) {
+	c.trees.Add(1)
+	return c.Repo.ReadDirTree(ctx, s)
 }
 
 func (c *countingReader) ReadFileMeta(ctx context.Context, s repo.Checksum) (*repo.FileMeta, error) {
@@ -162,22 +169,40 @@ var indexTestLayers = [][]ct.Entry{
 	{ct.Whiteout("etc/a"), ct.File("etc/b", "bb"), ct.Fifo("run/p"), ct.Dir("opt/", ct.Mode(0o700))},
 }
 
-// TestIndexServesAttributes: a tree over layers that name their metadata
-// indexes composes every directory without reading a single content
-// object, and shows what reading the objects shows.
-func TestIndexServesAttributes(t *testing.T) {
+// indexFixture writes indexTestLayers as layer commits with indexes and
+// returns them with the walk of their tree composed from objects.
+func indexFixture(t *testing.T) (*repo.Repo, []repo.Checksum, []string) {
+	t.Helper()
 	r := repotest.NewRepoNoSync(t, repo.ModeBareUser)
 	var tars [][]byte
 	for _, l := range indexTestLayers {
 		tars = append(tars, ct.Tar(t, l...))
 	}
 	commits := indexLayers(t, r, tars...)
-
 	plain, err := OpenLayers(r, commits, Options{NoIndex: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := walk(t, plain)
+	return r, commits, walk(t, plain)
+}
+
+// plainWalk walks the layers' tree without indexes, through a counter.
+func plainWalk(t *testing.T, r *repo.Repo, commits []repo.Checksum) *countingReader {
+	t.Helper()
+	cr := &countingReader{Repo: r}
+	tr, err := OpenLayers(cr, commits, Options{NoIndex: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	walk(t, tr)
+	return cr
+}
+
+// TestIndexServesAttributes: a tree over layers that name their metadata
+// indexes composes every directory without reading a single content
+// object, and shows what reading the objects shows.
+func TestIndexServesAttributes(t *testing.T) {
+	r, commits, want := indexFixture(t)
 
 	cr := &countingReader{Repo: r}
 	tr, err := OpenLayers(cr, commits, Options{})
@@ -192,12 +217,7 @@ func TestIndexServesAttributes(t *testing.T) {
 		t.Errorf("composition read %d content objects' metadata; the index should have served them all", n)
 	}
 
-	cr2 := &countingReader{Repo: r}
-	tr2, err := OpenLayers(cr2, commits, Options{NoIndex: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	walk(t, tr2)
+	cr2 := plainWalk(t, r, commits)
 	if cr2.files.Load() == 0 {
 		t.Error("NoIndex read no content object: the counter counts nothing")
 	}
@@ -307,4 +327,127 @@ func TestIndexOnlyImportMade(t *testing.T) {
 
 func repoBytes(b []byte) gvariant.Variant {
 	return gvariant.Variant{Type: gvariant.MustParseType("ay"), Value: b}
+}
+
+// TestIndexTreesRoundTrip: a version 2 index gives back its dirtrees, and
+// refuses one whose bytes were changed.
+func TestIndexTreesRoundTrip(t *testing.T) {
+	d1 := &repo.DirTree{Files: []repo.TreeFile{{Name: "a", Checksum: repo.Checksum{1}}}}
+	d2 := &repo.DirTree{Dirs: []repo.TreeDir{{Name: "sub", Tree: d1.Checksum(), Meta: repo.Checksum{2}}}}
+	trees := map[repo.Checksum][]byte{d1.Checksum(): d1.Marshal(), d2.Checksum(): d2.Marshal()}
+	objs := map[repo.Checksum]*repo.FileMeta{{1}: {Mode: repo.ModeRegular | 0o644, Size: 3}}
+	b := EncodeIndexTrees(objs, trees)
+	idx, err := ParseIndex(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if idx.Len() != 1 || idx.Trees() != 2 {
+		t.Fatalf("%d files and %d trees, want 1 and 2", idx.Len(), idx.Trees())
+	}
+	for _, want := range []*repo.DirTree{d1, d2} {
+		got, err := idx.LookupTree(want.Checksum())
+		if err != nil || got == nil || got.Checksum() != want.Checksum() {
+			t.Errorf("LookupTree %s: %+v, %v; want %+v", want.Checksum(), got, err, want)
+		}
+	}
+	if fm, err := idx.Lookup(repo.Checksum{1}); err != nil || fm == nil || fm.Size != 3 {
+		t.Errorf("Lookup in a version 2 index: %+v, %v", fm, err)
+	}
+	if got, err := idx.LookupTree(repo.Checksum{7}); got != nil || err != nil {
+		t.Errorf("LookupTree of an absent tree: %+v, %v", got, err)
+	}
+	if !bytes.Equal(EncodeIndexTrees(objs, trees), b) {
+		t.Error("encoding is not deterministic")
+	}
+	bad := append([]byte{}, b...)
+	bad[len(bad)-1] ^= 0xff // the last tree's last byte
+	idx, err = ParseIndex(bad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, c := range []repo.Checksum{d1.Checksum(), d2.Checksum()} {
+		if _, err := idx.LookupTree(c); errors.Is(err, ErrBadIndex) {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d trees refused after a byte of one changed, want 1", n)
+	}
+	rng := rand.New(rand.NewSource(2))
+	for i := 0; i < 20000; i++ {
+		m := append([]byte{}, b...)
+		for k := rng.Intn(4) + 1; k > 0; k-- {
+			m[rng.Intn(len(m))] = byte(rng.Intn(256))
+		}
+		idx, err := ParseIndex(m)
+		if err != nil {
+			continue
+		}
+		for j := 0; j < idx.Trees(); j++ {
+			var c repo.Checksum
+			copy(c[:], idx.treeRecord(j)[:32])
+			_, _ = idx.LookupTree(c)
+		}
+	}
+}
+
+// TestIndexServesTrees: once a layer's index is loaded (in the background,
+// after the first directory needs it), its directories are composed
+// without reading dirtree objects.
+func TestIndexServesTrees(t *testing.T) {
+	r, commits, _ := indexFixture(t)
+	plain, err := OpenLayers(r, commits, Options{NoIndex: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := walk(t, plain)
+
+	cr := &countingReader{Repo: r}
+	tr, err := OpenLayers(cr, commits, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Load the indexes (a first directory would start that).
+	for _, s := range tr.indexes {
+		tr.loadIndex(s)
+		if s.idx == nil || s.idx.Trees() == 0 {
+			t.Fatalf("layer commit %s: no index with trees", s.commit)
+		}
+	}
+	before := cr.trees.Load()
+	got := walk(t, tr)
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("with the index:\n%s\nfrom the objects:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if n := cr.trees.Load() - before; n != 0 {
+		t.Errorf("the walk read %d dirtree objects; the indexes hold them all", n)
+	}
+	cr2 := plainWalk(t, r, commits)
+	if cr2.trees.Load() == 0 {
+		t.Error("NoIndex read no dirtree: the counter counts nothing")
+	}
+}
+
+// remoteReader is a countingReader whose objects all look remote.
+type remoteReader struct{ *countingReader }
+
+func (remoteReader) LocalObject(repo.ObjectType, repo.Checksum) bool { return false }
+
+// TestIndexBeforeFetch: over a reader whose dirtrees would have to be
+// fetched, a mount's tree (which loads indexes in the background) waits
+// for the layer's index rather than read a dirtree object, from the root
+// on.
+func TestIndexBeforeFetch(t *testing.T) {
+	r, commits, _ := indexFixture(t)
+	cr := &countingReader{Repo: r}
+	tr, err := OpenLayers(remoteReader{cr}, commits, Options{Prefetch: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	walk(t, tr)
+	if n := cr.trees.Load(); n != 0 {
+		t.Errorf("%d dirtree objects read over a remote reader; the indexes hold them all", n)
+	}
 }

@@ -136,6 +136,7 @@ type Tree struct {
 	layered bool
 	root    *Entry
 	caches  *Caches
+	bg      sync.WaitGroup // background index loads (loadedIndex)
 	// links holds, per layer, the hardlink groups its tar made (path ->
 	// group leader). For a plain commit (not an image) it is nil and
 	// identical file objects count as hardlinks, as in ostree checkouts.
@@ -293,6 +294,7 @@ func (t *Tree) Close() {
 	if t.prefetch != nil {
 		t.prefetch.close()
 	}
+	t.bg.Wait()
 }
 
 // Commit returns the commit being composed.
@@ -497,17 +499,62 @@ func (t *Tree) ReadDir(ctx context.Context, e *Entry) (*Dir, error) {
 	})
 }
 
-// dirTree reads a dirtree object, through the small cache of recent ones.
-func (t *Tree) dirTree(ctx context.Context, c repo.Checksum) (*repo.DirTree, error) {
+// dirTree reads a dirtree object of a layer, through the small cache of
+// recent ones, from the layer's metadata index when it is loaded and
+// holds it (a cold directory then costs no read), else from the object.
+func (t *Tree) dirTree(ctx context.Context, c repo.Checksum, layer int) (*repo.DirTree, error) {
 	if dt, ok := t.caches.dts.get(c); ok {
 		return dt, nil
 	}
+	fromIndex := func(idx *Index) *repo.DirTree {
+		if idx == nil {
+			return nil
+		}
+		dt, err := idx.LookupTree(c)
+		if err != nil {
+			t.logf("layer %d: %v; reading the object instead", layer, err)
+			return nil
+		}
+		if dt != nil {
+			t.caches.dts.add(c, dt)
+		}
+		return dt
+	}
+	var slot *indexSlot
+	if layer < len(t.indexes) {
+		slot = t.indexes[layer]
+		idx := t.loadedIndex(slot)
+		if idx == nil {
+			// An object that would have to be fetched costs more than
+			// waiting for the index, which the commit's metadata holds.
+			if lr, ok := t.r.(LocalReader); ok && !lr.LocalObject(repo.ObjDirTree, c) {
+				idx = t.loadIndex(slot)
+			}
+		}
+		if dt := fromIndex(idx); dt != nil {
+			return dt, nil
+		}
+	}
 	dt, err := t.r.ReadDirTree(ctx, c)
 	if err != nil {
+		// The object cannot be had (a server down): the index may still
+		// hold it.
+		if slot != nil {
+			if dt := fromIndex(t.loadIndex(slot)); dt != nil {
+				return dt, nil
+			}
+		}
 		return nil, err
 	}
 	t.caches.dts.add(c, dt)
 	return dt, nil
+}
+
+// LocalReader is implemented by object readers that may have to fetch an
+// object to read it (a lazy remote store). LocalObject reports whether it
+// is held locally; a tree then prefers its metadata index to a fetch.
+type LocalReader interface {
+	LocalObject(t repo.ObjectType, c repo.Checksum) bool
 }
 
 // slot is a name of a directory being composed: a file from one layer, or
@@ -532,7 +579,7 @@ type slot struct {
 func (t *Tree) merge(ctx context.Context, dirs []layerDir) (map[string]*slot, error) {
 	entries := map[string]*slot{}
 	for _, ld := range dirs {
-		dt, err := t.dirTree(ctx, ld.tree)
+		dt, err := t.dirTree(ctx, ld.tree, ld.layer)
 		if err != nil {
 			return nil, err
 		}

@@ -53,10 +53,16 @@
 // and are spliced from it to the kernel (no copy in the daemon; requests
 // are 1 MiB less two pages, so that a reply fits a pipe).
 // Listing a directory composes its subdirectories ahead, in the background
-// (compose.Tree.Prefetch), since walks descend next. Requests are up
-// to 1 MiB (Options.MaxRequest lowers it: go-fuse keeps a buffer of that
-// size for each of its readers, idle or not, so a process serving many
-// mounts asks less, and bounds its readers with Options.Readers). Xattrs
+// (compose.Tree.Prefetch), since walks descend next. Once a file of a
+// listed directory is read, the rest of its small files' objects are
+// opened ahead of the reads that usually follow, with the kernel's
+// readahead of each started (warm.go): a serial reader on a cold disk then
+// finds descriptors and data ready, and a walk that reads nothing (find)
+// warms nothing. Only objects held locally are warmed, so a lazy remote
+// store fetches nothing for it. Requests are up to 1 MiB
+// (Options.MaxRequest lowers it: go-fuse keeps a buffer of that size for
+// each of its readers, idle or not, so a process serving many mounts asks
+// less, and bounds its readers with Options.Readers). Xattrs
 // are answered from memory; for images recorded as having none, the
 // kernel is told not to ask.
 //

@@ -60,6 +60,9 @@ func (n *node) Read(ctx context.Context, fh fusefs.FileHandle, dest []byte, off 
 	if r, ok := fh.(fusefs.FileReader); ok {
 		return r.Read(ctx, dest, off)
 	}
+	if off == 0 {
+		n.fs.warm.read(n.path())
+	}
 	e, errno := n.content(ctx)
 	if errno != 0 {
 		return nil, errno

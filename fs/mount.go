@@ -55,6 +55,9 @@ type Options struct {
 	// MaxInodes bounds the inodes the daemon keeps; past it the oldest are
 	// offered back to the kernel. 0 means DefaultMaxInodes; -1, no bound.
 	MaxInodes int
+	// NoWarm turns off the warming of listed directories' small files
+	// (warm.go) for handle-less reads.
+	NoWarm bool
 	// Device, when positive, is a /dev/fuse descriptor that MountDevice
 	// mounted at the mountpoint, usually in the parent process: Mount
 	// then serves it instead of mounting. DeviceNumber is the mount's
@@ -284,6 +287,7 @@ func Mount(mountpoint string, objs Objects, tree *compose.Tree, o Options) (*Ser
 		if f.limiter != nil {
 			f.limiter.close()
 		}
+		f.warm.stop()
 		if f.fds != nil {
 			f.fds.close()
 		}

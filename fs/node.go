@@ -25,6 +25,7 @@ type filesystem struct {
 	verified    sync.Map // repo.Checksum -> error (nil: good)
 	limiter     *inodeLimiter
 	fds         *fdCache // zero-message opens; nil when files are opened
+	warm        *warmer  // with fds, unless Options.NoWarm
 }
 
 // node is a composed entry at a path.
@@ -298,8 +299,10 @@ var (
 
 func (h *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
 	if h.pos == 0 {
-		// A listing from its start: a walk descends next.
+		// A listing from its start: a walk descends next, and reads
+		// the files it lists.
 		h.n.fs.tree.Prefetch(h.d)
+		h.n.fs.warm.listed(h.n.path(), h.d)
 	}
 	if h.pos >= len(h.d.Entries) {
 		return nil, 0

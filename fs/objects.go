@@ -74,6 +74,9 @@ func newFilesystem(objs Objects, tree *compose.Tree, o Options) *filesystem {
 	}
 	// Large reads splice from the object file when a reply fits a pipe.
 	f.splice = f.fds != nil && o.maxRequest()+spliceSlack <= splice.MaxPipeSize()
+	if f.fds != nil && !o.NoWarm {
+		f.warm = newWarmer(f)
+	}
 	if o.MaxInodes == 0 {
 		o.MaxInodes = DefaultMaxInodes
 	}

@@ -458,8 +458,14 @@ func importBlob(ctx context.Context, tx *repo.Transaction, lower *compose.Tree, 
 	// Three stages, each in a goroutine of its own: the blob is read and
 	// its digest checked; it is decompressed and its diff_id hashed; the
 	// tar is parsed and its files hashed and written.
-	braw := newReadAhead(blob, readAheadChunk, readAheadDepth)
-	defer braw.Close()
+	// A prefetched blob arrives through a pipe that its download fills
+	// in a goroutine of its own already: no second read-ahead (and copy).
+	var braw io.Reader = blob
+	if _, ok := blob.(*memPipe); !ok {
+		ra := newReadAhead(blob, readAheadChunk, readAheadDepth)
+		defer ra.Close()
+		braw = ra
+	}
 	cnt := &countingReader{r: braw}
 	zr, _, err := decompress(cnt)
 	if err != nil {

@@ -96,7 +96,8 @@ func (p *prefetcher) close() {
 type memPipe struct {
 	mu     sync.Mutex
 	cond   *sync.Cond
-	buf    [][]byte
+	buf    []*[]byte // chunks from pipeChunks; buf[0] read from off on
+	off    int
 	n      int   // bytes buffered
 	limit  int   //
 	err    error // the writer's final error (io.EOF when done)
@@ -105,6 +106,10 @@ type memPipe struct {
 }
 
 var errPipeClosed = errors.New("prefetch: closed")
+
+// pipeChunks recycles the pipes' 256 KiB chunks: a large blob no longer
+// allocates (and clears) a new one for every 256 KiB.
+var pipeChunks = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
 
 func newMemPipe(limit int) *memPipe {
 	mp := &memPipe{limit: limit, closed: make(chan struct{})}
@@ -116,18 +121,23 @@ func newMemPipe(limit int) *memPipe {
 // its end) or errPipeClosed once the reader has gone.
 func (mp *memPipe) fill(r io.Reader) error {
 	for {
-		b := make([]byte, 256<<10)
-		n, err := io.ReadFull(r, b)
-		if n > 0 {
+		b := pipeChunks.Get().(*[]byte)
+		*b = (*b)[:cap(*b)]
+		n, err := io.ReadFull(r, *b)
+		*b = (*b)[:n]
+		if n == 0 {
+			pipeChunks.Put(b)
+		} else {
 			mp.mu.Lock()
 			for mp.n >= mp.limit && !mp.isClosed() {
 				mp.cond.Wait()
 			}
 			if mp.isClosed() {
 				mp.mu.Unlock()
+				pipeChunks.Put(b)
 				return errPipeClosed
 			}
-			mp.buf = append(mp.buf, b[:n])
+			mp.buf = append(mp.buf, b)
 			mp.n += n
 			mp.cond.Broadcast()
 			mp.mu.Unlock()
@@ -172,11 +182,13 @@ func (mp *memPipe) Read(p []byte) (int, error) {
 	if len(mp.buf) == 0 {
 		return 0, mp.err
 	}
-	n := copy(p, mp.buf[0])
-	if n == len(mp.buf[0]) {
-		mp.buf = mp.buf[1:]
-	} else {
-		mp.buf[0] = mp.buf[0][n:]
+	first := mp.buf[0]
+	n := copy(p, (*first)[mp.off:])
+	mp.off += n
+	if mp.off == len(*first) {
+		mp.buf[0] = nil
+		mp.buf, mp.off = mp.buf[1:], 0
+		pipeChunks.Put(first)
 	}
 	mp.n -= n
 	mp.cond.Broadcast()

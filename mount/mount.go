@@ -131,6 +131,12 @@ func serve(r *repo.Repo, pin *repo.Pin, o Options, log *slog.Logger, dev *device
 		return err
 	}
 	debug.SetGCPercent(50)
+	// OSTREE_MOUNT_CPUPROFILE=FILE profiles the daemon's CPU until unmount.
+	if p := os.Getenv("OSTREE_MOUNT_CPUPROFILE"); p != "" {
+		if f, err := os.Create(p); err == nil && pprof.StartCPUProfile(f) == nil {
+			defer func() { pprof.StopCPUProfile(); f.Close() }()
+		}
+	}
 	ready(nil)
 	go func() {
 		<-sigs

@@ -208,7 +208,9 @@ func listenSocket(path string) (*net.UnixListener, error) {
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("serve: %w", err)
 	}
-	old := unix.Umask(0o077)
+	// The socket is born 0600 (0777 less the umask), so that no one sees
+	// it with other permissions, however briefly.
+	old := unix.Umask(0o177)
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
 	unix.Umask(old)
 	if err != nil {

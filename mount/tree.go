@@ -54,7 +54,7 @@ func openTree(r *repo.Repo, sum repo.Checksum, cacheSize int64, prefetch int, sh
 		closeOwn()
 		return nil, err
 	}
-	t, err := compose.Open(objs, sum, compose.Options{Caches: ca, Prefetch: prefetch, Logf: func(f string, a ...any) { slog.Warn(fmt.Sprintf(f, a...)) }})
+	t, err := compose.Open(objs, sum, compose.Options{Caches: ca, Prefetch: prefetch, NoIndex: noIndex(), Logf: func(f string, a ...any) { slog.Warn(fmt.Sprintf(f, a...)) }})
 	if err != nil {
 		done.Close()
 		closeOwn()
@@ -62,6 +62,11 @@ func openTree(r *repo.Repo, sum repo.Checksum, cacheSize int64, prefetch int, sh
 	}
 	return &tree{t: t, cache: own, objs: objs, done: done}, nil
 }
+
+// noIndex reports whether OSTREE_MOUNT_NO_INDEX asks to compose without
+// the layers' metadata indexes (every file's attributes from its object),
+// for benchmarks that measure what the index saves.
+func noIndex() bool { return os.Getenv("OSTREE_MOUNT_NO_INDEX") != "" }
 
 func (t *tree) close() {
 	t.t.Close()

@@ -175,6 +175,17 @@ func (l *Lazy) VerifyContent(ctx context.Context, c repo.Checksum) error {
 	return err
 }
 
+// Local reports whether a content object is held locally, so that opening
+// it fetches nothing (fs's warmer opens only those).
+func (l *Lazy) Local(c repo.Checksum) bool { return l.LocalObject(repo.ObjFile, c) }
+
+// LocalObject reports whether an object is held locally, so that reading
+// it fetches nothing (compose then prefers a layer's metadata index).
+func (l *Lazy) LocalObject(t repo.ObjectType, c repo.Checksum) bool {
+	ok, err := l.r.HasObject(t, c)
+	return ok && err == nil
+}
+
 // ContentFiles is the local repository's: in a bare mode every object
 // served is a local file once fetched, so the mount may open files with
 // no message to the daemon.

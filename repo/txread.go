@@ -67,6 +67,14 @@ func (tx *Transaction) ReadFileMeta(ctx context.Context, c Checksum) (*FileMeta,
 	if !tx.isStaged(ObjFile, c) {
 		return tx.r.ReadFileMeta(ctx, c)
 	}
+	tx.mu.Lock()
+	fm := tx.fileMetas[c]
+	tx.mu.Unlock()
+	if fm != nil {
+		m := *fm
+		m.Xattrs = append([]Xattr(nil), fm.Xattrs...)
+		return &m, nil
+	}
 	f, err := tx.OpenFile(c)
 	if err != nil {
 		return nil, err

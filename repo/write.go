@@ -43,7 +43,43 @@ type Transaction struct {
 	subdirs map[string]bool
 	refs    []refUpdate
 	metas   map[Checksum][]byte // detached metadata to write
-	done    bool
+	// fileMetas holds, in bare-user repositories, what ReadFileMeta
+	// would read back from the file objects this transaction wrote (at
+	// most maxFileMetas): an import's metadata index then costs no
+	// open, getxattr and stat per file.
+	fileMetas map[Checksum]*FileMeta
+	done      bool
+}
+
+// maxFileMetas bounds Transaction.fileMetas (some 100 MiB).
+const maxFileMetas = 1 << 20
+
+// keepFileMeta records the metadata of file object c, written from m, as
+// it reads back: user.ostreemeta's round trip, the size or target.
+func (tx *Transaction) keepFileMeta(c Checksum, m *FileMeta) {
+	if tx.r.mode != ModeBareUser {
+		return
+	}
+	fm, err := parseOstreeMeta(marshalOstreeMeta(m))
+	if err != nil {
+		return
+	}
+	if m.IsSymlink() {
+		fm.Target = m.Target
+	} else {
+		fm.Size = m.Size
+	}
+	if fm.Validate() != nil {
+		return
+	}
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	if tx.fileMetas == nil {
+		tx.fileMetas = map[Checksum]*FileMeta{}
+	}
+	if len(tx.fileMetas) < maxFileMetas {
+		tx.fileMetas[c] = fm
+	}
 }
 
 type refUpdate struct {
@@ -368,6 +404,7 @@ func (tx *Transaction) WriteFile(m *FileMeta, content io.Reader) (Checksum, erro
 		return c, err
 	}
 	tx.markStaged(ObjFile, c)
+	tx.keepFileMeta(c, m)
 	return c, nil
 }
 

@@ -5,7 +5,7 @@
 #
 #   ostree-mount   remote add + mount REMOTE:REF + chroot sh -c 'ls / && id'
 #   ostree         remote add + pull + checkout + the same chroot
-#                  (of the squashed import: a plain commit of the same tree)
+#                  (of the precomposed import: ostree pulls its composed tree)
 #   skopeo+umoci   skopeo copy docker:// oci: + umoci unpack + the same chroot
 #                  (the registry behind the same nginx, same limit)
 #
@@ -59,6 +59,7 @@ if [ ! -f "$L/image.done" ]; then
 fi
 
 RW=$(mktemp -d "$W/lazyrun.XXXXXX")
+chmod 0755 "$RW" # nginx's workers (www-data) read the served repository
 MNT=$RW/mnt
 mkdir -p "$MNT"
 cleanup() {
@@ -70,13 +71,20 @@ cleanup() {
 }
 trap cleanup EXIT
 
-log "serving the image: an archive repository (ostree-mount import, layered and squashed) and a registry"
+log "serving the image: an archive repository (ostree-mount import, layered and precomposed) and a registry"
 SRV=$RW/srv
 "$BIN" init --repo "$SRV" --mode archive
 "$BIN" import -q --repo "$SRV" --ref lazy "oci:$L/img:lazy"
-"$BIN" import -q --repo "$SRV" --ref lazy-squashed --mode squashed "oci:$L/img:lazy"
+"$BIN" import -q --repo "$SRV" --ref lazy-pre --mode precomposed "oci:$L/img:lazy"
 "$BIN" summary -u --repo "$SRV"
 SIZE=$(find "$SRV/objects" -type f -printf '%s\n' | awk '{s+=$1} END {print s}')
+# The image's layer blobs (compressed), what skopeo downloads.
+IMGBYTES=$(python3 -c '
+import json,sys
+i=json.load(open(sys.argv[1]+"/index.json"))
+m=[m for m in i["manifests"] if m.get("annotations",{}).get("org.opencontainers.image.ref.name")=="lazy"][0]
+man=json.load(open(sys.argv[1]+"/blobs/sha256/"+m["digest"].split(":")[1]))
+print(sum(l["size"] for l in man["layers"]))' "$L/img")
 
 RPORT=$(freeport)
 cat > "$RW/registry.yml" <<YML
@@ -141,10 +149,10 @@ prep_ostree="rm -rf $OC; ostree --repo=$OC init --mode=bare-user; ostree --repo=
 prep_skopeo="rm -rf $SK; mkdir -p $SK; sync; echo 3 > /proc/sys/vm/drop_caches"
 
 log "ostree-mount lazy mount, ostree pull + checkout, skopeo copy + umoci unpack: $RUNS runs each"
-hyperfine --runs "$RUNS" --export-json "$OUT/lazy-om.json" --prepare "$prep_om" \
+hyperfine ${BENCH_SHOW:+--show-output} --runs "$RUNS" --export-json "$OUT/lazy-om.json" --prepare "$prep_om" \
   "$BIN --repo $C origin:lazy $MNT && chroot $MNT $SHELLCMD" >&2
 hyperfine --runs "$RUNS" --export-json "$OUT/lazy-ostree.json" --prepare "$prep_ostree" \
-  "ostree --repo=$OC pull origin lazy-squashed && ostree --repo=$OC checkout -U lazy-squashed $OC/co && chroot $OC/co $SHELLCMD" >&2
+  "ostree --repo=$OC pull origin lazy-pre && ostree --repo=$OC checkout -U lazy-pre $OC/co && chroot $OC/co $SHELLCMD" >&2
 hyperfine --runs "$RUNS" --export-json "$OUT/lazy-skopeo.json" --prepare "$prep_skopeo" \
   "skopeo --insecure-policy copy -q --src-tls-verify=false docker://127.0.0.1:$NPORT/lazy:latest oci:$SK/oci:lazy && umoci unpack --image $SK/oci:lazy $SK/b >/dev/null && chroot $SK/b/rootfs $SHELLCMD" >&2
 
@@ -157,16 +165,19 @@ chroot "$MNT" /bin/sh -c 'ls / && id' >/dev/null
 "$BIN" umount "$MNT"
 kill -USR1 "$(cat "$RW/nginx/pid")"; sleep 0.2
 read -r FETCHED REQS < <(awk '$7 ~ /^\/repo\// {s+=$10; n++} END {print s+0, n+0}' "$RW/nginx/access.log")
-python3 - "$OUT" "$FETCHED" "$REQS" "$SIZE" <<'PY'
+mkdir -p "$ROOT/bench/results"
+STAMP=$(date -u +%Y-%m-%dT%H%M%SZ)
+python3 - "$OUT" "$FETCHED" "$REQS" "$SIZE" "$RUNS" "$(cut -d' ' -f1-3 /proc/loadavg)" "$IMGBYTES" <<'PY' | tee "$ROOT/bench/results/lazy-$STAMP.md" "$ROOT/bench/results/lazy-latest.md"
 import json, sys
-out, fetched, reqs, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+out, fetched, reqs, size, runs, load, img = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], sys.argv[6], int(sys.argv[7])
 med = lambda n: json.load(open(f"{out}/lazy-{n}.json"))["results"][0]["median"]
 om, ost, sk = med("om"), med("ostree"), med("skopeo")
-json.dump({"fetched": fetched, "requests": reqs, "served": size}, open(f"{out}/lazy-bytes.json", "w"))
+json.dump({"fetched": fetched, "requests": reqs, "served": size, "image": img}, open(f"{out}/lazy-bytes.json", "w"))
+print(f"\nLazy start-up, medians of {runs} runs (load average at the end: {load})")
 print("\n| empty repository to first shell command, 25 MB/s per connection | median |")
 print("|---|---|")
 print(f"| ostree-mount lazy mount | {om:.2f} s |")
 print(f"| ostree pull + checkout | {ost:.2f} s ({ost/om:.1f}x ostree-mount) |")
 print(f"| skopeo copy + umoci unpack | {sk:.2f} s ({sk/om:.1f}x ostree-mount) |")
-print(f"\nostree-mount fetched {fetched:,} bytes in {reqs} requests of {size:,} served ({100*fetched/size:.1f} %)")
+print(f"\nostree-mount fetched {fetched:,} bytes in {reqs} requests: {100*fetched/img:.1f} % of the image's {img:,} bytes of layer blobs, {100*fetched/size:.1f} % of the {size:,} bytes of objects served")
 PY

@@ -42,7 +42,11 @@ hyperfine --runs "$RUNS" --export-json "$OUT/registry-om.json" \
   "$BIN import -q --tls-verify=false --repo $RW/repo $SRC" >&2
 python3 - "$OUT" <<'PY'
 import json, sys
-m = lambda n: json.load(open(f"{sys.argv[1]}/registry-{n}.json"))["results"][0]["mean"]
-s, o = m("skopeo"), m("om")
-print(f"registry pull (s): skopeo copy docker:// oci: {s:.2f}, ostree-mount import docker:// {o:.2f} ({o/s:.2f}x)")
+r = lambda n: json.load(open(f"{sys.argv[1]}/registry-{n}.json"))["results"][0]
+s, o = r("skopeo"), r("om")
+print(f"registry pull (s): skopeo copy docker:// oci: {s['mean']:.2f}, ostree-mount import docker:// {o['mean']:.2f} ({o['mean']/s['mean']:.2f}x)")
+# On a shared machine the wall time varies most; the fastest run and the
+# CPU time (user + system) vary less.
+print(f"  fastest run: skopeo {s['min']:.2f}, ostree-mount {o['min']:.2f}; "
+      f"CPU (user+sys): skopeo {s['user']+s['system']:.2f}, ostree-mount {o['user']+o['system']:.2f}")
 PY

@@ -52,6 +52,33 @@ func serviceComposed(t *testing.T, log, what, mnt string) (uint64, bool) {
 	return n, found
 }
 
+// service is an `ostree-mount serve` the test started; it is killed at
+// the test's end.
+type service struct {
+	cmd    *exec.Cmd
+	log    *lockedBuffer // its stderr
+	exited chan error    // its exit, once (put it back after reading)
+}
+
+// startService starts `ostree-mount serve` on sock and waits for its
+// socket.
+func startService(t *testing.T, sock string) *service {
+	t.Helper()
+	s := &service{cmd: exec.Command(binary, "serve", "--socket", sock), log: &lockedBuffer{}, exited: make(chan error, 1)}
+	s.cmd.Stderr = s.log
+	check(t, s.cmd.Start())
+	go func() { s.exited <- s.cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = s.cmd.Process.Kill()
+		<-s.exited
+	})
+	waitFor(t, 10*time.Second, "the service's socket", func() bool {
+		fi, err := os.Stat(sock)
+		return err == nil && fi.Mode()&os.ModeSocket != 0
+	})
+	return s
+}
+
 // TestServiceSharesCaches mounts one image ten times through the mount
 // service and walks every mount: the service composes the image's
 // directories for the first walk only, since its mounts share one set of
@@ -63,20 +90,8 @@ func TestServiceSharesCaches(t *testing.T) {
 	om(t, "commit", "--repo", rp, "-b", "go", filepath.Join(goTree(t), "src"))
 
 	sock := filepath.Join(t.TempDir(), "mount.sock")
-	svc := exec.Command(binary, "serve", "--socket", sock)
-	var svcLog lockedBuffer
-	svc.Stderr = &svcLog
-	check(t, svc.Start())
-	exited := make(chan error, 1)
-	go func() { exited <- svc.Wait() }()
-	t.Cleanup(func() {
-		_ = svc.Process.Kill()
-		<-exited
-	})
-	waitFor(t, 10*time.Second, "the service's socket", func() bool {
-		fi, err := os.Stat(sock)
-		return err == nil && fi.Mode()&os.ModeSocket != 0
-	})
+	svc := startService(t, sock)
+	svcLog := svc.log
 
 	walk := func(mnt string) int {
 		r := run("find", mnt, "-printf", "%p %s %m\n")
@@ -145,20 +160,8 @@ func TestServiceInodeBound(t *testing.T) {
 	om(t, "commit", "--repo", rp, "-b", "go", src)
 
 	sock := filepath.Join(t.TempDir(), "mount.sock")
-	svc := exec.Command(binary, "serve", "--socket", sock)
-	var svcLog lockedBuffer
-	svc.Stderr = &svcLog
-	check(t, svc.Start())
-	exited := make(chan error, 1)
-	go func() { exited <- svc.Wait() }()
-	t.Cleanup(func() {
-		_ = svc.Process.Kill()
-		<-exited
-	})
-	waitFor(t, 10*time.Second, "the service's socket", func() bool {
-		fi, err := os.Stat(sock)
-		return err == nil && fi.Mode()&os.ModeSocket != 0
-	})
+	svc := startService(t, sock)
+	svcLog := svc.log
 
 	mnt := newMountpoint(t)
 	cleanupMount(t, mnt, "")

@@ -66,13 +66,24 @@
 // image sharing the base layer makes no GET of that blob (the registry's
 // access log); no or wrong credentials fail cleanly with no ref, --creds,
 // --authfile, $REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json
-// and ~/.docker/config.json work; a fault proxy gives one-line errors
+// and ~/.docker/config.json work, and so do credential helpers (real
+// docker-credential-NAME executables on $PATH, named by an auth file's
+// credHelpers, by registry or repository, and credsStore), while a
+// helper's wrong or missing credentials, or a missing helper, fail
+// cleanly with no ref; a fault proxy gives one-line errors
 // with no ref for an unknown host, tag or repository, a digest mismatch,
 // a server gone mid-blob and an unsupported manifest media type, and
 // stalls a blob for kill -9 mid-pull (ostree fsck passes, no ref, a
 // re-run completes); ls -R, ls -R -C, cat, checkout --subpath, images
 // and inspect of the pulled image agree with umoci unpack, ostree ls of
 // a squashed import and skopeo inspect.
+//
+// Progress (progress_test.go), on a pseudo-terminal the test opens: a
+// pull shows each layer's live line (bytes read, blob size, rate) while
+// the fault proxy holds its blob half sent, redrawn in place, each
+// replaced by the finished layer's line; a local import of a 24 MiB
+// layer shows its live line too; on a pipe or with TERM=dumb there is
+// one line per finished layer and the ref; --quiet prints nothing.
 //
 // Hostile images (import_attack_test.go, oci-layers.md §3): hand-made
 // layer tars and metadata that try path traversal (.., absolute names,

@@ -244,6 +244,7 @@ type layoutImage struct {
 	Manifest       []byte
 	Config         []byte
 	LayerDigests   []string
+	LayerSizes     []int64
 	DiffIDs        []string
 }
 
@@ -274,8 +275,11 @@ func readLayoutImage(t testing.TB, layout, tag string) layoutImage {
 	}
 	li.Manifest = blob(li.ManifestDigest)
 	var man struct {
-		Config struct{ Digest string }   `json:"config"`
-		Layers []struct{ Digest string } `json:"layers"`
+		Config struct{ Digest string } `json:"config"`
+		Layers []struct {
+			Digest string
+			Size   int64
+		} `json:"layers"`
 	}
 	if err := json.Unmarshal(li.Manifest, &man); err != nil {
 		t.Fatalf("%s: manifest: %v", layout, err)
@@ -283,6 +287,7 @@ func readLayoutImage(t testing.TB, layout, tag string) layoutImage {
 	li.Config = blob(man.Config.Digest)
 	for _, l := range man.Layers {
 		li.LayerDigests = append(li.LayerDigests, l.Digest)
+		li.LayerSizes = append(li.LayerSizes, l.Size)
 	}
 	li.DiffIDs = configDiffIDs(t, li.Config)
 	return li

@@ -1350,20 +1350,8 @@ func TestMountService(t *testing.T) {
 	ref, src := syntheticSource(t)
 	rp := importInto(t, t.TempDir(), "bare-user", src, "img")
 	sock := filepath.Join(t.TempDir(), "mount.sock")
-	svc := exec.Command(binary, "serve", "--socket", sock)
-	var svcErr bytes.Buffer
-	svc.Stderr = &svcErr
-	check(t, svc.Start())
-	exited := make(chan error, 1)
-	go func() { exited <- svc.Wait() }()
-	t.Cleanup(func() {
-		_ = svc.Process.Kill()
-		<-exited
-	})
-	waitFor(t, 10*time.Second, "the service's socket", func() bool {
-		fi, err := os.Stat(sock)
-		return err == nil && fi.Mode()&os.ModeSocket != 0
-	})
+	s := startService(t, sock)
+	svc, svcErr, exited := s.cmd, s.log, s.exited
 	if fi, _ := os.Stat(sock); fi.Mode().Perm() != 0o600 {
 		t.Errorf("socket mode %v, want 0600", fi.Mode().Perm())
 	}

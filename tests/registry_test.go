@@ -366,13 +366,16 @@ func TestRegistryAuth(t *testing.T) {
 type faultProxy struct {
 	target string
 	srv    *httptest.Server
-	mode   atomic.Value // string: "", "stall", "cut", "corrupt", "mediatype"
+	mode   atomic.Value // string: "", "stall", "hold", "cut", "corrupt", "mediatype"
 	blob   atomic.Value // string: the digest to misbehave on
 	hit    chan struct{}
+	// release ends the wait of "hold" mode, which sends the blob's first
+	// half, then waits for it before sending the rest.
+	release chan struct{}
 }
 
 func newFaultProxy(t testing.TB, target string) *faultProxy {
-	p := &faultProxy{target: target, hit: make(chan struct{}, 16)}
+	p := &faultProxy{target: target, hit: make(chan struct{}, 16), release: make(chan struct{})}
 	p.mode.Store("")
 	p.blob.Store("")
 	p.srv = httptest.NewServer(p)
@@ -425,6 +428,15 @@ func (p *faultProxy) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		w.(http.Flusher).Flush()
 		p.hit <- struct{}{}
 		<-req.Context().Done()
+	case "hold":
+		w.Write(body[:half])
+		w.(http.Flusher).Flush()
+		p.hit <- struct{}{}
+		select {
+		case <-p.release:
+			w.Write(body[half:])
+		case <-req.Context().Done():
+		}
 	}
 }
 
@@ -629,4 +641,100 @@ func TestRegistryImageCommands(t *testing.T) {
 	if sum.Digest != digest || fmt.Sprint(sum.Layers) != fmt.Sprint(li.LayerDigests) {
 		t.Errorf("inspect: %+v, want digest %s, layers %v", sum, digest, li.LayerDigests)
 	}
+}
+
+// credHelperScript writes bin/docker-credential-NAME: a credential
+// helper speaking the docker-credential-helpers protocol. `get` reads the
+// server on stdin, appends it to bin/NAME.log and prints the credentials
+// for server want (user, secret); for any other server it answers as the
+// real helpers do, "credentials not found in native keychain" on stdout
+// with exit status 1.
+func credHelperScript(t testing.TB, bin, name, want, user, secret string) string {
+	t.Helper()
+	noErr(t, os.MkdirAll(bin, 0o755))
+	logFile := filepath.Join(bin, name+".log")
+	js := string(mustJSON(map[string]string{"ServerURL": want, "Username": user, "Secret": secret}))
+	script := fmt.Sprintf(`#!/bin/sh
+[ "$1" = get ] || { echo "unsupported action $1" >&2; exit 2; }
+server=$(cat)
+printf '%%s\n' "$server" >> %q
+if [ "$server" = %q ]; then
+  printf '%%s\n' %q
+  exit 0
+fi
+echo "credentials not found in native keychain"
+exit 1
+`, logFile, want, js)
+	noErr(t, os.WriteFile(filepath.Join(bin, "docker-credential-"+name), []byte(script), 0o755))
+	return logFile
+}
+
+// TestRegistryCredHelpers: an auth file's "credHelpers" (by registry and
+// by repository key) and "credsStore" name real helper executables on
+// $PATH, which are asked for the registry's server and whose
+// credentials are used; a helper's wrong credentials, a helper that has
+// none and a helper missing from $PATH fail cleanly with no ref.
+func TestRegistryCredHelpers(t *testing.T) {
+	reg := authRegistry(t)
+	syn := syntheticImage(t)
+	reg.push(t, "oci:"+filepath.Join(syn, "img")+":layer4", "private/helper:1")
+	synRef := filepath.Join(syn, "ref", "rootfs")
+	dir := t.TempDir()
+	rp := initImageRepo(t, dir, "repo", "bare-user")
+	src := "docker://" + reg.Addr + "/private/helper:1"
+	bin := filepath.Join(dir, "bin")
+	home := filepath.Join(dir, "home")
+	noErr(t, os.MkdirAll(home, 0o755))
+	env := []string{"HOME=" + home, "XDG_RUNTIME_DIR=" + home, "REGISTRY_AUTH_FILE=", "PATH=" + bin + ":" + os.Getenv("PATH")}
+	goodLog := credHelperScript(t, bin, "good", reg.Addr, reg.User, reg.Pass)
+	repoLog := credHelperScript(t, bin, "byrepo", reg.Addr+"/private", reg.User, reg.Pass)
+	credHelperScript(t, bin, "wrong", reg.Addr, reg.User, "not-"+reg.Pass)
+	credHelperScript(t, bin, "empty", "elsewhere.example:5000", reg.User, reg.Pass)
+	n := 0
+	authFile := func(v map[string]any) string {
+		n++
+		p := filepath.Join(dir, fmt.Sprintf("auth%d.json", n))
+		noErr(t, os.WriteFile(p, mustJSON(v), 0o600))
+		return p
+	}
+	imp := func(file string, extra ...string) cmdResult {
+		a := append([]string{"import", "--repo", rp, "--tls-verify=false", "-q", "--authfile", file}, extra...)
+		return runEnv(env, binary, append(a, src)...)
+	}
+
+	// Failures first: the repository must hold no ref after each.
+	checkImportFails(t, imp(authFile(map[string]any{"credHelpers": map[string]string{reg.Addr: "wrong"}})), rp, src, "401")
+	checkImportFails(t, imp(authFile(map[string]any{"credsStore": "empty"})), rp, src, "401")
+	checkImportFails(t, imp(authFile(map[string]any{"credsStore": "absent"})), rp, src, "docker-credential-absent")
+	fsckBoth(t, rp)
+
+	ok := func(name, file string) {
+		t.Helper()
+		if r := imp(file, "--ref", name); r.Code != 0 {
+			t.Fatalf("%s: import failed:\n%s", name, r)
+		}
+		checkoutEquals(t, rp, name, synRef, dir)
+	}
+	lines := func(f string) []string {
+		b, err := os.ReadFile(f)
+		noErr(t, err)
+		return strings.Fields(string(b))
+	}
+	ok("cred-helpers", authFile(map[string]any{"credHelpers": map[string]string{reg.Addr: "good"}}))
+	if got := lines(goodLog); fmt.Sprint(got) != fmt.Sprint([]string{reg.Addr}) {
+		t.Errorf("credHelpers: the helper was asked for %q, want once for %s", got, reg.Addr)
+	}
+	// credsStore serves every registry that has no credHelpers entry; an
+	// "auths" entry without credentials does not shadow it.
+	ok("creds-store", authFile(map[string]any{"credsStore": "good", "auths": map[string]any{reg.Addr: map[string]string{}}}))
+	if got := lines(goodLog); len(got) != 2 || got[1] != reg.Addr {
+		t.Errorf("credsStore: the helper was asked for %q, want %s a second time", got, reg.Addr)
+	}
+	// The most specific key wins: the repository's helper before the
+	// registry's (which would give wrong credentials).
+	ok("by-repository", authFile(map[string]any{"credHelpers": map[string]string{reg.Addr: "wrong", reg.Addr + "/private": "byrepo"}}))
+	if got := lines(repoLog); fmt.Sprint(got) != fmt.Sprint([]string{reg.Addr + "/private"}) {
+		t.Errorf("credHelpers by repository: the helper was asked for %q", got)
+	}
+	fsckBoth(t, rp)
 }

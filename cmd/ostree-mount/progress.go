@@ -7,7 +7,9 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/ostree-mount/ostree-mount/image"
 )
@@ -31,14 +33,17 @@ type layerLine struct {
 	final       string // set when the layer is finished
 }
 
-// isTerminal reports whether w is a terminal.
+// isTerminal reports whether w is a terminal that can redraw lines: a
+// file the terminal ioctls accept (not merely a character device, which
+// /dev/null is too) and $TERM other than "dumb".
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
-	if !ok {
+	if !ok || os.Getenv("TERM") == "dumb" {
 		return false
 	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0 && os.Getenv("TERM") != "dumb"
+	var t syscall.Termios
+	_, _, errno := syscall.Syscall(syscall.SYS_IOCTL, f.Fd(), syscall.TCGETS, uintptr(unsafe.Pointer(&t)))
+	return errno == 0
 }
 
 // attach sets o's progress callbacks; finish must be called after the
@@ -64,11 +69,17 @@ func (p *importProgress) line(i int) *layerLine {
 	return l
 }
 
+// bytes records a blob's progress. A layer's first bytes draw its line
+// at once, so that even a layer read before the next tick shows one.
 func (p *importProgress) bytes(i int, done, total int64) {
 	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, seen := p.ls[i]
 	l := p.line(i)
 	l.done, l.total = done, total
-	p.mu.Unlock()
+	if !seen {
+		p.drawLocked()
+	}
 }
 
 func (p *importProgress) layer(r image.LayerReport) {
@@ -105,6 +116,10 @@ func (p *importProgress) loop() {
 func (p *importProgress) draw() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.drawLocked()
+}
+
+func (p *importProgress) drawLocked() {
 	var idx []int
 	for i := range p.ls {
 		idx = append(idx, i)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"os"
 	"strings"
 	"testing"
 
@@ -43,5 +44,28 @@ func TestImportProgressTerminal(t *testing.T) {
 	q.finish()
 	if got := buf.String(); got != "layer 2 "+d.String()+": 0000000000000000000000000000000000000000000000000000000000000000 (already present)\n" {
 		t.Errorf("plain line: %q", got)
+	}
+}
+
+// TestIsTerminal: /dev/null is a character device but no terminal, and
+// neither is a pipe.
+func TestIsTerminal(t *testing.T) {
+	t.Setenv("TERM", "xterm")
+	f, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if isTerminal(f) {
+		t.Error("/dev/null taken for a terminal")
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	if isTerminal(w) {
+		t.Error("a pipe taken for a terminal")
 	}
 }

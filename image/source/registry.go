@@ -287,19 +287,30 @@ func (r *registryReader) openBlob(at string, d v1.Descriptor) (io.ReadCloser, er
 	if err != nil {
 		return nil, r.errf(at, netErr(err))
 	}
-	return newVerifyingReader(ownCheck{rc}, fmt.Sprintf("source: %s: %s", r.where, at), d.Digest, d.Size), nil
+	where := fmt.Sprintf("source: %s: %s", r.where, at)
+	if d.Digest.Algorithm() == digest.SHA256 {
+		// The library hashes the blob as it streams and fails at its
+		// end on a mismatch: one sha256 pass, not two.
+		return newSizedReader(ownCheck{rc}, where, d.Digest, d.Size), nil
+	}
+	return newVerifyingReader(ownCheck{rc}, where, d.Digest, d.Size), nil
 }
 
-// ownCheck turns the library's own digest check failure at the end of a
-// blob into the end of the stream, for the verifyingReader around it to
-// check the same bytes and report ErrDigestMismatch (or
-// ErrSizeMismatch); the library's error is unexported and untyped.
+// ownCheck classifies the library's own checks at the end of a blob
+// (its error type is internal, its messages are "error verifying ALG
+// checksum ..." and "error verifying size ..."): ErrDigestMismatch or
+// ErrSizeMismatch, for the reader around it to report.
 type ownCheck struct{ io.ReadCloser }
 
 func (o ownCheck) Read(p []byte) (int, error) {
 	n, err := o.ReadCloser.Read(p)
-	if err != nil && err != io.EOF && strings.HasPrefix(err.Error(), "error verifying ") {
-		err = io.EOF
+	if err != nil && err != io.EOF {
+		switch msg := err.Error(); {
+		case strings.HasPrefix(msg, "error verifying size"):
+			err = fmt.Errorf("%w: %s", ErrSizeMismatch, msg)
+		case strings.HasPrefix(msg, "error verifying "):
+			err = fmt.Errorf("%w: %s", ErrDigestMismatch, msg)
+		}
 	}
 	return n, err
 }
@@ -400,7 +411,10 @@ func credHelper(helper, server string) (authn.Authenticator, error) {
 		if strings.Contains(msg, "credentials not found") {
 			return authn.Anonymous, nil
 		}
-		return nil, fmt.Errorf("credential helper docker-credential-%s for %s: %w: %s", helper, server, err, msg)
+		if msg != "" {
+			err = fmt.Errorf("%w: %s", err, strings.Join(strings.Fields(msg), " "))
+		}
+		return nil, fmt.Errorf("credential helper docker-credential-%s for %s: %w", helper, server, err)
 	}
 	var c struct{ Username, Secret string }
 	if err := json.Unmarshal(out.Bytes(), &c); err != nil {

@@ -112,6 +112,13 @@ func newVerifyingReader(rc io.ReadCloser, where string, want digest.Digest, size
 	return &verifyingReader{r: rc, c: rc, where: where, want: want, size: size, h: want.Algorithm().Hash()}
 }
 
+// newSizedReader is a verifyingReader whose source checks the digest
+// itself, at its end, and fails with ErrDigestMismatch: the bytes are
+// counted and bounded, not hashed a second time.
+func newSizedReader(rc io.ReadCloser, where string, want digest.Digest, size int64) *verifyingReader {
+	return &verifyingReader{r: rc, c: rc, where: where, want: want, size: size}
+}
+
 var errReadAfterClose = errors.New("read after close")
 
 func (v *verifyingReader) Read(p []byte) (int, error) {
@@ -130,7 +137,9 @@ func (v *verifyingReader) Read(p []byte) (int, error) {
 		}
 	}
 	n, err := v.r.Read(p)
-	v.h.Write(p[:n])
+	if v.h != nil {
+		v.h.Write(p[:n])
+	}
 	v.n += int64(n)
 	switch {
 	case err == io.EOF:
@@ -139,6 +148,9 @@ func (v *verifyingReader) Read(p []byte) (int, error) {
 		} else {
 			v.err = v.verify()
 		}
+		return n, v.err
+	case errors.Is(err, ErrDigestMismatch) || errors.Is(err, ErrSizeMismatch):
+		v.err = fmt.Errorf("%s: %w", v.where, err)
 		return n, v.err
 	case err != nil:
 		v.err = fmt.Errorf("%s: reading blob: %w", v.where, err)
@@ -160,6 +172,10 @@ func (v *verifyingReader) atExpectedEnd() error {
 			v.err = v.verify()
 			return v.err
 		}
+		if errors.Is(err, ErrDigestMismatch) || errors.Is(err, ErrSizeMismatch) {
+			v.err = fmt.Errorf("%s: %w", v.where, err)
+			return v.err
+		}
 		if err != nil {
 			v.err = fmt.Errorf("%s: reading blob: %w", v.where, err)
 			return v.err
@@ -170,6 +186,9 @@ func (v *verifyingReader) atExpectedEnd() error {
 }
 
 func (v *verifyingReader) verify() error {
+	if v.h == nil {
+		return io.EOF // the source checked the digest before its EOF
+	}
 	got := digest.NewDigest(v.want.Algorithm(), v.h)
 	if got != v.want {
 		return fmt.Errorf("%s: %w: blob of %d bytes has digest %s", v.where, ErrDigestMismatch, v.n, got)
