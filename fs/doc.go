@@ -49,7 +49,9 @@
 // Directories open with no message either (zero-message opendir, see
 // opendir.go), and the kernel keeps their listings. The mount's
 // readahead is raised from the kernel's 128 KiB to 4 MiB, and large
-// reads advise the object file sequential (its own readahead doubles).
+// reads advise the object file sequential (its own readahead doubles)
+// and are spliced from it to the kernel (no copy in the daemon; requests
+// are 1 MiB less two pages, so that a reply fits a pipe).
 // Listing a directory composes its subdirectories ahead, in the background
 // (compose.Tree.Prefetch), since walks descend next. Once a file of a
 // listed directory is read, the rest of its small files' objects are

@@ -67,7 +67,6 @@ func (n *node) Read(ctx context.Context, fh fusefs.FileHandle, dest []byte, off 
 	if errno != 0 {
 		return nil, errno
 	}
-	defer n.fs.fds.put(e)
 	fd := int(e.f.Fd())
 	if len(dest) >= readAheadFrom && !e.sequential.Load() {
 		// A large read is the kernel's readahead of a sequential reader:
@@ -78,11 +77,59 @@ func (n *node) Read(ctx context.Context, fh fusefs.FileHandle, dest []byte, off 
 		e.sequential.Store(true)
 		_ = unix.Fadvise(fd, 0, 0, unix.FADV_SEQUENTIAL)
 	}
+	if sz := min(int64(len(dest)), n.e.Size-off); n.fs.splice && sz >= readAheadFrom {
+		// go-fuse splices the bytes from the object file to the
+		// kernel, through a pipe: no copy in the daemon. The file is
+		// released when the reply is written (fileResult.Done).
+		return &fileResult{fds: n.fs.fds, e: e, off: off, sz: int(sz)}, 0
+	}
+	defer n.fs.fds.put(e)
 	m, err := unix.Pread(fd, dest, off)
 	if err != nil {
 		return nil, n.fs.toErrno(err, "read /"+n.path())
 	}
-	return fuse.ReadResultData(dest[:m]), 0
+	return dataResult(dest[:m]), 0
+}
+
+// sliceResult is a reply of bytes in memory, which go-fuse writes with
+// writev (it takes its Slices method for its own vectored results),
+// never trying to splice them.
+type sliceResult struct{ b []byte }
+
+func dataResult(b []byte) fuse.ReadResult { return &sliceResult{b} }
+
+func (r *sliceResult) Bytes([]byte) ([]byte, fuse.Status) { return r.b, fuse.OK }
+func (r *sliceResult) Size() int                          { return len(r.b) }
+func (r *sliceResult) Done()                              {}
+func (r *sliceResult) Slices() ([][]byte, fuse.Status)    { return [][]byte{r.b}, fuse.OK }
+
+// fileResult is a reply of sz bytes of an open object file from off,
+// which go-fuse splices (its Seekable method), or reads into its buffer
+// with Bytes when it cannot. Done, once the reply is written, releases
+// the file.
+type fileResult struct {
+	fds *fdCache
+	e   *fdEntry
+	off int64
+	sz  int
+}
+
+func (r *fileResult) Seekable() (uintptr, int64, int) { return r.e.f.Fd(), r.off, r.sz }
+func (r *fileResult) Size() int                       { return r.sz }
+
+func (r *fileResult) Bytes(buf []byte) ([]byte, fuse.Status) {
+	n, err := unix.Pread(int(r.e.f.Fd()), buf[:min(len(buf), r.sz)], r.off)
+	if err != nil {
+		return nil, fuse.ToStatus(err)
+	}
+	return buf[:n], fuse.OK
+}
+
+func (r *fileResult) Done() {
+	if r.e != nil {
+		r.fds.put(r.e)
+		r.e = nil
+	}
 }
 
 // readAheadFrom is the size from which a read is taken for readahead.
@@ -177,7 +224,7 @@ func (h *fileHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Rea
 		if err != nil {
 			return nil, fusefs.ToErrno(err)
 		}
-		return fuse.ReadResultData(dest[:n]), 0
+		return dataResult(dest[:n]), 0
 	}
 	return readContent(ctx, h.fs, h.c, h.size, dest, off, h.path)
 }
@@ -185,7 +232,7 @@ func (h *fileHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Rea
 // readContent reads a content that has no file, of the given size.
 func readContent(ctx context.Context, f *filesystem, c repo.Content, size int64, dest []byte, off int64, path string) (fuse.ReadResult, syscall.Errno) {
 	if off >= size {
-		return fuse.ReadResultData(nil), 0
+		return dataResult(nil), 0
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, f.toErrno(err, "read /"+path)
@@ -198,7 +245,7 @@ func readContent(ctx context.Context, f *filesystem, c repo.Content, size int64,
 		}
 		return nil, f.toErrno(err, "read /"+path)
 	}
-	return fuse.ReadResultData(want[:n]), 0
+	return dataResult(want[:n]), 0
 }
 
 // Lseek implements SEEK_DATA and SEEK_HOLE on the object file; ENXIO past

@@ -160,8 +160,10 @@ func MountDevice(dev *os.File, mountpoint string, o Options) (uint64, error) {
 }
 
 // maxWrite is the largest request the kernel sends (and max_read),
-// unless Options.MaxRequest says less.
-const maxWrite = 1 << 20
+// unless Options.MaxRequest says less: 1 MiB but two pages, so that a
+// reply, its header and the page go-fuse adds fit a pipe of the default
+// pipe-max-size (1 MiB), for splicing.
+const maxWrite = 1<<20 - 8<<10
 
 // requestSlack is more than what go-fuse accounts for a request beyond
 // its payload (the largest request header, a page of alignment, its
@@ -236,12 +238,10 @@ func Mount(mountpoint string, objs Objects, tree *compose.Tree, o Options) (*Ser
 			MaxInflightRequestBytes: o.Readers * (o.maxRequest() + requestSlack),
 			DisableXAttrs:           !treeHasXattrs(tree),
 			Debug:                   o.Debug,
-			// Every read is answered with bytes (ReadResultData), which
-			// go-fuse would first try to splice: a pipe, a write of the
-			// header into it and a drain, then the real write, for each
-			// READ: a cost on every small read (bench/results has the
-			// measurements).
-			DisableSplice: true,
+			// Large reads of zero-message opens splice from the object
+			// file (fileResult); every other reply is bytes that go-fuse
+			// writes with writev (sliceResult), never trying a pipe.
+			DisableSplice: !f.splice,
 		},
 	}
 	// go-fuse's own log (mount options) goes to the daemon's log.

@@ -20,6 +20,7 @@ type filesystem struct {
 	objs        Objects
 	log         *slog.Logger
 	passthrough bool
+	splice      bool // large reads splice from the object file (fileResult)
 	verify      bool
 	verified    sync.Map // repo.Checksum -> error (nil: good)
 	limiter     *inodeLimiter

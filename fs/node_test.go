@@ -7,6 +7,7 @@ package fs
 // unprivileged user.
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -710,5 +711,68 @@ func TestZeroMessageOpens(t *testing.T) {
 		t.Errorf("read once available: %v", errno)
 	} else if b, _ := res.Bytes(make([]byte, 5)); string(b) != "x" {
 		t.Errorf("read once available: %q", b)
+	}
+}
+
+// A large read of a zero-message open is answered with the object file
+// (go-fuse splices it), which stays held until the reply is written;
+// small reads, and the tail of a file, are answered with bytes.
+func TestZeroMessageLargeReads(t *testing.T) {
+	ctx := context.Background()
+	data := make([]byte, 300<<10)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	im := newImage(t, nil, repotest.Node{Path: "big", Data: string(data)})
+	fsStore := &fileStore{Faulty: im.objs, dir: t.TempDir()}
+	f := newFilesystem(fsStore, im.tree, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	root := &node{fs: f, e: im.tree.Root()}
+	fusefs.NewNodeFS(root, &fusefs.Options{RootStableAttr: &fusefs.StableAttr{Ino: rootIno, Gen: 1}})
+	if !f.splice {
+		t.Fatal("large reads do not splice over a store of files")
+	}
+	n, _ := lookup(t, root, "big")
+	for _, tc := range []struct {
+		off     int64
+		size    int
+		spliced bool
+	}{{0, 256 << 10, true}, {100 << 10, 200 << 10, true}, {200 << 10, 256 << 10, false}, {0, 4096, false}} {
+		res, errno := n.Read(ctx, nil, make([]byte, tc.size), tc.off)
+		if errno != 0 {
+			t.Fatalf("read %d at %d: %v", tc.size, tc.off, errno)
+		}
+		want := data[tc.off:min(int(tc.off)+tc.size, len(data))]
+		fr, spliced := res.(*fileResult)
+		if spliced != tc.spliced {
+			t.Errorf("read %d at %d: spliced %v, want %v", tc.size, tc.off, spliced, tc.spliced)
+		}
+		if spliced {
+			fd, off, sz := fr.Seekable()
+			if int(fd) != int(fr.e.f.Fd()) || off != tc.off || sz != len(want) {
+				t.Errorf("read %d at %d: splices %d bytes at %d, want %d at %d", tc.size, tc.off, sz, off, len(want), tc.off)
+			}
+			if fr.e.refs != 1 {
+				t.Errorf("the object file has %d users while its reply is pending, want 1", fr.e.refs)
+			}
+		} else if s, ok := res.(interface {
+			Slices() ([][]byte, fuse.Status)
+		}); !ok {
+			t.Errorf("read %d at %d: a reply of bytes go-fuse would try to splice (%T)", tc.size, tc.off, res)
+		} else if v, _ := s.Slices(); len(v) != 1 || !bytes.Equal(v[0], want) {
+			t.Errorf("read %d at %d: slices differ from the file", tc.size, tc.off)
+		}
+		b, st := res.Bytes(make([]byte, tc.size))
+		if !st.Ok() || !bytes.Equal(b, want) {
+			t.Errorf("read %d at %d: %d bytes (%v), not the file's %d", tc.size, tc.off, len(b), st, len(want))
+		}
+		res.Done()
+		if spliced && fr.e != nil {
+			t.Errorf("Done kept the object file")
+		}
+	}
+	for el := f.fds.lru.Front(); el != nil; el = el.Next() {
+		if e := el.Value.(*fdEntry); e.refs != 0 {
+			t.Errorf("object file %s left with %d users after every reply", e.sum, e.refs)
+		}
 	}
 }

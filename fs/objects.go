@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/hanwen/go-fuse/v2/splice"
 	"golang.org/x/sys/unix"
 
 	"github.com/ostree-mount/ostree-mount/compose"
@@ -71,6 +72,8 @@ func newFilesystem(objs Objects, tree *compose.Tree, o Options) *filesystem {
 			return cf.File(), nil
 		})
 	}
+	// Large reads splice from the object file when a reply fits a pipe.
+	f.splice = f.fds != nil && o.maxRequest()+spliceSlack <= splice.MaxPipeSize()
 	if f.fds != nil && !o.NoWarm {
 		f.warm = newWarmer(f)
 	}
@@ -82,3 +85,7 @@ func newFilesystem(objs Objects, tree *compose.Tree, o Options) *filesystem {
 	}
 	return f
 }
+
+// spliceSlack is what a spliced reply takes in its pipe beyond its
+// payload: its header and the page go-fuse keeps free.
+const spliceSlack = 8 << 10
