@@ -30,6 +30,9 @@ const (
 	KeyChainID   = "ostree-mount.chain-id"   // layer commits that depend on their base
 	KeyXattrs    = "ostree-mount.has-xattrs" // manifest commits: whether any entry has xattrs
 	KeyHardlinks = "ostree-mount.hardlinks"  // a{ss}: path -> first path of its hardlink group
+	// KeyTarSplit (layer commits' detached metadata, ay): the zstd
+	// record of the layer tar's bytes that OSTree drops (package image).
+	KeyTarSplit = "ostree-mount.tar-split"
 )
 
 // Storage modes of a manifest commit.

@@ -344,7 +344,7 @@ func WriteLayerCommit(ctx context.Context, tx *repo.Transaction, lr *LayerResult
 	if len(lr.Hardlinks) > 0 {
 		md.Set(compose.KeyHardlinks, compose.HardlinksVariant(lr.Hardlinks))
 	}
-	var detached repo.Metadata
+	detached := tarSplitDetached(lr)
 	if err := compose.AddIndex(ctx, tx, lr.Tree, &md, &detached); err != nil {
 		return repo.Checksum{}, err
 	}
@@ -556,4 +556,13 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
 	return n, err
+}
+
+// tarSplitDetached is the detached metadata holding a layer's tar-split
+// record, nil if it has none.
+func tarSplitDetached(lr *LayerResult) repo.Metadata {
+	if lr.TarSplit == nil {
+		return nil
+	}
+	return repo.Metadata{{Key: compose.KeyTarSplit, Value: TarSplitVariant(lr.TarSplit)}}
 }
