@@ -247,10 +247,13 @@ func Import(ctx context.Context, r *repo.Repo, src source.Image, o ImportOptions
 				return nil, fmt.Errorf("layer %d (%s): %w", i, l.digest, err)
 			}
 			rep.Bytes = n
+			// The layer commit depends only on the layer's tar (its
+			// diff_id and tree) and its base: nothing of the blob (digest,
+			// media type, compression), which the manifest commit's
+			// manifest records, so the same layer recompressed (an
+			// export pushed to a registry) gives the same commit.
 			md := repo.Metadata{}
-			md.SetString(compose.KeyLayer, l.digest.String())
 			md.SetString(compose.KeyDiffID, l.diffID.String())
-			md.SetString(compose.KeyMediaType, l.mediaType)
 			weak := layerRef(l.diffID)
 			if lr.BaseDependent {
 				md.SetString(compose.KeyChainID, chain.String())

@@ -95,7 +95,7 @@ func TestTarSplitRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			c, err := WriteLayerCommit(tx, res, "layer", repo.Metadata{})
+			c, err := WriteLayerCommit(ctx, tx, res, "layer", repo.Metadata{})
 			if err != nil {
 				t.Fatal(err)
 			}
