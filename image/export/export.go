@@ -255,6 +255,9 @@ func writeLayer(ctx context.Context, r *repo.Repo, j *layerJob, blobs, comp stri
 		return nil, fmt.Errorf("%w: %s, the layer commit says %s", ErrDiffID, lr.DiffID, j.want)
 	}
 	lr.Digest, lr.Size = sum(bh), cnt.n
+	if err := f.Chmod(0o644); err != nil {
+		return nil, err
+	}
 	if err := f.Close(); err != nil {
 		return nil, err
 	}
@@ -284,7 +287,11 @@ func writeAtomic(p string, b []byte) error {
 	if err != nil {
 		return err
 	}
-	if _, err := f.Write(b); err != nil {
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Chmod(0o644)
+	}
+	if err != nil {
 		f.Close()
 		os.Remove(f.Name())
 		return err
@@ -449,6 +456,9 @@ func writeArchive(out string, files []archFile) (err error) {
 		return err
 	}
 	if err := bw.Flush(); err != nil {
+		return err
+	}
+	if err := f.Chmod(0o644); err != nil {
 		return err
 	}
 	if err := f.Close(); err != nil {
