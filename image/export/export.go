@@ -15,7 +15,7 @@ import (
 	"runtime"
 	"strings"
 
-	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/flate"
 	"github.com/klauspost/compress/zstd"
 	"github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/image-spec/specs-go"
@@ -222,7 +222,9 @@ func writeLayer(ctx context.Context, r *repo.Repo, j *layerJob, blobs, comp stri
 	var zw io.WriteCloser
 	switch comp {
 	case Gzip:
-		zw = gzip.NewWriter(bw)
+		if zw, err = newPgzipWriter(bw, flate.DefaultCompression, runtime.GOMAXPROCS(0)); err != nil {
+			return nil, err
+		}
 		lr.MediaType = v1.MediaTypeImageLayerGzip
 	case Zstd:
 		if zw, err = zstd.NewWriter(bw, zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0))); err != nil {
