@@ -25,7 +25,12 @@
 // A layer is generated, hashed and compressed (gzip by default, zstd or
 // none) as it is written to a temporary file in the destination, renamed
 // to its digest once complete: nothing half-written remains after a
-// failure. Layers are exported in parallel, at most GOMAXPROCS at a
-// time; zstd also compresses each layer on several cores. Memory is
-// bounded by the compressors' windows and the layers' records.
+// failure. Layers are exported in parallel, at most Options.Jobs
+// (default GOMAXPROCS) at a time. gzip compresses each layer in 1 MiB
+// blocks on GOMAXPROCS goroutines (pgzip.go: each block with the 32 KiB
+// before it as its dictionary, sync-flushed, so the blocks make one
+// gzip member whose bytes do not depend on the number of goroutines),
+// and the blob is hashed and written by a goroutine of its own; zstd
+// uses its encoder's goroutines. Memory is bounded by the blocks in
+// flight, the compressors' windows and the layers' records.
 package export
