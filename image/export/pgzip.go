@@ -169,14 +169,3 @@ func (z *pgzipWriter) Close() error {
 	_, err := z.out.Write(t[:])
 	return err
 }
-
-// abort stops the writer after a failure of its caller, without the
-// trailer.
-func (z *pgzipWriter) abort() {
-	if z.closed {
-		return
-	}
-	z.closed = true
-	close(z.pending)
-	<-z.done
-}
