@@ -41,15 +41,18 @@ type pgzipWriter struct {
 	err     error // the first write error
 	closed  bool
 	out     io.Writer
-	flates  sync.Pool
+	flates  sync.Pool // *flate.Writer
+	ins     sync.Pool // *[]byte of capacity pgzipBlock
+	outs    sync.Pool // *bytes.Buffer
 }
 
 type pgzBlock struct {
-	in, dict []byte
-	last     bool
-	out      bytes.Buffer
-	ready    chan struct{}
-	err      error
+	in    *[]byte
+	dict  []byte
+	last  bool
+	out   *bytes.Buffer
+	ready chan struct{}
+	err   error
 }
 
 // newPgzipWriter writes the gzip header to w and returns the writer.
@@ -62,7 +65,7 @@ func newPgzipWriter(w io.Writer, level, workers int) (*pgzipWriter, error) {
 		return nil, err
 	}
 	z := &pgzipWriter{level: level, out: w, pending: make(chan *pgzBlock, max(1, workers)), done: make(chan struct{})}
-	z.buf = make([]byte, 0, pgzipBlock)
+	z.buf = z.newBuf()
 	go z.writeBlocks()
 	return z, nil
 }
@@ -75,6 +78,8 @@ func (z *pgzipWriter) writeBlocks() {
 		if err == nil {
 			_, err = z.out.Write(b.out.Bytes())
 		}
+		b.out.Reset()
+		z.outs.Put(b.out)
 		if err != nil {
 			z.mu.Lock()
 			if z.err == nil {
@@ -116,29 +121,43 @@ func (z *pgzipWriter) Write(p []byte) (int, error) {
 // submit hands the current block to a compressing goroutine; it blocks
 // while workers blocks are in flight.
 func (z *pgzipWriter) submit(last bool) {
-	b := &pgzBlock{in: z.buf, dict: z.dict, last: last, ready: make(chan struct{})}
+	in := z.buf
+	b := &pgzBlock{in: &in, dict: z.dict, last: last, ready: make(chan struct{})}
 	if !last {
 		z.dict = append([]byte(nil), z.buf[len(z.buf)-pgzipDict:]...)
-		z.buf = make([]byte, 0, pgzipBlock)
+		z.buf = z.newBuf()
 	}
 	z.pending <- b
 	go z.compress(b)
 }
 
+func (z *pgzipWriter) newBuf() []byte {
+	if p, ok := z.ins.Get().(*[]byte); ok {
+		return (*p)[:0]
+	}
+	return make([]byte, 0, pgzipBlock)
+}
+
 func (z *pgzipWriter) compress(b *pgzBlock) {
 	defer close(b.ready)
+	defer z.ins.Put(b.in)
+	b.out, _ = z.outs.Get().(*bytes.Buffer)
+	if b.out == nil {
+		b.out = new(bytes.Buffer)
+	}
+	in := *b.in
 	fw, _ := z.flates.Get().(*flate.Writer)
 	if fw == nil {
 		var err error
-		if fw, err = flate.NewWriterDict(&b.out, z.level, b.dict); err != nil {
+		if fw, err = flate.NewWriterDict(b.out, z.level, b.dict); err != nil {
 			b.err = err
 			return
 		}
 	} else {
-		fw.ResetDict(&b.out, b.dict)
+		fw.ResetDict(b.out, b.dict)
 	}
-	b.out.Grow(len(b.in) + len(b.in)/64 + 64)
-	if _, b.err = fw.Write(b.in); b.err != nil {
+	b.out.Grow(len(in) + len(in)/64 + 64)
+	if _, b.err = fw.Write(in); b.err != nil {
 		return
 	}
 	if b.last {

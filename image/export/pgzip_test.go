@@ -6,9 +6,11 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 
 	"github.com/klauspost/compress/flate"
+	kgzip "github.com/klauspost/compress/gzip"
 )
 
 // pgzipInput is compressible text, incompressible noise and runs, over
@@ -109,5 +111,29 @@ func TestPgzipWriteError(t *testing.T) {
 	}
 	if !errors.Is(err, errDisk) {
 		t.Errorf("got %v, want %v", err, errDisk)
+	}
+}
+
+// BenchmarkPgzip compresses 32 MiB of mixed input; compare with
+// BenchmarkGzip (one goroutine) at -cpu 1 for the cost per byte.
+func BenchmarkPgzip(b *testing.B) {
+	in := pgzipInput(32 << 20)
+	b.SetBytes(int64(len(in)))
+	b.ReportAllocs()
+	for b.Loop() {
+		z, _ := newPgzipWriter(io.Discard, flate.DefaultCompression, runtime.GOMAXPROCS(0))
+		z.Write(in)
+		z.Close()
+	}
+}
+
+func BenchmarkGzip(b *testing.B) {
+	in := pgzipInput(32 << 20)
+	b.SetBytes(int64(len(in)))
+	b.ReportAllocs()
+	for b.Loop() {
+		z := kgzip.NewWriter(io.Discard)
+		z.Write(in)
+		z.Close()
 	}
 }
