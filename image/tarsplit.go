@@ -45,8 +45,9 @@ const maxTarSplit = 1 << 30
 // regular files announced with payload.
 type tarRecorder struct {
 	r     io.Reader
-	ops   bytes.Buffer
-	raw   bytes.Buffer // raw bytes not yet appended to ops
+	out   bytes.Buffer  // the record so far, compressed
+	zw    *zstd.Encoder // writes the operations into out as they come
+	raw   bytes.Buffer  // raw bytes not yet appended to the operations
 	left  int64        // payload bytes still to pass unrecorded
 	files []*lnode     // the payloads' files, in order
 	sizes []int64
@@ -69,13 +70,24 @@ func (t *tarRecorder) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// op appends to the record's operations, compressing them as they come
+// so that a layer of many entries costs its compressed record in memory.
+func (t *tarRecorder) op(b []byte) {
+	if t.zw == nil {
+		// Errors of an encoder writing into a bytes.Buffer can only be
+		// bad options: they come back from Close in finish.
+		t.zw, _ = zstd.NewWriter(&t.out, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
+		t.zw.Write([]byte(tarSplitMagic))
+	}
+	t.zw.Write(b)
+}
+
 func (t *tarRecorder) flush() {
 	if t.raw.Len() == 0 {
 		return
 	}
-	t.ops.WriteByte('r')
-	t.ops.Write(binary.AppendUvarint(nil, uint64(t.raw.Len())))
-	t.ops.Write(t.raw.Bytes())
+	t.op(binary.AppendUvarint([]byte{'r'}, uint64(t.raw.Len())))
+	t.op(t.raw.Bytes())
 	t.raw.Reset()
 }
 
@@ -87,8 +99,7 @@ func (t *tarRecorder) payload(hdr *tar.Header, n *lnode) {
 		return
 	}
 	t.flush()
-	t.ops.WriteByte('f')
-	t.ops.Write(binary.AppendUvarint(nil, uint64(hdr.Size)))
+	t.op(binary.AppendUvarint([]byte{'f'}, uint64(hdr.Size)))
 	t.left = hdr.Size
 	t.files = append(t.files, n)
 	t.sizes = append(t.sizes, hdr.Size)
@@ -110,14 +121,8 @@ func isSparse(hdr *tar.Header) bool {
 // holds the file objects of the layer's tree.
 func (t *tarRecorder) finish(tx *repo.Transaction, live map[repo.Checksum]bool) ([]byte, error) {
 	t.flush()
-	var out bytes.Buffer
-	zw, err := zstd.NewWriter(&out, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
-	if err != nil {
-		return nil, err
-	}
-	zw.Write([]byte(tarSplitMagic))
-	zw.Write(t.ops.Bytes())
-	zw.Write([]byte{'e'})
+	t.op([]byte{'e'})
+	zw := t.zw
 	for i, n := range t.files {
 		sum := n.sum
 		for o := n; o.same != nil; o = o.same {
@@ -147,7 +152,7 @@ func (t *tarRecorder) finish(tx *repo.Transaction, live map[repo.Checksum]bool) 
 	if err := zw.Close(); err != nil {
 		return nil, err
 	}
-	return out.Bytes(), nil
+	return t.out.Bytes(), nil
 }
 
 // TarSplitVariant encodes a record as the ay value of compose.KeyTarSplit.

@@ -53,7 +53,14 @@ log "measuring ($RUNS runs each)"
 } > "$EW/results"
 
 # The exports reproduce the image: the same config (image ID).
-cfg() { python3 -c 'import json,sys; d=sys.argv[1]; i=json.load(open(d+"/index.json")); m=json.load(open(d+"/blobs/"+i["manifests"][-1]["digest"].replace(":","/"))); print(m["config"]["digest"])' "$1"; }
+cfg() {
+  python3 - "$1" <<'PY'
+import json, sys
+d = sys.argv[1]
+m = [m for m in json.load(open(d + "/index.json"))["manifests"] if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == "bench"][0]
+print(json.load(open(d + "/blobs/" + m["digest"].replace(":", "/")))["config"]["digest"])
+PY
+}
 [ "$(cfg "$EW/o")" = "$(cfg "$IMG")" ] || { echo "bench_export: the export's config differs from the image's"; exit 1; }
 
 python3 - "$EW/results" "$OUT/export.md" "$(du -sb "$EW/plain/blobs" | cut -f1)" <<'PY'

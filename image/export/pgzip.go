@@ -41,13 +41,33 @@ type pgzipWriter struct {
 	err     error // the first write error
 	closed  bool
 	out     io.Writer
-	flates  sync.Pool // *flate.Writer
-	ins     sync.Pool // *[]byte of capacity pgzipBlock
-	outs    sync.Pool // *bytes.Buffer
+	// Free lists (not sync.Pools, which every GC empties: a new
+	// megabyte buffer costs page faults), each holding at most the
+	// blocks that can be in flight.
+	flates chan *flate.Writer
+	ins    chan []byte // capacity pgzipBlock
+	outs   chan *bytes.Buffer
+}
+
+// get takes an item from a free list, or the zero value.
+func get[T any](c chan T) (v T) {
+	select {
+	case v = <-c:
+	default:
+	}
+	return v
+}
+
+// put returns an item to a free list, dropping it if the list is full.
+func put[T any](c chan T, v T) {
+	select {
+	case c <- v:
+	default:
+	}
 }
 
 type pgzBlock struct {
-	in    *[]byte
+	in    []byte
 	dict  []byte
 	last  bool
 	out   *bytes.Buffer
@@ -64,7 +84,9 @@ func newPgzipWriter(w io.Writer, level, workers int) (*pgzipWriter, error) {
 	if _, err := w.Write([]byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff}); err != nil {
 		return nil, err
 	}
-	z := &pgzipWriter{level: level, out: w, pending: make(chan *pgzBlock, max(1, workers)), done: make(chan struct{})}
+	n := max(1, workers)
+	z := &pgzipWriter{level: level, out: w, pending: make(chan *pgzBlock, n), done: make(chan struct{}),
+		flates: make(chan *flate.Writer, n+2), ins: make(chan []byte, n+2), outs: make(chan *bytes.Buffer, n+2)}
 	z.buf = z.newBuf()
 	go z.writeBlocks()
 	return z, nil
@@ -79,7 +101,7 @@ func (z *pgzipWriter) writeBlocks() {
 			_, err = z.out.Write(b.out.Bytes())
 		}
 		b.out.Reset()
-		z.outs.Put(b.out)
+		put(z.outs, b.out)
 		if err != nil {
 			z.mu.Lock()
 			if z.err == nil {
@@ -121,8 +143,7 @@ func (z *pgzipWriter) Write(p []byte) (int, error) {
 // submit hands the current block to a compressing goroutine; it blocks
 // while workers blocks are in flight.
 func (z *pgzipWriter) submit(last bool) {
-	in := z.buf
-	b := &pgzBlock{in: &in, dict: z.dict, last: last, ready: make(chan struct{})}
+	b := &pgzBlock{in: z.buf, dict: z.dict, last: last, ready: make(chan struct{})}
 	if !last {
 		z.dict = append([]byte(nil), z.buf[len(z.buf)-pgzipDict:]...)
 		z.buf = z.newBuf()
@@ -132,21 +153,20 @@ func (z *pgzipWriter) submit(last bool) {
 }
 
 func (z *pgzipWriter) newBuf() []byte {
-	if p, ok := z.ins.Get().(*[]byte); ok {
-		return (*p)[:0]
+	if b := get(z.ins); b != nil {
+		return b[:0]
 	}
 	return make([]byte, 0, pgzipBlock)
 }
 
 func (z *pgzipWriter) compress(b *pgzBlock) {
 	defer close(b.ready)
-	defer z.ins.Put(b.in)
-	b.out, _ = z.outs.Get().(*bytes.Buffer)
-	if b.out == nil {
+	defer put(z.ins, b.in)
+	if b.out = get(z.outs); b.out == nil {
 		b.out = new(bytes.Buffer)
 	}
-	in := *b.in
-	fw, _ := z.flates.Get().(*flate.Writer)
+	in := b.in
+	fw := get(z.flates)
 	if fw == nil {
 		var err error
 		if fw, err = flate.NewWriterDict(b.out, z.level, b.dict); err != nil {
@@ -166,7 +186,7 @@ func (z *pgzipWriter) compress(b *pgzBlock) {
 		b.err = fw.Flush()
 	}
 	fw.ResetDict(io.Discard, nil) // drop the references to b
-	z.flates.Put(fw)
+	put(z.flates, fw)
 }
 
 // Close compresses what is left as the final block, waits for every
