@@ -215,9 +215,15 @@ func writeLayer(ctx context.Context, r *repo.Repo, j *layerJob, blobs, comp stri
 			os.Remove(f.Name())
 		}
 	}()
-	bh := sha256.New()
+	// An uncompressed blob is the tar: its digest is the diff_id, hashed
+	// once.
+	var bh hash.Hash
 	cnt := &counter{}
-	bw := bufio.NewWriterSize(io.MultiWriter(f, bh, cnt), 1<<20)
+	bw := bufio.NewWriterSize(io.MultiWriter(f, cnt), 1<<20)
+	if comp != None {
+		bh = sha256.New()
+		bw = bufio.NewWriterSize(io.MultiWriter(f, bh, cnt), 1<<20)
+	}
 	lr := &LayerResult{Commit: j.commit, Synthesized: j.ts == nil}
 	var zw io.WriteCloser
 	switch comp {
@@ -256,7 +262,10 @@ func writeLayer(ctx context.Context, r *repo.Repo, j *layerJob, blobs, comp stri
 	if j.ts != nil && lr.DiffID != j.want {
 		return nil, fmt.Errorf("%w: %s, the layer commit says %s", ErrDiffID, lr.DiffID, j.want)
 	}
-	lr.Digest, lr.Size = sum(bh), cnt.n
+	lr.Digest, lr.Size = lr.DiffID, cnt.n
+	if bh != nil {
+		lr.Digest = sum(bh)
+	}
 	if err := f.Chmod(0o644); err != nil {
 		return nil, err
 	}
