@@ -48,8 +48,8 @@ type tarRecorder struct {
 	out   bytes.Buffer  // the record so far, compressed
 	zw    *zstd.Encoder // writes the operations into out as they come
 	raw   bytes.Buffer  // raw bytes not yet appended to the operations
-	left  int64        // payload bytes still to pass unrecorded
-	files []*lnode     // the payloads' files, in order
+	left  int64         // payload bytes still to pass unrecorded
+	files []*lnode      // the payloads' files, in order
 	sizes []int64
 }
 
