@@ -2,6 +2,7 @@ package image
 
 import (
 	"archive/tar"
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/binary"
@@ -167,9 +168,11 @@ var ErrNoTarSplit = errors.New("no tar-split record")
 // ErrBadTarSplit is wrapped when a record cannot be decoded.
 var ErrBadTarSplit = errors.New("invalid tar-split record")
 
-// TarSplit is a decoded record.
+// TarSplit is a checked record: its compressed bytes, replayed as a
+// stream (so that a layer of many entries costs the compressed record in
+// memory, not its operations), and its file table.
 type TarSplit struct {
-	ops   []byte
+	rec   []byte
 	files []tarSplitFile
 }
 
@@ -201,113 +204,152 @@ func ReadTarSplit(r *repo.Repo, commit repo.Checksum) (*TarSplit, error) {
 	return ts, nil
 }
 
-// DecodeTarSplit decodes a compressed record.
+// DecodeTarSplit checks a compressed record and reads its file table,
+// streaming through its operations. It keeps b.
 func DecodeTarSplit(b []byte) (*TarSplit, error) {
-	zr, err := zstd.NewReader(bytes.NewReader(b), zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(maxTarSplit))
+	br, closeFn, err := openTarSplit(b)
 	if err != nil {
 		return nil, err
 	}
-	defer zr.Close()
-	raw, err := io.ReadAll(io.LimitReader(zr, maxTarSplit+1))
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrBadTarSplit, err)
-	}
-	if len(raw) > maxTarSplit {
-		return nil, fmt.Errorf("%w: larger than %d bytes", ErrBadTarSplit, maxTarSplit)
-	}
-	rest, ok := bytes.CutPrefix(raw, []byte(tarSplitMagic))
-	if !ok {
-		return nil, fmt.Errorf("%w: bad magic", ErrBadTarSplit)
-	}
-	ts := &TarSplit{}
+	defer closeFn()
+	ts := &TarSplit{rec: b}
 	nfiles := 0
-	i := 0
 	for {
-		if i >= len(rest) {
-			return nil, fmt.Errorf("%w: truncated operations", ErrBadTarSplit)
+		op, n, err := nextOp(br)
+		if err != nil {
+			return nil, err
 		}
-		op := rest[i]
-		i++
 		if op == 'e' {
 			break
 		}
-		n, w := binary.Uvarint(rest[i:])
-		if w <= 0 {
-			return nil, fmt.Errorf("%w: bad length", ErrBadTarSplit)
-		}
-		i += w
 		switch op {
 		case 'r':
-			if n > uint64(len(rest)-i) {
+			if m, err := io.CopyN(io.Discard, br, int64(n)); err != nil || uint64(m) != n {
 				return nil, fmt.Errorf("%w: truncated raw bytes", ErrBadTarSplit)
 			}
-			i += int(n)
 		case 'f':
 			nfiles++
-		default:
-			return nil, fmt.Errorf("%w: unknown operation %q", ErrBadTarSplit, op)
 		}
 	}
-	ts.ops = rest[:i]
 	for range nfiles {
-		if i >= len(rest) {
+		kind, err := br.ReadByte()
+		if err != nil {
 			return nil, fmt.Errorf("%w: truncated file table", ErrBadTarSplit)
 		}
-		kind := rest[i]
-		i++
 		switch kind {
 		case 0:
-			if len(rest)-i < 32 {
+			var f tarSplitFile
+			if _, err := io.ReadFull(br, f.sum[:]); err != nil {
 				return nil, fmt.Errorf("%w: truncated checksum", ErrBadTarSplit)
 			}
-			var f tarSplitFile
-			copy(f.sum[:], rest[i:i+32])
 			f.isSum = true
 			ts.files = append(ts.files, f)
-			i += 32
 		case 1:
-			n, w := binary.Uvarint(rest[i:])
-			if w <= 0 || n > uint64(len(rest)-i-w) {
+			n, err := binary.ReadUvarint(br)
+			if err != nil || n > maxTarSplit {
 				return nil, fmt.Errorf("%w: bad inline file", ErrBadTarSplit)
 			}
-			i += w
-			ts.files = append(ts.files, tarSplitFile{inline: rest[i : i+int(n)]})
-			i += int(n)
+			f := tarSplitFile{inline: make([]byte, n)}
+			if _, err := io.ReadFull(br, f.inline); err != nil {
+				return nil, fmt.Errorf("%w: truncated inline file", ErrBadTarSplit)
+			}
+			ts.files = append(ts.files, f)
 		default:
 			return nil, fmt.Errorf("%w: unknown file kind %d", ErrBadTarSplit, kind)
 		}
 	}
-	if i != len(rest) {
-		return nil, fmt.Errorf("%w: trailing bytes", ErrBadTarSplit)
+	if _, err := br.ReadByte(); err != io.EOF {
+		if err == nil {
+			return nil, fmt.Errorf("%w: trailing bytes", ErrBadTarSplit)
+		}
+		return nil, fmt.Errorf("%w: %w", ErrBadTarSplit, err)
 	}
 	return ts, nil
+}
+
+// openTarSplit starts decompressing a record and checks its magic; the
+// stream fails past maxTarSplit bytes.
+func openTarSplit(b []byte) (*bufio.Reader, func(), error) {
+	zr, err := zstd.NewReader(bytes.NewReader(b), zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(maxTarSplit))
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", ErrBadTarSplit, err)
+	}
+	br := bufio.NewReaderSize(&capReader{r: zr, left: maxTarSplit}, 1<<16)
+	magic := make([]byte, len(tarSplitMagic))
+	if _, err := io.ReadFull(br, magic); err != nil || string(magic) != tarSplitMagic {
+		zr.Close()
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w: %w", ErrBadTarSplit, err)
+		}
+		return nil, nil, fmt.Errorf("%w: bad magic", ErrBadTarSplit)
+	}
+	return br, zr.Close, nil
+}
+
+// nextOp reads an operation: 'e', or 'r' or 'f' with its length.
+func nextOp(br *bufio.Reader) (byte, uint64, error) {
+	op, err := br.ReadByte()
+	if err != nil {
+		return 0, 0, fmt.Errorf("%w: truncated operations", ErrBadTarSplit)
+	}
+	if op == 'e' {
+		return op, 0, nil
+	}
+	if op != 'r' && op != 'f' {
+		return 0, 0, fmt.Errorf("%w: unknown operation %q", ErrBadTarSplit, op)
+	}
+	n, err := binary.ReadUvarint(br)
+	if err != nil {
+		return 0, 0, fmt.Errorf("%w: bad length", ErrBadTarSplit)
+	}
+	return op, n, nil
+}
+
+// capReader fails a decompressed record longer than left bytes.
+type capReader struct {
+	r    io.Reader
+	left int64
+}
+
+func (c *capReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if c.left -= int64(n); c.left < 0 {
+		return n, fmt.Errorf("%w: larger than %d bytes", ErrBadTarSplit, maxTarSplit)
+	}
+	return n, err
 }
 
 // WriteTo writes the layer tar that the record describes, reading the
 // payloads from r's file objects.
 func (ts *TarSplit) WriteTo(ctx context.Context, r *repo.Repo, w io.Writer) (int64, error) {
+	br, closeFn, err := openTarSplit(ts.rec)
+	if err != nil {
+		return 0, err
+	}
+	defer closeFn()
 	var total int64
-	ops := ts.ops
 	file := 0
-	for len(ops) > 0 {
+	for {
 		if err := ctx.Err(); err != nil {
 			return total, err
 		}
-		op := ops[0]
-		if op == 'e' {
-			break
+		op, n, err := nextOp(br)
+		if err != nil {
+			return total, err
 		}
-		n, k := binary.Uvarint(ops[1:])
-		ops = ops[1+k:]
 		switch op {
+		case 'e':
+			return total, nil
 		case 'r':
-			m, err := w.Write(ops[:n])
-			total += int64(m)
+			m, err := io.CopyN(w, br, int64(n))
+			total += m
 			if err != nil {
 				return total, err
 			}
-			ops = ops[n:]
 		case 'f':
+			if file >= len(ts.files) {
+				return total, fmt.Errorf("%w: more files than the table holds", ErrBadTarSplit)
+			}
 			f := ts.files[file]
 			file++
 			if !f.isSum {
@@ -336,5 +378,4 @@ func (ts *TarSplit) WriteTo(ctx context.Context, r *repo.Repo, w io.Writer) (int
 			}
 		}
 	}
-	return total, nil
 }
