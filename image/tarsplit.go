@@ -77,7 +77,7 @@ func (t *tarRecorder) op(b []byte) {
 	if t.zw == nil {
 		// Errors of an encoder writing into a bytes.Buffer can only be
 		// bad options: they come back from Close in finish.
-		t.zw, _ = zstd.NewWriter(&t.out, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
+		t.zw, _ = zstd.NewWriter(&t.out, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(1<<20))
 		t.zw.Write([]byte(tarSplitMagic))
 	}
 	t.zw.Write(b)
@@ -270,7 +270,7 @@ func DecodeTarSplit(b []byte) (*TarSplit, error) {
 // openTarSplit starts decompressing a record and checks its magic; the
 // stream fails past maxTarSplit bytes.
 func openTarSplit(b []byte) (*bufio.Reader, func(), error) {
-	zr, err := zstd.NewReader(bytes.NewReader(b), zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(maxTarSplit))
+	zr, err := zstd.NewReader(bytes.NewReader(b), zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true), zstd.WithDecoderMaxMemory(maxTarSplit))
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", ErrBadTarSplit, err)
 	}
