@@ -27,7 +27,7 @@ FUZZ_TARGETS := ./repo/gvariant:FuzzUnmarshal:250000 ./repo/gvariant:FuzzParseTe
 # Debian packages the tests and benchmarks use.
 APT_PACKAGES := ostree fuse3 attr umoci skopeo buildah fuse-overlayfs libarchive-tools \
 	zstd debootstrap hyperfine fio psmisc strace gnupg openssl nginx-light docker-registry apache2-utils \
-	runc crun
+	runc crun time
 
 .PHONY: all build install deps tools lint unit fuzz e2e test demo bench clean
 
@@ -86,6 +86,7 @@ bench: deps build
 	./scripts/bench.sh
 	./scripts/bench_registry.sh
 	./scripts/bench_lazy.sh
+	./scripts/bench_export.sh
 
 clean:
 	rm -rf bin

@@ -6,13 +6,17 @@
 //
 // An image is a manifest commit (KeyMode, KeyManifest, KeyConfig,
 // KeyDigest) whose related list names its layer commits, base first. A
-// layer commit (KeyLayer, KeyDiffID) holds the layer's tree as its tar
-// has it: whiteouts as .wh. entries and opaque markers as .wh..wh..opq,
-// parents without an entry of their own marked with ImplicitXattr,
-// devices and fifos as empty files marked with SpecialXattr (special.go),
-// hardlink groups in KeyHardlinks. Side channels mean something only in
-// commits that import made (ImportMade). Package image writes the
-// schema; this package reads it.
+// layer commit (KeyDiffID, KeyChainID if it depends on its base) holds
+// the layer's tree as its tar has it: whiteouts as .wh. entries and
+// opaque markers as .wh..wh..opq, parents without an entry of their own
+// marked with ImplicitXattr, devices and fifos as empty files marked with
+// SpecialXattr (special.go), hardlink groups in KeyHardlinks; nothing of
+// the layer's blob, so that it depends only on the uncompressed tar and
+// its base (layer commits of earlier versions also carry
+// ostree-mount.layer and ostree-mount.media-type, which nothing reads).
+// Its detached metadata holds KeyIndex and KeyTarSplit. Side channels
+// mean something only in commits that import made (ImportMade). Package
+// image writes the schema; this package reads it.
 //
 // # Composition
 //

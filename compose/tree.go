@@ -24,12 +24,13 @@ const (
 	KeyConfig    = "ostree-mount.config"     // config JSON
 	KeyDigest    = "ostree-mount.digest"     // manifest digest
 	KeySource    = "ostree-mount.source"     // the import source
-	KeyLayer     = "ostree-mount.layer"      // layer commits: blob digest
 	KeyDiffID    = "ostree-mount.diff-id"    // layer commits: diff_id
-	KeyMediaType = "ostree-mount.media-type" // layer commits: blob media type
 	KeyChainID   = "ostree-mount.chain-id"   // layer commits that depend on their base
 	KeyXattrs    = "ostree-mount.has-xattrs" // manifest commits: whether any entry has xattrs
 	KeyHardlinks = "ostree-mount.hardlinks"  // a{ss}: path -> first path of its hardlink group
+	// KeyTarSplit (layer commits' detached metadata, ay): the zstd
+	// record of the layer tar's bytes that OSTree drops (package image).
+	KeyTarSplit = "ostree-mount.tar-split"
 )
 
 // Storage modes of a manifest commit.
@@ -356,7 +357,7 @@ func xattrBytes(xs []repo.Xattr) int {
 // in this package's namespace, so a commit of a user's tree is never
 // taken for one.
 func ImportMade(cm *repo.Commit) bool {
-	for _, k := range []string{KeyMode, KeyLayer, KeyXattrs} {
+	for _, k := range []string{KeyMode, KeyDiffID, KeyXattrs} {
 		if _, ok := cm.Metadata.Get(k); ok {
 			return true
 		}

@@ -10,8 +10,14 @@
 //
 //   - a layer commit per layer blob, holding the layer's tree as the tar
 //     stream has it, whiteouts included as .wh. entries; its metadata
-//     records the blob digest (compose.KeyLayer) and diff_id
-//     (compose.KeyDiffID);
+//     records the diff_id (compose.KeyDiffID) and nothing of the blob
+//     (digest, media type), which the manifest records: with an epoch
+//     timestamp, the commit depends only on the uncompressed tar and its
+//     base, so the same layer compressed otherwise (an export pushed to
+//     a registry and imported again) gives the same commit. Its detached
+//     metadata holds the metadata index (compose.KeyIndex) and the
+//     tar-split record (compose.KeyTarSplit, tarsplit.go) from which
+//     package export replays the tar byte for byte;
 //   - a weak ref per layer, refs/weak/ostree-mount/layer/ALG/HEX after its
 //     diff_id (chain/ after its chain ID when it depends on its base), so
 //     that a layer shared by several images is imported and stored once:

@@ -247,10 +247,13 @@ func Import(ctx context.Context, r *repo.Repo, src source.Image, o ImportOptions
 				return nil, fmt.Errorf("layer %d (%s): %w", i, l.digest, err)
 			}
 			rep.Bytes = n
+			// The layer commit depends only on the layer's tar (its
+			// diff_id and tree) and its base: nothing of the blob (digest,
+			// media type, compression), which the manifest commit's
+			// manifest records, so the same layer recompressed (an
+			// export pushed to a registry) gives the same commit.
 			md := repo.Metadata{}
-			md.SetString(compose.KeyLayer, l.digest.String())
 			md.SetString(compose.KeyDiffID, l.diffID.String())
-			md.SetString(compose.KeyMediaType, l.mediaType)
 			weak := layerRef(l.diffID)
 			if lr.BaseDependent {
 				md.SetString(compose.KeyChainID, chain.String())
@@ -344,7 +347,7 @@ func WriteLayerCommit(ctx context.Context, tx *repo.Transaction, lr *LayerResult
 	if len(lr.Hardlinks) > 0 {
 		md.Set(compose.KeyHardlinks, compose.HardlinksVariant(lr.Hardlinks))
 	}
-	var detached repo.Metadata
+	detached := tarSplitDetached(lr)
 	if err := compose.AddIndex(ctx, tx, lr.Tree, &md, &detached); err != nil {
 		return repo.Checksum{}, err
 	}
@@ -562,4 +565,13 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
 	return n, err
+}
+
+// tarSplitDetached is the detached metadata holding a layer's tar-split
+// record, nil if it has none.
+func tarSplitDetached(lr *LayerResult) repo.Metadata {
+	if lr.TarSplit == nil {
+		return nil
+	}
+	return repo.Metadata{{Key: compose.KeyTarSplit, Value: TarSplitVariant(lr.TarSplit)}}
 }

@@ -340,3 +340,50 @@ func TestDefaultRef(t *testing.T) {
 		}
 	}
 }
+
+// TestLayerCommitIgnoresBlob: the same layers as other blobs (gzip,
+// zstd, uncompressed), imported into fresh repositories, give the same
+// layer commits and the same weak refs: a layer commit depends on the
+// uncompressed tar and its base only, so an image recompressed by an
+// export and a registry push comes back to the same commits.
+func TestLayerCommitIgnoresBlob(t *testing.T) {
+	tars := [][]byte{
+		ct.Tar(t, ct.Dir("usr/"), ct.Symlink("lib", "usr"), ct.File("etc/os", "base")),
+		ct.Tar(t, ct.File("lib/x.so", "so"), ct.Whiteout("etc/os")), // depends on its base
+	}
+	var want []repo.Related
+	var wantRefs string
+	for k, wrap := range []func([]byte) *imagetest.Layer{imagetest.Gzip, imagetest.Zstd, imagetest.Plain} {
+		var ls []*imagetest.Layer
+		for _, tb := range tars {
+			ls = append(ls, wrap(tb))
+		}
+		r := repotest.NewRepoNoSync(t, repo.ModeBareUser)
+		res := importT(t, r, imagetest.New("blob:t", ls...), ImportOptions{Ref: "img"})
+		cm, err := r.ReadCommit(t.Context(), res.Commit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		refs, err := r.ListRefs(repo.RefWeak)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var weak []string
+		for _, ref := range refs {
+			weak = append(weak, ref.Name.String()+" "+ref.Commit.String())
+		}
+		if k == 0 {
+			want, wantRefs = cm.Related, strings.Join(weak, "\n")
+			if len(weak) != 2 || !strings.Contains(wantRefs, "/chain/") {
+				t.Fatalf("weak refs %v, want a layer and a chain ref", weak)
+			}
+			continue
+		}
+		if fmt.Sprint(cm.Related) != fmt.Sprint(want) {
+			t.Errorf("blobs %d: related %v, want %v", k, cm.Related, want)
+		}
+		if got := strings.Join(weak, "\n"); got != wantRefs {
+			t.Errorf("blobs %d: weak refs\n%s\nwant\n%s", k, got, wantRefs)
+		}
+	}
+}

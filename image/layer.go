@@ -103,6 +103,9 @@ type LayerResult struct {
 	// Hardlinks maps the path of every member of a hardlink group made by
 	// this layer's tar to the group's first path (its target).
 	Hardlinks map[string]string
+	// TarSplit is the layer tar's record (tarsplit.go), for the layer
+	// commit's detached metadata under compose.KeyTarSplit.
+	TarSplit []byte
 }
 
 type layerImport struct {
@@ -116,6 +119,8 @@ type layerImport struct {
 	links    map[string]string // resolved path -> group leader path
 	pool     *writerPool
 	logical  int64 // sum of the logical sizes of the regular files so far
+	rec      *tarRecorder
+	live     map[repo.Checksum]bool // file objects of the written tree
 }
 
 // writerPool writes small files in parallel with the reading of the
@@ -187,7 +192,8 @@ func ImportLayer(ctx context.Context, tx *repo.Transaction, lower *compose.Tree,
 	li.pool = newWriterPool(ctx, max(2, runtime.GOMAXPROCS(0)))
 	// On an early return too, no write outlives the import.
 	defer li.pool.wait()
-	tr := tar.NewReader(&limitReader{r: r, left: lim.MaxBytes, max: lim.MaxBytes})
+	li.rec = &tarRecorder{r: &limitReader{r: r, left: lim.MaxBytes, max: lim.MaxBytes}}
+	tr := tar.NewReader(li.rec)
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -214,18 +220,22 @@ func ImportLayer(ctx context.Context, tx *repo.Transaction, lower *compose.Tree,
 		}
 	}
 	// Drain what follows the end-of-archive marker, so the caller's digest
-	// covers the whole blob.
-	if _, err := io.Copy(io.Discard, r); err != nil {
+	// covers the whole blob (and the record keeps it).
+	if _, err := io.Copy(io.Discard, li.rec); err != nil {
 		return nil, err
 	}
 	if err := li.pool.wait(); err != nil {
 		return nil, err
 	}
+	li.live = map[repo.Checksum]bool{}
 	tree, meta, _, err := li.write(li.root)
 	if err != nil {
 		return nil, err
 	}
 	li.res.Tree, li.res.Meta = tree, meta
+	if li.res.TarSplit, err = li.rec.finish(tx, li.live); err != nil {
+		return nil, err
+	}
 	li.res.Hardlinks = li.liveLinks()
 	return &li.res, nil
 }
@@ -544,6 +554,7 @@ func (li *layerImport) entry(hdr *tar.Header, tr *tar.Reader) error {
 		}
 		m := &repo.FileMeta{UID: uid, GID: gid, Mode: repo.ModeRegular | perm, Xattrs: li.xattrs(hdr), Size: hdr.Size}
 		n = &lnode{}
+		li.rec.payload(hdr, n)
 		if hdr.Size <= asyncMax {
 			buf := li.pool.bufs.Get().(*[]byte)
 			b := bytes.NewBuffer((*buf)[:0])
@@ -751,6 +762,7 @@ func (li *layerImport) write(n *lnode) (tree, meta repo.Checksum, real bool, err
 				sum = o.same.sum
 			}
 			dt.Files = append(dt.Files, repo.TreeFile{Name: name, Checksum: sum})
+			li.live[sum] = true
 			if !strings.HasPrefix(name, ".wh.") {
 				real = true
 			}

@@ -58,6 +58,26 @@
 // layer reuse that must not depend on what was imported before, prune
 // of imported images, and no garbage right after an import.
 //
+// Export (export_test.go): the realistic image and its skopeo
+// conversions to zstd and Docker schema 2, imported layered and
+// precomposed (the conversions into fresh repositories, where they get
+// the original's layer commits), export with the original's config
+// digest and diff_ids (the blobs decompressed by gzip and zstd hash to
+// them), the precomposed export is the layered one byte for byte, and
+// umoci unpack of it is the original's, mtimes and hardlinks included
+// (the zstd export through skopeo copy, as Debian's umoci reads no zstd);
+// the export pushed to the registry by skopeo and imported with docker://
+// into a fresh repository has the original's related list and weak refs,
+// as do gzip, zstd and uncompressed exports of the synthetic image
+// imported into fresh repositories; a squashed image exports as one layer
+// that unpacks as the original; oci-archive and docker-archive exports
+// pass skopeo inspect with the original's diff_ids (and the docker-archive
+// copies and unpacks as the original); layers stripped of their tar-split
+// record export with synthesized headers, a warning per layer on stderr
+// and new diff_ids that umoci checks; prune deletes a record with its
+// layer commit and keeps the shared base's, real ostree show reads it and
+// ostree fsck accepts the repository.
+//
 // Registries (registry_test.go): Debian's docker-registry on 127.0.0.1,
 // one plain instance and one with htpasswd basic auth, each started once
 // per run and stopped by TestMain (stopServers), images pushed in by
