@@ -9,13 +9,7 @@
 # layout (made by export --compress-format none). Each command runs BENCH_RUNS times (default 5) under
 # /usr/bin/time -v; the table gives the median wall time and the
 # largest peak RSS, and is written to $BENCH_WORK/out/export.md.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-ROOT=$PWD
-BIN=$ROOT/bin/ostree-mount
-W=${BENCH_WORK:-/var/tmp/ostree-mount-bench}
-RUNS=${BENCH_RUNS:-5}
-OUT=$W/out
+. "$(dirname "$0")/bench_env.sh"
 IMG=$W/img
 mkdir -p "$OUT"
 [ -d "$IMG" ] || { echo "bench_export: no $IMG (run scripts/bench.sh first)"; exit 1; }

@@ -13,13 +13,7 @@
 # Built once under $BENCH_WORK/lazy. Prints the timings, ostree-mount's
 # bytes fetched from nginx's log against the served repository's size,
 # and writes $BENCH_WORK/out/lazy-*.json.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-ROOT=$PWD
-BIN=$ROOT/bin/ostree-mount
-W=${BENCH_WORK:-/var/tmp/ostree-mount-bench}
-RUNS=${BENCH_RUNS:-5}
-OUT=$W/out
+. "$(dirname "$0")/bench_env.sh"
 L=$W/lazy
 mkdir -p "$OUT" "$L"
 log() { printf '\033[1m== %s\033[0m\n' "$*" >&2; }

@@ -4,13 +4,7 @@
 # registry (Debian's docker-registry on a free 127.0.0.1 port). Uses the
 # image scripts/bench.sh built ($BENCH_WORK/img, tag bench); prints both
 # timings and writes $BENCH_WORK/out/registry-{om,skopeo}.json.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-ROOT=$PWD
-BIN=$ROOT/bin/ostree-mount
-W=${BENCH_WORK:-/var/tmp/ostree-mount-bench}
-RUNS=${BENCH_RUNS:-5}
-OUT=$W/out
+. "$(dirname "$0")/bench_env.sh"
 IMG=$W/img
 mkdir -p "$OUT"
 [ -d "$IMG" ] || { echo "bench_registry: no $IMG (run scripts/bench.sh first)"; exit 1; }
