@@ -107,8 +107,7 @@ func ParseIndex(data []byte) (*Index, error) {
 			return nil, fmt.Errorf("%w: tree record %d: bytes out of range", ErrBadIndex, i)
 		}
 	}
-	n2 := idx.n
-	for i := 0; i < n2; i++ {
+	for i := 0; i < idx.n; i++ {
 		r := idx.record(i)
 		if i > 0 && bytes.Compare(idx.record(i - 1)[:32], r[:32]) >= 0 {
 			return nil, fmt.Errorf("%w: records out of order at %d", ErrBadIndex, i)

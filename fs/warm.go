@@ -62,10 +62,10 @@ const (
 )
 
 // LocalObjects is implemented by Objects that may have to fetch an
-// object to open it (a lazy remote store). Local reports whether the
-// content object is held locally; the warmer opens only those.
+// object to open it (a lazy remote store). LocalObject reports whether an
+// object is held locally; the warmer opens only local content.
 type LocalObjects interface {
-	Local(c repo.Checksum) bool
+	LocalObject(t repo.ObjectType, c repo.Checksum) bool
 }
 
 func newWarmer(f *filesystem) *warmer {
@@ -151,7 +151,7 @@ func (w *warmer) run() {
 		case <-w.ctx.Done():
 			return
 		case j := <-w.q:
-			if local != nil && !local.Local(j.sum) {
+			if local != nil && !local.LocalObject(repo.ObjFile, j.sum) {
 				continue
 			}
 			e, err := w.fs.fds.get(w.ctx, j.sum)

@@ -23,7 +23,7 @@ type localStore struct {
 	local map[repo.Checksum]bool
 }
 
-func (s *localStore) Local(c repo.Checksum) bool { return s.local[c] }
+func (s *localStore) LocalObject(_ repo.ObjectType, c repo.Checksum) bool { return s.local[c] }
 
 // warmNodes: a directory of small files, one large file and a symlink.
 func warmNodes() []repotest.Node {

@@ -175,12 +175,9 @@ func (l *Lazy) VerifyContent(ctx context.Context, c repo.Checksum) error {
 	return err
 }
 
-// Local reports whether a content object is held locally, so that opening
-// it fetches nothing (fs's warmer opens only those).
-func (l *Lazy) Local(c repo.Checksum) bool { return l.LocalObject(repo.ObjFile, c) }
-
 // LocalObject reports whether an object is held locally, so that reading
-// it fetches nothing (compose then prefers a layer's metadata index).
+// it fetches nothing: compose then prefers a layer's metadata index, and
+// fs's warmer opens only local files.
 func (l *Lazy) LocalObject(t repo.ObjectType, c repo.Checksum) bool {
 	ok, err := l.r.HasObject(t, c)
 	return ok && err == nil
