@@ -75,25 +75,57 @@ type service struct {
 	uid     uint32                // the only peer allowed (root)
 	mount   func(o Options) error // s.mountOne; tests replace it
 	caches  *caches               // shared by every mount; made by the first
+	// handlers counts the requests being answered.
+	handlers sync.WaitGroup
+	// store is the supervisor's fd store that every mount is handed to,
+	// and runDir where the mounts' records are (nil, "": mounts made
+	// by fs alone, in tests).
+	store  *fdStore
+	runDir string
 }
 
-// Serve listens on the socket at path and serves the mounts requested
-// there, from this process, until SIGTERM or SIGINT; it then unmounts
-// them all and returns. It logs on log.
-func Serve(path string, log io.Writer) error {
-	if os.Geteuid() != 0 {
-		return errors.New("serve: needs root: the service mounts with mount(2)")
+// IsWorker reports whether this process is a worker of the mount
+// service (or a probe of its protocol), which must run RunWorker
+// instead of its command line.
+func IsWorker() bool { return os.Getenv(manifestEnv) != "" || os.Getenv(probeEnv) != "" }
+
+// RunWorker is a worker of the mount service, started by its supervisor
+// (Serve) with the service's socket, the control socketpair and the
+// descriptors of the mounts to serve again, all named in its manifest.
+// It serves those mounts and the mounts requested on the socket until
+// SIGTERM or SIGINT (or the supervisor's death), then unmounts them all;
+// on SIGUSR1 it stops accepting and exits once its requests are
+// answered, leaving the mounts to its successor. It logs on log.
+func RunWorker(log io.Writer) error {
+	if os.Getenv(probeEnv) != "" {
+		fmt.Println(probeReply)
+		return nil
 	}
-	path, err := filepath.Abs(path)
+	p := os.Getenv(manifestEnv)
+	os.Unsetenv(manifestEnv)
+	m, err := readManifest(p)
 	if err != nil {
 		return err
 	}
-	ln, err := listenSocket(path)
+	cf := os.NewFile(uintptr(m.Control), "control")
+	ctl, err := fileConn(cf)
+	cf.Close()
 	if err != nil {
 		return err
 	}
+	lf := os.NewFile(uintptr(m.Listener), "listener")
+	l, err := net.FileListener(lf)
+	lf.Close()
+	if err != nil {
+		return fmt.Errorf("worker: listener: %w", err)
+	}
+	ln, ok := l.(*net.UnixListener)
+	if !ok {
+		return fmt.Errorf("worker: the listener is not a unix socket")
+	}
+	ln.SetUnlinkOnClose(false)
 	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1)
 	defer signal.Stop(sigs)
 	// The collector runs at GOGC 50, so that the heap of many mounts,
 	// mostly their inodes, does not double between collections, and
@@ -102,18 +134,42 @@ func Serve(path string, log io.Writer) error {
 	debug.SetGCPercent(gcPercent())
 	debug.SetMemoryLimit(serviceBase)
 	s := newService(slog.New(slog.NewTextHandler(log, nil)))
+	s.store = &fdStore{conn: ctl}
+	s.runDir = m.RunDir
+	resumed, failed := s.resumeAll(m.Mounts)
+	if err := s.store.call(ctlMsg{Op: "ready", Resumed: resumed, Failed: failed}); err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+	handover := make(chan bool, 1)
 	go func() {
-		<-sigs
-		// OSTREE_MOUNT_MEMPROFILE=FILE writes a heap profile of the
-		// service and its mounts before they are unmounted.
-		writeHeapProfile()
+		sig := <-sigs
+		handover <- sig == syscall.SIGUSR1
+		if sig != syscall.SIGUSR1 {
+			// OSTREE_MOUNT_MEMPROFILE=FILE writes a heap profile of the
+			// service and its mounts before they are unmounted.
+			writeHeapProfile()
+		}
 		ln.Close()
 	}()
-	s.log.Info("serving mounts", "socket", path)
+	s.log.Info("worker serving", "socket", m.Socket, "pid", os.Getpid(), "generation", m.Generation, "resumed", resumed, "failed", failed)
+	s.accept(ln)
+	if <-handover {
+		// The mounts are the next worker's: answer the requests being
+		// answered, and go without unmounting anything.
+		s.handlers.Wait()
+		s.log.Info("worker handing over", "pid", os.Getpid())
+		os.Exit(0)
+	}
+	s.stop()
+	return nil
+}
+
+// accept answers the connections on ln until it is closed.
+func (s *service) accept(ln *net.UnixListener) {
 	for {
 		conn, err := ln.AcceptUnix()
 		if errors.Is(err, net.ErrClosed) {
-			break
+			return
 		}
 		if err != nil {
 			// Out of descriptors, say: the mounts are still served.
@@ -121,11 +177,12 @@ func Serve(path string, log io.Writer) error {
 			time.Sleep(100 * time.Millisecond)
 			continue
 		}
-		go s.handle(conn)
+		s.handlers.Add(1)
+		go func() {
+			defer s.handlers.Done()
+			s.handle(conn)
+		}()
 	}
-	os.Remove(path)
-	s.stop()
-	return nil
 }
 
 func newService(log *slog.Logger) *service {
@@ -278,8 +335,76 @@ func checkPeer(conn *net.UnixConn, uid uint32) error {
 }
 
 // mountOne serves one request: pin, compose and mount, as a daemon
-// would.
-func (s *service) mountOne(o Options) (err error) {
+// would; in a worker, it records the mount and hands its descriptors to
+// the supervisor before it answers.
+func (s *service) mountOne(o Options) error { return s.serveMount(o, nil) }
+
+// resumption is a mount that a worker serves again: the descriptors the
+// supervisor held for it and its record.
+type resumption struct {
+	id   string
+	fuse *os.File // owned: closed by serveMount
+	rec  mountRecord
+}
+
+// resumeAll serves again the mounts of a worker's manifest, a few at a
+// time, and returns how many it resumed and how many it could not (each
+// of which it detached and dropped).
+func (s *service) resumeAll(mounts []manifestMount) (resumed, failed int) {
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 4)
+	for _, mm := range mounts {
+		fuse := os.NewFile(uintptr(mm.FUSE), "/dev/fuse")
+		// The supervisor keeps the pin; this worker removes its file
+		// when the mount ends (the record names it).
+		unix.Close(mm.Pin)
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			err := s.resume(mm, fuse)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				failed++
+				s.log.Error("resume", "id", mm.ID, "err", err)
+				return
+			}
+			resumed++
+		}()
+	}
+	wg.Wait()
+	return resumed, failed
+}
+
+// resume serves mount mm again on fuse; a mount it cannot serve is
+// detached, so that nothing waits on it for ever, and dropped.
+func (s *service) resume(mm manifestMount, fuse *os.File) error {
+	start := time.Now()
+	rec, err := readRecord(s.runDir, mm.ID)
+	if err == nil {
+		err = s.serveMount(rec.Options, &resumption{id: mm.ID, fuse: fuse, rec: rec})
+		if err == nil {
+			s.log.Info("resumed", "mountpoint", rec.Options.Mountpoint, "rev", rec.Options.Rev, "took", time.Since(start))
+			return nil
+		}
+		_ = fs.DetachIfOurs(rec.Options.Mountpoint, rec.Devnum)
+		os.Remove(rec.Pin)
+	} else {
+		fuse.Close()
+	}
+	_ = s.store.call(ctlMsg{Op: "drop", ID: mm.ID})
+	os.RemoveAll(mountDir(s.runDir, mm.ID))
+	return err
+}
+
+// serveMount pins, composes and serves the mount o: a new one (res nil)
+// or, in a worker, one that a previous worker served (res).
+func (s *service) serveMount(o Options, res *resumption) (err error) {
+	if res != nil {
+		defer res.fuse.Close()
+	}
 	sum, err := repo.ParseChecksum(o.Commit)
 	if err != nil {
 		return fmt.Errorf("serve: commit: %w", err)
@@ -303,11 +428,21 @@ func (s *service) mountOne(o Options) (err error) {
 		logf.Close()
 		return err
 	}
-	pin, err := r.Pin(context.Background(), sum)
-	if err != nil {
-		r.Close()
-		logf.Close()
-		return err
+	// The pin: a new one, or the one the supervisor holds for a resumed
+	// mount, whose file this worker removes at the end.
+	var pin *repo.Pin
+	var pinPath string
+	var unpin func()
+	if res == nil {
+		if pin, err = r.Pin(context.Background(), sum); err != nil {
+			r.Close()
+			logf.Close()
+			return err
+		}
+		pinPath, unpin = pin.Path(), func() { _ = pin.Release() }
+	} else {
+		pinPath = res.rec.Pin
+		unpin = func() { os.Remove(pinPath) }
 	}
 	fo := o.fsOptions()
 	fo.Logger = slog.New(slog.NewTextHandler(logf, nil))
@@ -320,8 +455,17 @@ func (s *service) mountOne(o Options) (err error) {
 	if fo.Readers == 0 {
 		fo.Readers = serviceReaders
 	}
+	id := newID()
+	if res != nil {
+		id = res.id
+	}
+	forget := func() {
+		if s.store != nil {
+			os.RemoveAll(mountDir(s.runDir, id))
+		}
+	}
 	release := func() {
-		pin.Release()
+		unpin()
 		r.Close()
 		logf.Close()
 	}
@@ -349,12 +493,21 @@ func (s *service) mountOne(o Options) (err error) {
 	debug.SetMemoryLimit(s.budget)
 	s.mu.Unlock()
 	var m *mounted
+	// handed: the supervisor holds the mount's descriptors, and drops
+	// them when it ends.
+	handed := res != nil
 	done := func() {
 		s.mu.Lock()
 		delete(s.mounts, o.Mountpoint)
 		s.budget -= mountOverhead
 		debug.SetMemoryLimit(s.budget)
 		s.mu.Unlock()
+		if handed {
+			if err := s.store.call(ctlMsg{Op: "drop", ID: id}); err != nil {
+				s.log.Error("drop", "mountpoint", o.Mountpoint, "err", err)
+			}
+		}
+		forget()
 		// The count of directories composed so far in the shared caches:
 		// a walk of an image another mount walked composes none. The
 		// inode counts tell what the mount held at most.
@@ -367,8 +520,56 @@ func (s *service) mountOne(o Options) (err error) {
 		release()
 		s.wg.Done()
 	}
-	m, err = startMount(r, sum, o.Mountpoint, o.CacheSize, shared, fo, nil)
+	// In a worker the mount is made here, on a /dev/fuse descriptor the
+	// supervisor is handed (a new mount), or served again on the one it
+	// held (res); fs serves a duplicate, which it closes at the end.
+	var dev *os.File
+	var devnum uint64
+	before := func(fo *fs.Options) error {
+		if s.store == nil {
+			return nil
+		}
+		if res != nil {
+			dev, devnum = res.fuse, res.rec.Devnum
+		} else {
+			var err error
+			if dev, err = fs.OpenDevice(); err != nil {
+				return fmt.Errorf("mount: %w", err)
+			}
+			if devnum, err = mountDevice(dev, o.Mountpoint, *fo); err != nil {
+				return err
+			}
+			if err := writeRecord(s.runDir, id, mountRecord{Options: o, Devnum: devnum, Pin: pinPath}); err != nil {
+				return err
+			}
+		}
+		fd, err := unix.FcntlInt(dev.Fd(), unix.F_DUPFD_CLOEXEC, 3)
+		if err != nil {
+			return fmt.Errorf("mount: %w", err)
+		}
+		fo.Device, fo.DeviceNumber = fd, devnum
+		*fo = withState(*fo, filepath.Join(mountDir(s.runDir, id), fsStateDir), res != nil)
+		return nil
+	}
+	m, err = startMount(r, sum, o.Mountpoint, o.CacheSize, shared, fo, before)
+	if err == nil && s.store != nil && res == nil {
+		// The supervisor holds the mount from now on; the worker's own
+		// descriptor goes (fs serves its duplicate).
+		err = s.store.call(ctlMsg{Op: "add", ID: id, Pin: pinPath}, dev, pin.File())
+		if err != nil {
+			_ = m.srv.Unmount()
+			m.wait()
+			m = nil
+		}
+		handed = err == nil
+	}
+	if res == nil && dev != nil {
+		dev.Close()
+	}
 	if err != nil {
+		if res == nil && devnum != 0 {
+			_ = fs.DetachIfOurs(o.Mountpoint, devnum)
+		}
 		done()
 		return err
 	}

@@ -20,10 +20,14 @@ func main() {
 		}
 	}
 	var err error
-	if mount.IsDaemon() {
+	switch {
+	case mount.IsDaemon():
 		// A mount's daemon, started by the mount command.
 		err = mount.RunDaemon()
-	} else {
+	case mount.IsWorker():
+		// The mount service's worker, started by 'serve'.
+		err = mount.RunWorker(os.Stderr)
+	default:
 		app := New()
 		err = app.Run(permuteArgs(app, os.Args))
 	}
