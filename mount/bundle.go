@@ -171,7 +171,7 @@ type rootAttr struct {
 // writeBundleConfig writes o.Dir/config.json for commit sum and returns
 // the image root's attributes.
 func writeBundleConfig(r *repo.Repo, sum repo.Checksum, o BundleOptions) (rootAttr, error) {
-	t, err := openTree(r, sum, 8<<20, 0, nil)
+	t, err := openTree(r, sum, o.Mount.Rev, 8<<20, 0, nil)
 	if err != nil {
 		return rootAttr{}, err
 	}

@@ -311,7 +311,7 @@ func mountAndHandOff(r *repo.Repo, sum repo.Checksum, o Options) (err error) {
 	}
 	// Check what the daemon will compose first: the commit, its layer
 	// commits and the root directory.
-	t, err := openTree(r, sum, 1<<20, 0, nil)
+	t, err := openTree(r, sum, o.Rev, 1<<20, 0, nil)
 	if err != nil {
 		return err
 	}

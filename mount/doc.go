@@ -44,8 +44,9 @@
 //
 // # The mount service
 //
-// Serve is a long-lived process ('ostree-mount serve') that serves any
-// number of mounts itself, so that a mount costs no process start. A
+// Serve is a long-lived service ('ostree-mount serve') that serves any
+// number of mounts from one worker process, so that a mount costs no
+// process start. A
 // background mount as root asks it first (Request); when no service
 // listens, it starts a daemon as above. The wire protocol on the unix
 // socket is one JSON Options value from the client and one JSON Reply
@@ -53,6 +54,67 @@
 // closes. Only root may connect (SO_PEERCRED). A stale socket, one that
 // nobody accepts on, is replaced at start; a live one or anything that is
 // not a socket is an error.
+//
+// # Mounts that outlive their worker
+//
+// The service is two processes, so that its mounts survive the process
+// that serves them. The supervisor (Serve) is small and does no FUSE
+// work: it holds the listening socket, every mount's /dev/fuse
+// descriptor and its pin descriptor (the pin's OFD lock belongs to the
+// open file description, so whoever holds a descriptor of it holds the
+// pin), and runs the worker (RunWorker: this executable, told by its
+// environment) as its child with all of those inherited, named in a
+// manifest (RunDir/manifest.json). The run directory,
+// /run/ostree-mount/service-HASH (HASH of the socket's path, mode 0700),
+// has a directory per mount, mounts/ID, with the mount's record
+// (mount.json: its Options, its device number and its pin file) and fs's
+// state (mounts/ID/fs, fs.Options.State: the kernel's INIT settings and
+// the journal of node IDs, written before each reply).
+//
+// The worker serves the mounts as a single-process service would. It
+// makes each new mount itself (fs.OpenDevice, fs.MountDevice, then
+// fs.Mount on the descriptor), writes its record, and hands the
+// /dev/fuse and pin descriptors to the supervisor (an "add" message with
+// SCM_RIGHTS on a SOCK_SEQPACKET socketpair) before it answers the
+// client; when a mount ends it says "drop", and removes the record and
+// the pin file. Each message is answered, one at a time (fdStore).
+//
+// When the worker dies (the supervisor reaps it), even by SIGKILL, the
+// kernel keeps each mount's connection open, because the supervisor
+// holds a descriptor of it: requests queue. The supervisor starts a new
+// worker at once, which serves every mount again (fs.Options{Device,
+// DeviceNumber, State, Resume: true}): fs does not wait for INIT, revives
+// the node IDs the kernel knows from the journal, and sends
+// FUSE_NOTIFY_RESEND so that the requests the dead worker had read and
+// not answered come again (Linux 6.9 and later; an older kernel fails
+// those with EIO, and the mount survives). A mount the new worker cannot
+// serve (its repository gone, say) is detached and dropped, so that
+// nothing waits on it for ever. Then the worker says "ready" and accepts
+// on the socket, whose backlog kept the connections made meanwhile. The
+// pins are the supervisor's all along, so prune gets no window. A worker
+// that dies within a second of its start counts as a quick death: three
+// in a row restart at once, then each restart waits twice as long, from
+// 100 ms up to 10 s (restartPolicy). Every death and start is logged.
+//
+// An upgrade (SIGHUP, or 'serve --upgrade' on the supervisor's control
+// socket, RunDir/supervisor.sock) first runs the executable at the
+// supervisor's path as a probe, which must answer with the same
+// protocol; then sends the worker SIGUSR1, on which it stops accepting,
+// answers the mount requests it has and exits without unmounting
+// anything; then re-executes the supervisor (execve of that executable,
+// its descriptors kept open and named in the manifest), which starts a
+// new worker as after a crash. The kernel queues the mounts' requests
+// meanwhile, so none fails. Workers are started from /proc/self/exe, so
+// a crash restart runs the supervisor's own version, never one renamed
+// over it but not yet upgraded to.
+//
+// SIGTERM or SIGINT to the supervisor stops the worker with SIGTERM,
+// which unmounts everything; the supervisor detaches what is left and
+// removes the socket and the run directory. The worker is started with
+// SIGTERM as its parent-death signal, so that a supervisor killed
+// outright takes its mounts with it, unmounted, rather than leaving a
+// worker no one restarts; the next supervisor on the socket clears the
+// run directory it left.
 //
 // # Memory
 //
@@ -91,7 +153,9 @@
 // # Signals and unmount
 //
 // SIGTERM or SIGINT unmounts a daemon's mount (lazily, if the unmount
-// fails) and the daemon exits; the service unmounts all of its mounts.
+// fails) and the daemon exits; the service unmounts all of its mounts. A
+// mount's own daemon (not under the service) holds its descriptors
+// alone: if it dies, its mount dies with it (ENOTCONN).
 // Unmount detaches a mount of this filesystem type, also one whose daemon
 // died, and refuses any other.
 package mount

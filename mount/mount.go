@@ -117,7 +117,7 @@ func serve(r *repo.Repo, pin *repo.Pin, o Options, log *slog.Logger, dev *device
 	defer signal.Stop(sigs)
 	fo := o.fsOptions()
 	fo.Logger, fo.SpareP = log, true // a daemon serves one mount
-	m, err := startMount(r, pin.Commit, o.Mountpoint, o.CacheSize, nil, fo, func(fo *fs.Options) error {
+	m, err := startMount(r, pin.Commit, o.Rev, o.Mountpoint, o.CacheSize, nil, fo, func(fo *fs.Options) error {
 		if dev != nil {
 			var err error
 			if fo.DeviceNumber, err = dev.mounted(); err != nil {
@@ -168,12 +168,12 @@ type mounted struct {
 	tree *tree
 }
 
-// startMount composes commit sum of r and mounts it at mnt with options o
-// (o.Logger set), with the metadata caches shared (nil: its own of
-// cacheSize bytes). beforeMount runs once the composition is ready, just
-// before mounting; it may still change o.
-func startMount(r *repo.Repo, sum repo.Checksum, mnt string, cacheSize int64, shared *caches, o fs.Options, beforeMount func(*fs.Options) error) (*mounted, error) {
-	t, err := openTree(r, sum, cacheSize, prefetchWorkers(), shared)
+// startMount composes commit sum of r (which rev named) and mounts it at
+// mnt with options o (o.Logger set), with the metadata caches shared
+// (nil: its own of cacheSize bytes). beforeMount runs once the
+// composition is ready, just before mounting; it may still change o.
+func startMount(r *repo.Repo, sum repo.Checksum, rev, mnt string, cacheSize int64, shared *caches, o fs.Options, beforeMount func(*fs.Options) error) (*mounted, error) {
+	t, err := openTree(r, sum, rev, cacheSize, prefetchWorkers(), shared)
 	if err != nil {
 		return nil, err
 	}

@@ -72,8 +72,11 @@ func resolveRemote(ctx context.Context, r *repo.Repo, o *Options) error {
 
 // objectsFor is what commit sum of r is composed from: r itself when the
 // commit and the commits it relates are complete, else a lazy store over
-// r fetching from the remote whose ref names sum.
-func objectsFor(r *repo.Repo, sum repo.Checksum) (objects, io.Closer, error) {
+// r fetching from the remote that rev names (REMOTE:REF), or else from
+// the remote whose ref names sum. Rev comes first because a worker of the
+// service that serves a mount again (after a crash) may find the remote's
+// ref moved on since the mount was made.
+func objectsFor(r *repo.Repo, sum repo.Checksum, rev string) (objects, io.Closer, error) {
 	partial := r.IsPartial(sum)
 	if !partial {
 		cm, err := r.ReadCommit(context.Background(), sum)
@@ -90,19 +93,24 @@ func objectsFor(r *repo.Repo, sum repo.Checksum) (objects, io.Closer, error) {
 	if !partial {
 		return r, io.NopCloser(nil), nil
 	}
+	lazy := func(name string) (objects, io.Closer, error) {
+		l, err := remote.NewLazy(r, name, remote.LazyOptions{Logger: slog.Default()})
+		if err != nil {
+			return nil, nil, fmt.Errorf("commit %s (partial): %w", sum, err)
+		}
+		return l, &lazyCloser{l: l, r: r, commit: sum}, nil
+	}
+	if name, _, ok := remoteRev(r, rev); ok {
+		return lazy(name)
+	}
 	refs, err := r.ListRefs(repo.RefRemote)
 	if err != nil {
 		return nil, nil, err
 	}
 	for _, ref := range refs {
-		if ref.Commit != sum {
-			continue
+		if ref.Commit == sum {
+			return lazy(ref.Name.Remote)
 		}
-		l, err := remote.NewLazy(r, ref.Name.Remote, remote.LazyOptions{Logger: slog.Default()})
-		if err != nil {
-			return nil, nil, fmt.Errorf("commit %s (partial): %w", sum, err)
-		}
-		return l, &lazyCloser{l: l, r: r, commit: sum}, nil
 	}
 	// Partial, and no remote to complete it from: serve what is here.
 	return r, io.NopCloser(nil), nil

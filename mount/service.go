@@ -551,7 +551,7 @@ func (s *service) serveMount(o Options, res *resumption) (err error) {
 		*fo = withState(*fo, filepath.Join(mountDir(s.runDir, id), fsStateDir), res != nil)
 		return nil
 	}
-	m, err = startMount(r, sum, o.Mountpoint, o.CacheSize, shared, fo, before)
+	m, err = startMount(r, sum, o.Rev, o.Mountpoint, o.CacheSize, shared, fo, before)
 	if err == nil && s.store != nil && res == nil {
 		// The supervisor holds the mount from now on; the worker's own
 		// descriptor goes (fs serves its duplicate).

@@ -31,11 +31,11 @@ func newCaches(cacheSize int64) (*caches, error) {
 	return compose.NewCaches(cacheSize)
 }
 
-// openTree composes commit sum of r with prefetch workers: the commit,
-// its layer commits and its root directory are read now. Its metadata
-// cache is shared when not nil (the mount service's), else one of
-// cacheSize bytes of its own.
-func openTree(r *repo.Repo, sum repo.Checksum, cacheSize int64, prefetch int, shared *caches) (*tree, error) {
+// openTree composes commit sum of r, which rev named, with prefetch
+// workers: the commit, its layer commits and its root directory are read
+// now. Its metadata cache is shared when not nil (the mount service's),
+// else one of cacheSize bytes of its own.
+func openTree(r *repo.Repo, sum repo.Checksum, rev string, cacheSize int64, prefetch int, shared *caches) (*tree, error) {
 	ca, own := shared, (*compose.Caches)(nil)
 	if ca == nil {
 		var err error
@@ -49,7 +49,7 @@ func openTree(r *repo.Repo, sum repo.Checksum, cacheSize int64, prefetch int, sh
 			own.Close()
 		}
 	}
-	objs, done, err := objectsFor(r, sum)
+	objs, done, err := objectsFor(r, sum, rev)
 	if err != nil {
 		closeOwn()
 		return nil, err
