@@ -64,7 +64,14 @@ type service struct {
 // socket.
 func startService(t *testing.T, sock string) *service {
 	t.Helper()
-	s := &service{cmd: exec.Command(binary, "serve", "--socket", sock), log: &lockedBuffer{}, exited: make(chan error, 1)}
+	return startServiceExe(t, binary, sock)
+}
+
+// startServiceExe starts `EXE serve` on sock (EXE a copy of the binary)
+// and waits for its socket.
+func startServiceExe(t *testing.T, exe, sock string) *service {
+	t.Helper()
+	s := &service{cmd: exec.Command(exe, "serve", "--socket", sock), log: &lockedBuffer{}, exited: make(chan error, 1)}
 	s.cmd.Stderr = s.log
 	check(t, s.cmd.Start())
 	go func() { s.exited <- s.cmd.Wait() }()

@@ -78,10 +78,17 @@ func register(cmd *cli.Command) *cli.Command {
 	return cmd
 }
 
+// version is what --version prints; a build sets it with
+// -ldflags "-X main.version=...".
+var version = "dev"
+
 // New returns the CLI application.
 func New() *cli.App {
+	// --version only: -v is a command's own flag (remote summary -v).
+	cli.VersionFlag = &cli.BoolFlag{Name: "version", Usage: "print the version"}
 	app := &cli.App{
 		Name:                   "ostree-mount",
+		Version:                version,
 		Usage:                  "store container images in OSTree and mount commits lazily",
 		UsageText:              "ostree-mount [--repo PATH] COMMAND [options] [args]",
 		Flags:                  append([]cli.Flag{repoFlag(true)}, mountFlags()...),
