@@ -177,6 +177,7 @@ type manifest struct {
 	// Generation counts the workers the supervisor started, Restarts
 	// those after a crash.
 	Generation int             `json:"generation"`
+	Restarts   int             `json:"restarts,omitempty"`
 	Mounts     []manifestMount `json:"mounts"`
 }
 

@@ -172,7 +172,7 @@ func adoptSupervisor(p, socket string, log *slog.Logger) (*supervisor, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.gen = m.Generation
+	s.gen, s.restarts = m.Generation, m.Restarts
 	inherit := func(fd int, name string) *os.File {
 		unix.CloseOnExec(fd)
 		return os.NewFile(uintptr(fd), name)
@@ -380,7 +380,7 @@ func exitStatus(err error) string {
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
 		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			return "killed by " + ws.Signal().String()
+			return fmt.Sprintf("signal %d (%s)", int(ws.Signal()), ws.Signal())
 		}
 		return fmt.Sprintf("exit %d", ee.ExitCode())
 	}
@@ -612,7 +612,7 @@ func probe(exe string) error {
 // fails, the descriptors close-on-exec again.
 func (s *supervisor) reexec(reply *net.UnixConn) error {
 	s.mu.Lock()
-	m := manifest{Socket: s.socket, RunDir: s.runDir, Listener: int(s.listener.Fd()), Generation: s.gen}
+	m := manifest{Socket: s.socket, RunDir: s.runDir, Listener: int(s.listener.Fd()), Generation: s.gen, Restarts: s.restarts}
 	keep := []int{m.Listener}
 	for id, hm := range s.mounts {
 		mm := manifestMount{ID: id, FUSE: int(hm.fuse.Fd()), Pin: int(hm.pin.Fd()), PinPath: hm.pinPath}
