@@ -23,7 +23,10 @@ cleanup() {
   rm -rf "$D"
 }
 trap cleanup EXIT
-rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+# The service is a supervisor and its worker (its child): their sum.
+svc_pids() { echo "$1"; cat /proc/"$1"/task/*/children 2>/dev/null; }
+rss_kb() { local t=0 p; for p in $(svc_pids "$1"); do t=$((t + $(awk '/VmRSS/ {print $2}' "/proc/$p/status"))); done; echo "$t"; }
+hwm_kb() { local t=0 p; for p in $(svc_pids "$1"); do t=$((t + $(awk '/VmHWM/ {print $2}' "/proc/$p/status"))); done; echo "$t"; }
 walk() { find "$1" -printf '%p %s %m\n' > /dev/null; }
 # drops counts drop_caches of slab objects (dentries, inodes) since boot.
 drops() { awk '/^drop_slab / {print $2}' /proc/vmstat; }
@@ -52,7 +55,7 @@ for n in 1 10 20 50 100; do
     [ "$(drops)" = "$drops" ] && break
     log "density: caches dropped during the walks of $n mounts (try $try)"
   done
-  hwm=$(awk '/VmHWM/ {print $2}' "/proc/$SVC/status")
+  hwm=$(hwm_kb "$SVC")
   mount_s=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["results"][0]["median"])' "$D/mount-$n.json")
   echo "{\"mounts\": $n, \"rss_kb\": $rss, \"hwm_kb\": $hwm, \"mount_s\": $mount_s}" > "$OUT/density-$n.json"
   log "density: $n mounts: service RSS $((rss / 1024)) MB (peak $((hwm / 1024)) MB), the ${n}th mount ${mount_s}s"

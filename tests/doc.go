@@ -149,6 +149,26 @@
 // every file, equals the source tree both times, and the inodes it held
 // at once (the service logs the peak) stay within three times the bound.
 //
+// Survival (survive_test.go): the mount service's worker killed with
+// SIGKILL and the service upgraded, under readers that must not notice.
+// 32 readers read random files of the Go tree (each dropped from the
+// page cache after its read, so reads reach the worker) through ten
+// kills: no read fails, every byte is the source's, and after each kill
+// a file never read before reads within a second of the kill; the pin
+// stays live, and the supervisor logs each death and each resumption.
+// A prune while the worker is dead and not yet replaced (the supervisor
+// held with SIGSTOP) deletes nothing of the mounted image whose ref is
+// gone; the mount then equals the source and ostree fsck passes, and
+// the same prune after the unmount deletes the image. A lazy mount of a
+// remote's ref survives a kill and fetches from nginx after it, the
+// remote's ref deleted (the new worker finds the remote by the mount's
+// rev); it equals ostree checkout. Runc runs a container of a bundle
+// mounted by the service whose loop reads /usr/bin and checks each
+// file's MD5 (dd iflag=nocache): no read fails across a kill of the
+// worker and an upgrade ('serve --upgrade') to a freshly built binary
+// renamed over the old one, after which the supervisor (same pid) and
+// its worker run the new binary.
+//
 // Bundles and mount(8) (bundle_test.go): config.json of a bundle of the
 // realistic image, and of variants made with umoci config (an
 // entrypoint, a user by name, name:group, uid:group and numbers, a
