@@ -340,17 +340,17 @@ func TestSurviveLazy(t *testing.T) {
 }
 
 // containerLoop is the script of TestSurviveContainer's container: it
-// reads every file of /ctl/sums, dropping each from the page cache as it
-// goes (dd iflag=nocache), and checks its MD5 sum, until /ctl/stop
-// exists; it counts its passes in /ctl/count and prints FAIL for a file
+// reads every file of /mnt/sums, dropping each from the page cache as it
+// goes (dd iflag=nocache), and checks its MD5 sum, until /mnt/stop
+// exists; it counts its passes in /mnt/count and prints FAIL for a file
 // that does not read or reads wrong.
 const containerLoop = `n=0
-while [ ! -e /ctl/stop ]; do
+while [ ! -e /mnt/stop ]; do
   while read sum path; do
     got=$(dd if="$path" iflag=nocache bs=1M 2>/dev/null | md5sum | cut -d' ' -f1)
     [ "$got" = "$sum" ] || echo "FAIL pass=$n $path $got"
-  done < /ctl/sums
-  n=$((n+1)); echo $n > /ctl/count.tmp; mv /ctl/count.tmp /ctl/count
+  done < /mnt/sums
+  n=$((n+1)); echo $n > /mnt/count.tmp; mv /mnt/count.tmp /mnt/count
 done
 echo "done $n"`
 
@@ -394,7 +394,7 @@ func TestSurviveContainer(t *testing.T) {
 	spec := readSpec(t, filepath.Join(dir, "config.json"))
 	spec.Process.Args = []string{"/bin/sh", "-c", containerLoop}
 	spec.Process.Terminal = false
-	spec.Mounts = append(spec.Mounts, rspec.Mount{Destination: "/ctl", Type: "bind", Source: ctl, Options: []string{"rbind", "rw"}})
+	spec.Mounts = append(spec.Mounts, rspec.Mount{Destination: "/mnt", Type: "bind", Source: ctl, Options: []string{"rbind", "rw"}})
 	out, err := json.MarshalIndent(spec, "", "\t")
 	check(t, err)
 	check(t, os.WriteFile(filepath.Join(dir, "config.json"), out, 0o644))
