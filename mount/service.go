@@ -101,6 +101,7 @@ func RunWorker(log io.Writer) error {
 		fmt.Println(probeReply)
 		return nil
 	}
+	sup := os.Getppid()
 	p := os.Getenv(manifestEnv)
 	os.Unsetenv(manifestEnv)
 	m, err := readManifest(p)
@@ -161,6 +162,12 @@ func RunWorker(log io.Writer) error {
 		os.Exit(0)
 	}
 	s.stop()
+	if os.Getppid() != sup {
+		// The supervisor died (this worker was told by its parent-death
+		// signal): no one else cleans up after it.
+		os.Remove(m.Socket)
+		os.RemoveAll(m.RunDir)
+	}
 	return nil
 }
 
