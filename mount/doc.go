@@ -104,7 +104,11 @@
 // anything; then re-executes the supervisor (execve of that executable,
 // its descriptors kept open and named in the manifest), which starts a
 // new worker as after a crash. The kernel queues the mounts' requests
-// meanwhile, so none fails. Workers are started from /proc/self/exe, so
+// meanwhile, so none fails. (A SIGTERM that lands within the execve,
+// before the new image handles signals, kills the supervisor.) A probe
+// that fails leaves everything as it was; an execve that fails restarts
+// the worker from the old executable. Workers are started from
+// /proc/self/exe, so
 // a crash restart runs the supervisor's own version, never one renamed
 // over it but not yet upgraded to.
 //
