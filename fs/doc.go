@@ -5,13 +5,19 @@
 //
 // Mounting reads the commit and the layer commits' headers, nothing more.
 // A directory is composed when it is first looked up or listed; a file's
-// object is opened when the file is opened. Nodes are created with
-// NewInode, so the kernel's FORGET frees them and the inode tree stays
-// bounded by what the kernel caches; past Options.MaxInodes, the oldest
-// are offered back to the kernel (FUSE_NOTIFY_PRUNE). The limiter keeps
-// only the nodes the kernel holds, in a list threaded through them, and
-// a file's node keeps no path of its own (its parent's and its name
-// make it): a node costs about 500 bytes with go-fuse's bookkeeping.
+// object is opened when the file is first read.
+//
+// # The protocol side
+//
+// go-fuse's server reads the kernel's requests; the operations are ours
+// (raw.go), not go-fuse's node bridge: a node table (table.go) maps node
+// IDs, which are the inode numbers, to nodes, and counts the kernel's
+// lookups of each, so that FORGET frees a node and the table stays
+// bounded by what the kernel caches. Past Options.MaxInodes, the oldest
+// nodes are offered back to the kernel (FUSE_NOTIFY_PRUNE). The limiter
+// keeps only the nodes the kernel holds, in a list threaded through
+// them, and a file's node keeps no path of its own (its parent's and its
+// name make it).
 //
 // # Inode numbers
 //
@@ -28,6 +34,24 @@
 // cached by the kernel for a day, files keep their page cache
 // (FOPEN_KEEP_CACHE) and directories their listing (FOPEN_CACHE_DIR).
 // FLUSH is refused with ENOSYS once, so close(2) costs no message.
+//
+// # Surviving the server
+//
+// A mount can outlive the process that serves it, when something else
+// holds its /dev/fuse descriptor (package mount's supervisor). With
+// Options.State, the server keeps in a directory of the mount's the
+// kernel's INIT and a journal of every node ID it gives the kernel, with
+// its parent and name, written before the reply that gives it
+// (journal.go). A successor started with Options.Resume on the same
+// descriptor gives go-fuse the saved INIT instead of waiting for one,
+// revives each ID the kernel sends from the journal by looking its name
+// up in its revived parent (node IDs are inode numbers, which derive
+// from the tree, so the IDs match), and asks the kernel to resend the
+// requests its predecessor had read and not answered
+// (FUSE_NOTIFY_RESEND, Linux 6.9 and later; resume.go). Open files need
+// nothing: zero-message opens have no handles, a passed-through file is
+// the kernel's own, and a handle of the predecessor's is opened again
+// under the kernel's number when a read names it.
 //
 // Content comes through the Objects interface (objects.go), never from a
 // repository directly: *repo.Repo, or a store in front of one. fs does not
@@ -46,8 +70,8 @@
 // whose contents are not files (archive repositories, which inflate in
 // repo) always open through the daemon, which reads with ReadAt.
 //
-// Directories open with no message either (zero-message opendir, see
-// opendir.go), and the kernel keeps their listings. The mount's
+// Directories open with no message either (OPENDIR is refused, raw.go),
+// and the kernel keeps their listings. The mount's
 // readahead is raised from the kernel's 128 KiB to 4 MiB, and large
 // reads advise the object file sequential (its own readahead doubles)
 // and are spliced from it to the kernel (no copy in the daemon; requests

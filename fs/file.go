@@ -7,7 +7,6 @@ import (
 	"io"
 	"syscall"
 
-	fusefs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
 
@@ -17,7 +16,7 @@ import (
 
 // Open opens a regular file's content. Content objects are verified
 // first when the mount was made with --verify.
-func (n *node) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
+func (n *node) Open(ctx context.Context, flags uint32) (*fileHandle, uint32, syscall.Errno) {
 	if flags&(syscall.O_WRONLY|syscall.O_RDWR|syscall.O_TRUNC|syscall.O_APPEND) != 0 {
 		return nil, 0, syscall.EROFS
 	}
@@ -30,35 +29,41 @@ func (n *node) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint3
 		// page cache; reads come without a handle (see Read).
 		return nil, 0, syscall.ENOSYS
 	}
+	h, errno := n.openHandle(ctx)
+	if errno != 0 {
+		return nil, 0, errno
+	}
+	return h, fuse.FOPEN_KEEP_CACHE, 0
+}
+
+// openHandle opens the node's content for reads through a handle: at
+// OPEN, or for a handle that a predecessor opened (the kernel still
+// holds it; the content is the same).
+func (n *node) openHandle(ctx context.Context) (*fileHandle, syscall.Errno) {
 	obj, path := n.e.Object, n.path()
 	if n.fs.verify {
 		if errno := n.fs.verifyObject(ctx, obj, path); errno != 0 {
-			return nil, 0, errno
+			return nil, errno
 		}
 	}
 	// The composed entry has the metadata already: just open the bytes.
 	c, err := n.fs.objs.OpenContent(ctx, obj)
 	if err != nil {
-		return nil, 0, n.fs.toErrno(err, "open /"+path)
+		return nil, n.fs.toErrno(err, "open /"+path)
 	}
-	h := &fileHandle{fs: n.fs, path: path, c: c, fd: -1, size: n.e.Size}
+	h := &fileHandle{fs: n.fs, ino: n.ino, path: path, c: c, fd: -1, size: n.e.Size}
 	if cf, ok := c.(repo.ContentFile); ok {
 		h.fd, h.passthrough = int(cf.File().Fd()), n.fs.passthrough
 	}
-	return h, fuse.FOPEN_KEEP_CACHE, 0
+	return h, 0
 }
-
-var (
-	_ = (fusefs.NodeReader)((*node)(nil))
-	_ = (fusefs.NodeLseeker)((*node)(nil))
-)
 
 // Read serves a read: through its handle when the file was opened, else
 // (zero-message opens) from the object file, verified first under
 // --verify.
-func (n *node) Read(ctx context.Context, fh fusefs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
-	if r, ok := fh.(fusefs.FileReader); ok {
-		return r.Read(ctx, dest, off)
+func (n *node) Read(ctx context.Context, fh *fileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	if fh != nil {
+		return fh.Read(ctx, dest, off)
 	}
 	if off == 0 {
 		n.fs.warm.read(n.path())
@@ -136,9 +141,9 @@ func (r *fileResult) Done() {
 const readAheadFrom = 128 << 10
 
 // Lseek implements SEEK_DATA and SEEK_HOLE, as Read does.
-func (n *node) Lseek(ctx context.Context, fh fusefs.FileHandle, off uint64, whence uint32) (uint64, syscall.Errno) {
-	if l, ok := fh.(fusefs.FileLseeker); ok {
-		return l.Lseek(ctx, off, whence)
+func (n *node) Lseek(ctx context.Context, fh *fileHandle, off uint64, whence uint32) (uint64, syscall.Errno) {
+	if fh != nil {
+		return fh.Lseek(ctx, off, whence)
 	}
 	e, errno := n.content(ctx)
 	if errno != 0 {
@@ -146,14 +151,6 @@ func (n *node) Lseek(ctx context.Context, fh fusefs.FileHandle, off uint64, when
 	}
 	defer n.fs.fds.put(e)
 	return seekData(int(e.f.Fd()), off, whence)
-}
-
-var _ = (fusefs.NodeFlusher)((*node)(nil))
-
-// Flush has nothing to do on a read-only filesystem. ENOSYS tells the
-// kernel so once, and it stops sending FLUSH on every close(2).
-func (n *node) Flush(ctx context.Context, fh fusefs.FileHandle) syscall.Errno {
-	return syscall.ENOSYS
 }
 
 // content returns the open object file of a regular file read without a
@@ -204,25 +201,20 @@ func (f *filesystem) verifyObject(ctx context.Context, c repo.Checksum, path str
 // fetch).
 type fileHandle struct {
 	fs          *filesystem
+	ino         uint64 // the node it reads
 	path        string
 	c           repo.Content
 	fd          int // -1: no file
 	size        int64
 	passthrough bool
+	backing     int32 // the kernel's backing file ID (passthrough), 0: none
 }
-
-var (
-	_ = (fusefs.FileReader)((*fileHandle)(nil))
-	_ = (fusefs.FileLseeker)((*fileHandle)(nil))
-	_ = (fusefs.FileReleaser)((*fileHandle)(nil))
-	_ = (fusefs.FilePassthroughFder)((*fileHandle)(nil))
-)
 
 func (h *fileHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
 	if h.fd >= 0 {
 		n, err := unix.Pread(h.fd, dest, off)
 		if err != nil {
-			return nil, fusefs.ToErrno(err)
+			return nil, h.fs.toErrno(err, "read /"+h.path)
 		}
 		return dataResult(dest[:n]), 0
 	}
@@ -286,9 +278,7 @@ func seekNoHoles(size int64, off uint64, whence uint32) (uint64, syscall.Errno) 
 	return 0, syscall.EINVAL
 }
 
-func (h *fileHandle) PassthroughFd() (int, bool) { return h.fd, h.fd >= 0 && h.passthrough }
-
-func (h *fileHandle) Release(ctx context.Context) syscall.Errno {
+// release closes the handle's content.
+func (h *fileHandle) release() {
 	h.c.Close()
-	return 0
 }

@@ -10,7 +10,6 @@ import (
 	"sync"
 	"syscall"
 
-	fusefs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
 
@@ -64,6 +63,21 @@ type Options struct {
 	// st_dev, which MountDevice returned.
 	Device       int
 	DeviceNumber uint64
+	// State, when set, is a directory of this mount's own (it must
+	// exist) where the server keeps what a successor needs to take the
+	// mount over: the kernel's INIT settings and the journal of the node
+	// IDs it gave the kernel (journal.go). The process that owns the
+	// mount sets it; it is not a request's to choose.
+	State string `json:",omitempty"`
+	// Resume takes over the live mount on Device (mounted, its INIT
+	// answered), whose previous server, another process that kept State,
+	// died or exited. The kernel is not asked for INIT again: the saved
+	// settings are; node IDs the kernel still holds are revived from the
+	// journal when it sends them; and the kernel is told to send again
+	// the requests the previous server had read but not answered
+	// (FUSE_NOTIFY_RESEND, Linux 6.9 and later). Mount then takes Device
+	// over and closes it when done.
+	Resume bool `json:",omitempty"`
 	// Name is the source shown in /proc/mounts.
 	Name   string
 	Logger *slog.Logger
@@ -83,7 +97,16 @@ type Server struct {
 	Mountpoint string
 	handedOver bool          // mounted by MountDevice: go-fuse does not know where
 	limiter    *inodeLimiter // nil: no bound
+	nodes      *nodeTable
 }
+
+// Revived is how many node IDs of a predecessor's this server has
+// revived from its journal (Options.Resume), and Stale how many IDs the
+// kernel sent that neither knew (answered ESTALE).
+func (s *Server) Revived() int64 { return s.nodes.revived.Load() }
+
+// Stale: see Revived.
+func (s *Server) Stale() int64 { return s.nodes.stale.Load() }
 
 // InodeStats are the counts of a mount's inodes: those the daemon holds
 // for the kernel now, the most it has held at once, and its bound
@@ -216,46 +239,51 @@ func Mount(mountpoint string, objs Objects, tree *compose.Tree, o Options) (*Ser
 		o.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
 	f := newFilesystem(objs, tree, o)
-	root := &node{fs: f, e: tree.Root()}
-	timeout := cacheTimeout
-	fo := &fusefs.Options{
-		EntryTimeout:    &timeout,
-		AttrTimeout:     &timeout,
-		NegativeTimeout: &timeout,
-		NullPermissions: true,
-		RootStableAttr:  &fusefs.StableAttr{Ino: rootIno, Gen: 1},
-		MountOptions: fuse.MountOptions{
-			AllowOther:           o.AllowOther,
-			Options:              MountOptionsFor(o),
-			FsName:               o.source(),
-			Name:                 "ostree-mount",
-			DirectMount:          os.Geteuid() == 0 && o.Device <= 0,
-			DirectMountFlags:     directMountFlags(o),
-			EnableSymlinkCaching: true,
-			MaxReadAhead:         1 << 20,
-			MaxWrite:             o.maxRequest(),
-			// 0: no bound.
-			MaxInflightRequestBytes: o.Readers * (o.maxRequest() + requestSlack),
-			DisableXAttrs:           !treeHasXattrs(tree),
-			Debug:                   o.Debug,
-			// Large reads of zero-message opens splice from the object
-			// file (fileResult); every other reply is bytes that go-fuse
-			// writes with writev (sliceResult), never trying a pipe.
-			DisableSplice: !f.splice,
-		},
+	if o.Resume && (o.Device <= 0 || o.State == "") {
+		return nil, fmt.Errorf("mount %s: resuming needs the mount's descriptor and its state", mountpoint)
 	}
-	// go-fuse's own log (mount options) goes to the daemon's log.
-	fo.MountOptions.Logger = log.New(os.Stderr, "", log.LstdFlags)
-	if o.Debug {
-		fo.Logger = log.New(os.Stderr, "fuse: ", 0)
+	if err := f.openState(o); err != nil {
+		return nil, fmt.Errorf("mount %s: %w", mountpoint, err)
 	}
-	target := mountpoint
-	if o.Device > 0 {
+	mo := &fuse.MountOptions{
+		AllowOther:           o.AllowOther,
+		Options:              MountOptionsFor(o),
+		FsName:               o.source(),
+		Name:                 "ostree-mount",
+		DirectMount:          os.Geteuid() == 0 && o.Device <= 0,
+		DirectMountFlags:     directMountFlags(o),
+		EnableSymlinkCaching: true,
+		MaxReadAhead:         1 << 20,
+		MaxWrite:             o.maxRequest(),
+		// 0: no bound.
+		MaxInflightRequestBytes: o.Readers * (o.maxRequest() + requestSlack),
+		DisableXAttrs:           !treeHasXattrs(tree),
+		Debug:                   o.Debug,
+		// Large reads of zero-message opens splice from the object
+		// file (fileResult); every other reply is bytes that go-fuse
+		// writes with writev (sliceResult), never trying a pipe.
+		DisableSplice: !f.splice,
+		// go-fuse's own log (mount options) goes to the daemon's log.
+		Logger: log.New(os.Stderr, "", log.LstdFlags),
+	}
+	raw := newRawFS(f)
+	var srv *fuse.Server
+	var err error
+	switch {
+	case o.Resume:
+		srv, err = resumeServer(raw, o, mo)
+	case o.Device > 0:
 		// go-fuse serves a descriptor mounted elsewhere when given the
 		// mountpoint /dev/fd/N (libfuse's convention).
-		target = fmt.Sprintf("/dev/fd/%d", o.Device)
+		srv, err = newServer(raw, fmt.Sprintf("/dev/fd/%d", o.Device), mo, o.SpareP)
+	default:
+		srv, err = newServer(raw, mountpoint, mo, o.SpareP)
 	}
-	srv, err := newServer(&zeroOpendir{fusefs.NewNodeFS(root, fo)}, target, &fo.MountOptions, o.SpareP)
+	if err == nil && o.State != "" && !o.Resume {
+		if serr := saveInit(o.State, srv.KernelSettings()); serr != nil {
+			o.Logger.Error("the mount cannot be resumed by a successor", "err", serr)
+		}
+	}
 	if err == nil {
 		// NewServer has mounted and answered INIT. go-fuse's WaitMount
 		// would add only its "poll hack" (opening a file of the mount to
@@ -266,6 +294,7 @@ func Mount(mountpoint string, objs Objects, tree *compose.Tree, o Options) (*Ser
 		go srv.Serve()
 	}
 	if err != nil {
+		f.journal.close()
 		return nil, fmt.Errorf("mount %s: %w", mountpoint, err)
 	}
 	devnum := o.DeviceNumber
@@ -279,7 +308,7 @@ func Mount(mountpoint string, objs Objects, tree *compose.Tree, o Options) (*Ser
 		o.Logger.Info("readahead left at the kernel's default", "err", err)
 	}
 	if f.limiter != nil {
-		f.limiter.root = root.EmbeddedInode()
+		f.limiter.notify = func(ids []uint64) bool { return srv.PruneNotify(ids).Ok() }
 		go f.limiter.run()
 	}
 	go func() {
@@ -291,8 +320,9 @@ func Mount(mountpoint string, objs Objects, tree *compose.Tree, o Options) (*Ser
 		if f.fds != nil {
 			f.fds.close()
 		}
+		f.journal.close()
 	}()
-	return &Server{Server: srv, Mountpoint: mountpoint, handedOver: o.Device > 0, limiter: f.limiter}, nil
+	return &Server{Server: srv, Mountpoint: mountpoint, handedOver: o.Device > 0, limiter: f.limiter, nodes: f.nodes}, nil
 }
 
 // readAheadKB is the mount's readahead window. The kernel gives a FUSE
@@ -366,4 +396,24 @@ var (
 func spareProcs(base int) (readers, procs int) {
 	readers = max(base, 2)
 	return readers, readers + 2
+}
+
+// openState starts the journal in o.State, or, resuming, opens the
+// predecessor's and indexes it.
+func (f *filesystem) openState(o Options) error {
+	if o.State == "" {
+		return nil
+	}
+	c, _ := f.tree.Commit()
+	var err error
+	if o.Resume {
+		f.journal, f.nodes.index, err = openJournal(o.State, c, f.log)
+	} else {
+		f.journal, err = createJournal(o.State, c, f.log)
+	}
+	if err != nil {
+		return err
+	}
+	f.journal.table = f.nodes
+	return nil
 }

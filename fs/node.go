@@ -8,7 +8,6 @@ import (
 	"syscall"
 	"time"
 
-	fusefs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/ostree-mount/ostree-mount/compose"
@@ -26,35 +25,35 @@ type filesystem struct {
 	limiter     *inodeLimiter
 	fds         *fdCache // zero-message opens; nil when files are opened
 	warm        *warmer  // with fds, unless Options.NoWarm
+	nodes       *nodeTable
+	handles     *handleTable
+	journal     *journal // nil: no State
+	server      *fuse.Server
 }
 
-// node is a composed entry at a path.
+// node is a composed entry that the kernel knows by its node ID, which
+// is its inode number.
 type node struct {
-	fusefs.Inode
-	fs *filesystem
-	e  *compose.Entry
+	fs  *filesystem
+	e   *compose.Entry
+	ino uint64
+	// parent is the directory the node was first found in (nil for the
+	// root). A hardlink has several; its path is the first's.
+	parent *node
 	// dirPath is a directory's path, slash-separated, "" for the root. A
-	// file's is its parent's and its name (path): most nodes are files,
-	// and a path each was a tenth of the tree's memory.
+	// file's is its parent's and its name (path): most nodes are files.
 	dirPath string
+	// lookups is the kernel's lookup count, as FORGET will return it
+	// (nodeTable.mu). A revived node's is unknown: its predecessor's
+	// kernel count is lost, and any FORGET drops it.
+	lookups uint64
+	revived bool
 	// The limiter's list of the nodes the kernel holds (prune.go),
 	// guarded by its mutex.
 	prev, next *node
 }
 
-var (
-	_ = (fusefs.NodeLookuper)((*node)(nil))
-	_ = (fusefs.NodeGetattrer)((*node)(nil))
-	_ = (fusefs.NodeOpendirHandler)((*node)(nil))
-	_ = (fusefs.NodeOpener)((*node)(nil))
-	_ = (fusefs.NodeReadlinker)((*node)(nil))
-	_ = (fusefs.NodeGetxattrer)((*node)(nil))
-	_ = (fusefs.NodeListxattrer)((*node)(nil))
-	_ = (fusefs.NodeStatfser)((*node)(nil))
-	_ = (fusefs.NodeSetattrer)((*node)(nil))
-)
-
-// rootIno is the root directory's inode number.
+// rootIno is the root directory's inode number (and FUSE_ROOT_ID).
 const rootIno = 1
 
 // inoFor derives a child's inode number: from its hardlink key when it has
@@ -73,7 +72,7 @@ func inoFor(parent uint64, name, key string) uint64 {
 		h.Write(b[:])
 		h.Write([]byte(name))
 	}
-	ino := h.Sum64() &^ (1 << 63) // below go-fuse's automatic numbers
+	ino := h.Sum64() &^ (1 << 63)
 	if ino <= rootIno {
 		ino += 2
 	}
@@ -81,20 +80,12 @@ func inoFor(parent uint64, name, key string) uint64 {
 }
 
 // path returns the node's path: a directory's own, a file's under the
-// parent the kernel last found it in (a hardlink has several).
+// parent it was first found in.
 func (n *node) path() string {
-	if n.e.IsDir() {
+	if n.e.IsDir() || n.parent == nil {
 		return n.dirPath
 	}
-	name, parent := n.Parent()
-	if parent == nil {
-		return n.e.Name // forgotten: only messages may still ask
-	}
-	pn, ok := parent.Operations().(*node)
-	if !ok {
-		return name
-	}
-	return childPath(pn.dirPath, name)
+	return childPath(n.parent.dirPath, n.e.Name)
 }
 
 func childPath(parent, name string) string {
@@ -113,33 +104,30 @@ func (n *node) dir(ctx context.Context) (*compose.Dir, syscall.Errno) {
 	return d, 0
 }
 
-// child creates (or finds) the inode of entry c of this directory.
-func (n *node) child(ctx context.Context, c *compose.Entry, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+// childIno is the inode number of entry c of this directory.
+func (n *node) childIno(c *compose.Entry) uint64 {
+	return inoFor(n.ino, c.Name, n.fs.tree.InodeKey(c, childPath(n.dirPath, c.Name)))
+}
+
+// child gives the kernel entry c of this directory: its attributes in
+// out, and its node, counted as one more lookup.
+func (n *node) child(ctx context.Context, c *compose.Entry, out *fuse.EntryOut) (*node, syscall.Errno) {
 	p := childPath(n.dirPath, c.Name)
-	ino := inoFor(n.StableAttr().Ino, c.Name, n.fs.tree.InodeKey(c, p))
+	ino := inoFor(n.ino, c.Name, n.fs.tree.InodeKey(c, p))
 	if errno := n.fs.fillAttr(ctx, c, p, ino, &out.Attr); errno != 0 {
 		return nil, errno
 	}
-	// A name the kernel already knows (a second LOOKUP, READDIRPLUS of a
-	// listed name) keeps its inode: a new node would be dropped by the
-	// bridge, which keeps the one it has, and would never be forgotten,
-	// so the limiter would count it for ever.
-	if old := n.GetChild(c.Name); old != nil && old.StableAttr().Ino == ino {
-		return old, 0
-	}
-	ch := &node{fs: n.fs, e: c}
-	if c.IsDir() {
-		ch.dirPath = p
-	}
-	in := n.NewInode(ctx, ch, fusefs.StableAttr{Mode: c.Mode & syscall.S_IFMT, Ino: ino, Gen: 1})
-	if in.Operations() == fusefs.InodeEmbedder(ch) {
-		n.fs.limiter.added(ch)
-	}
-	return in, 0
+	ch := n.fs.nodes.looked(n, c, ino)
+	out.NodeId = ino
+	out.Generation = 1
+	out.SetEntryTimeout(cacheTimeout)
+	out.SetAttrTimeout(cacheTimeout)
+	return ch, 0
 }
 
-// Lookup finds a name in the composed directory.
-func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+// Lookup finds a name in the composed directory and gives it to the
+// kernel (one more lookup of its node).
+func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*node, syscall.Errno) {
 	d, errno := n.dir(ctx)
 	if errno != 0 {
 		return nil, errno
@@ -200,20 +188,17 @@ func (f *filesystem) fillAttr(ctx context.Context, e *compose.Entry, p string, i
 // The root's attributes are cached for a second only: the kernel asks for
 // them at most once a second, and stat(2) of the mountpoint of a dead
 // daemon reports ENOTCONN soon after, as scripts expect.
-func (n *node) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	if n.IsRoot() {
+func (n *node) Getattr(ctx context.Context, out *fuse.AttrOut) syscall.Errno {
+	if n.ino == rootIno {
 		out.SetTimeout(rootAttrTimeout)
+	} else {
+		out.SetTimeout(cacheTimeout)
 	}
-	return n.fs.fillAttr(ctx, n.e, n.path(), n.StableAttr().Ino, &out.Attr)
+	return n.fs.fillAttr(ctx, n.e, n.path(), n.ino, &out.Attr)
 }
 
 // rootAttrTimeout is how long the kernel may cache the root's attributes.
 const rootAttrTimeout = time.Second
-
-// Setattr refuses every change: the filesystem is read-only.
-func (n *node) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
-	return syscall.EROFS
-}
 
 // Readlink returns a symlink's target.
 func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
@@ -272,66 +257,31 @@ func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 	return 0
 }
 
-// OpendirHandle composes the directory once for the whole listing and
-// lets the kernel cache it.
-func (n *node) OpendirHandle(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
+// Readdir lists the composed directory from entry index off (offsets
+// are entry indexes, so they are stable), calling add for each entry
+// until it reports the reply full. A listing from its start composes
+// the subdirectories ahead and remembers the listing for warming: a
+// walk descends next, and reads the files it lists.
+func (n *node) Readdir(ctx context.Context, off uint64, add func(c *compose.Entry, de fuse.DirEntry) bool) syscall.Errno {
 	d, errno := n.dir(ctx)
 	if errno != 0 {
-		return nil, 0, errno
+		return errno
 	}
-	return &dirHandle{n: n, d: d}, fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE, 0
-}
-
-// dirHandle lists a composed directory. Offsets are entry indexes, so
-// they are stable; readdirplus looks names up in the same composed
-// directory instead of composing it again.
-type dirHandle struct {
-	n   *node
-	d   *compose.Dir
-	pos int
-}
-
-var (
-	_ = (fusefs.FileReaddirenter)((*dirHandle)(nil))
-	_ = (fusefs.FileSeekdirer)((*dirHandle)(nil))
-	_ = (fusefs.FileLookuper)((*dirHandle)(nil))
-)
-
-func (h *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
-	if h.pos == 0 {
-		// A listing from its start: a walk descends next, and reads
-		// the files it lists.
-		h.n.fs.tree.Prefetch(h.d)
-		h.n.fs.warm.listed(h.n.path(), h.d)
+	if off == 0 {
+		n.fs.tree.Prefetch(d)
+		n.fs.warm.listed(n.dirPath, d)
 	}
-	if h.pos >= len(h.d.Entries) {
-		return nil, 0
-	}
-	c := h.d.Entries[h.pos]
-	h.pos++
-	p := childPath(h.n.dirPath, c.Name)
-	return &fuse.DirEntry{
-		Name: c.Name,
-		Mode: c.Mode & syscall.S_IFMT,
-		Ino:  inoFor(h.n.StableAttr().Ino, c.Name, h.n.fs.tree.InodeKey(c, p)),
-		Off:  uint64(h.pos),
-	}, 0
-}
-
-func (h *dirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
-	if off > uint64(len(h.d.Entries)) {
+	if off > uint64(len(d.Entries)) {
 		return syscall.EINVAL
 	}
-	h.pos = int(off)
-	return 0
-}
-
-func (h *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
-	c, ok := h.d.Lookup(name)
-	if !ok {
-		return nil, syscall.ENOENT
+	for i := int(off); i < len(d.Entries); i++ {
+		c := d.Entries[i]
+		de := fuse.DirEntry{Name: c.Name, Mode: c.Mode & syscall.S_IFMT, Ino: n.childIno(c), Off: uint64(i + 1)}
+		if !add(c, de) {
+			break
+		}
 	}
-	return h.n.child(ctx, c, out)
+	return 0
 }
 
 // Timeouts for entries and attributes: the content never changes.

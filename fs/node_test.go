@@ -1,9 +1,9 @@
 package fs
 
 // Kernel-free tests: the node tree is built over an in-memory store
-// (repotest.MemStore, wrapped in repotest.Faulty), go-fuse's node bridge
-// is made with NewNodeFS, and the node methods (or the bridge's raw
-// operations) are called directly. Nothing is mounted, so they pass as an
+// (repotest.MemStore, wrapped in repotest.Faulty), and the node methods
+// (or the raw operations, as go-fuse's server calls them) are called
+// directly. Nothing is mounted, so they pass as an
 // unprivileged user.
 
 import (
@@ -20,7 +20,6 @@ import (
 	"testing"
 	"time"
 
-	fusefs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/ostree-mount/ostree-mount/compose"
@@ -103,18 +102,16 @@ func (r *stringR) Read(p []byte) (int, error) {
 }
 
 // root builds the mount's node tree over im, without a kernel.
-func (im *image) root(t *testing.T, o Options) (*node, fuse.RawFileSystem) {
+func (im *image) root(t *testing.T, o Options) (*node, *rawFS) {
 	t.Helper()
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	f := newFilesystem(im.objs, im.tree, o)
-	root := &node{fs: f, e: im.tree.Root()}
-	raw := fusefs.NewNodeFS(root, &fusefs.Options{RootStableAttr: &fusefs.StableAttr{Ino: rootIno, Gen: 1}})
 	if f.limiter != nil {
-		f.limiter.root = root.EmbeddedInode()
+		f.limiter.notify = func([]uint64) bool { return true }
 	}
-	return root, raw
+	return f.nodes.root, newRawFS(f)
 }
 
 // lookup walks a slash-separated path from n with Lookup.
@@ -127,29 +124,22 @@ func lookup(t *testing.T, n *node, names ...string) (*node, fuse.EntryOut) {
 		if errno != 0 {
 			t.Fatalf("lookup %s: %v", name, errno)
 		}
-		n = in.Operations().(*node)
+		n = in
 	}
 	return n, out
 }
 
 func readdir(t *testing.T, n *node) []fuse.DirEntry {
 	t.Helper()
-	fh, _, errno := n.OpendirHandle(context.Background(), 0)
-	if errno != 0 {
-		t.Fatalf("opendir /%s: %v", n.path(), errno)
-	}
-	h := fh.(*dirHandle)
 	var out []fuse.DirEntry
-	for {
-		e, errno := h.Readdirent(context.Background())
-		if errno != 0 {
-			t.Fatalf("readdir /%s: %v", n.path(), errno)
-		}
-		if e == nil {
-			return out
-		}
-		out = append(out, *e)
+	errno := n.Readdir(context.Background(), 0, func(_ *compose.Entry, de fuse.DirEntry) bool {
+		out = append(out, de)
+		return true
+	})
+	if errno != 0 {
+		t.Fatalf("readdir /%s: %v", n.path(), errno)
 	}
+	return out
 }
 
 func readAll(t *testing.T, n *node, off int64, size int) ([]byte, syscall.Errno) {
@@ -158,7 +148,9 @@ func readAll(t *testing.T, n *node, off int64, size int) ([]byte, syscall.Errno)
 	if errno != 0 {
 		return nil, errno
 	}
-	defer fh.(fusefs.FileReleaser).Release(context.Background())
+	if fh != nil {
+		defer fh.release()
+	}
 	res, errno := n.Read(context.Background(), fh, make([]byte, size), off)
 	if errno != 0 {
 		return nil, errno
@@ -192,7 +184,7 @@ func TestNodeOperations(t *testing.T) {
 		t.Errorf("a: nlink %d, want 4 (two subdirectories)", out.Nlink)
 	}
 	var ao fuse.AttrOut
-	if errno := a.Getattr(ctx, nil, &ao); errno != 0 || ao.Ino != out.Ino || ao.Mode != out.Mode {
+	if errno := a.Getattr(ctx, &ao); errno != 0 || ao.Ino != out.Ino || ao.Mode != out.Mode {
 		t.Errorf("getattr a: %v, ino %d mode %#o; lookup said %d %#o", errno, ao.Ino, ao.Mode, out.Ino, out.Mode)
 	}
 
@@ -280,7 +272,7 @@ func TestInodeNumbersStable(t *testing.T) {
 	im := newImage(t, nil, basicNodes...)
 	inos := func() map[string]uint64 {
 		root, _ := im.root(t, Options{})
-		m := map[string]uint64{"": root.StableAttr().Ino}
+		m := map[string]uint64{"": root.ino}
 		for _, p := range [][]string{{"a"}, {"a", "f"}, {"a", "sub"}, {"a", "sub2"}, {"link"}, {"x"}} {
 			_, out := lookup(t, root, p...)
 			m[joinPath(p)] = out.Ino
@@ -674,8 +666,7 @@ func TestZeroMessageOpens(t *testing.T) {
 	im := newImage(t, nil, basicNodes...)
 	fsStore := &fileStore{Faulty: im.objs, dir: t.TempDir()}
 	f := newFilesystem(fsStore, im.tree, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	root := &node{fs: f, e: im.tree.Root()}
-	fusefs.NewNodeFS(root, &fusefs.Options{RootStableAttr: &fusefs.StableAttr{Ino: rootIno, Gen: 1}})
+	root := f.nodes.root
 	if f.fds == nil {
 		t.Fatal("no fd cache over a store of files")
 	}
@@ -726,8 +717,7 @@ func TestZeroMessageLargeReads(t *testing.T) {
 	im := newImage(t, nil, repotest.Node{Path: "big", Data: string(data)})
 	fsStore := &fileStore{Faulty: im.objs, dir: t.TempDir()}
 	f := newFilesystem(fsStore, im.tree, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	root := &node{fs: f, e: im.tree.Root()}
-	fusefs.NewNodeFS(root, &fusefs.Options{RootStableAttr: &fusefs.StableAttr{Ino: rootIno, Gen: 1}})
+	root := f.nodes.root
 	if !f.splice {
 		t.Fatal("large reads do not splice over a store of files")
 	}

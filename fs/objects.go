@@ -49,11 +49,13 @@ var (
 // newFilesystem sets up the state of a mount of tree, without the kernel.
 func newFilesystem(objs Objects, tree *compose.Tree, o Options) *filesystem {
 	f := &filesystem{
-		tree:   tree,
-		objs:   objs,
-		log:    o.Logger,
-		verify: o.Verify,
+		tree:    tree,
+		objs:    objs,
+		log:     o.Logger,
+		verify:  o.Verify,
+		handles: newHandleTable(),
 	}
+	f.nodes = newNodeTable(f)
 	switch {
 	case !objs.ContentFiles():
 	case o.Passthrough && os.Geteuid() == 0:

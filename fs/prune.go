@@ -2,15 +2,13 @@ package fs
 
 import (
 	"sync"
-
-	fusefs "github.com/hanwen/go-fuse/v2/fs"
 )
 
 // inodeLimiter bounds the daemon's inode tree. The kernel keeps dentries
 // (and so our nodes) for as long as their long timeouts allow, which for a
 // full walk of a large image is every entry. Past the limit, the oldest
 // nodes are offered back to the kernel with FUSE_NOTIFY_PRUNE; it forgets
-// those not in use, and go-fuse frees them on FORGET. Pruned entries are
+// those not in use, and the node table drops them on FORGET. Pruned entries are
 // looked up again, from the composer's cache, when next needed.
 //
 // The nodes the kernel holds are kept in a list threaded through the
@@ -18,8 +16,10 @@ import (
 // forgotten: the limiter holds no node the kernel has let go of, so
 // that the memory of the tree is that of the live nodes alone.
 type inodeLimiter struct {
-	max  int
-	root *fusefs.Inode
+	max int
+	// notify sends FUSE_NOTIFY_PRUNE for node IDs; false: the kernel
+	// cannot.
+	notify func(ids []uint64) bool
 
 	mu         sync.Mutex
 	head, tail *node // the live nodes, in creation order (or since last offered)
@@ -138,17 +138,17 @@ func (l *inodeLimiter) prune() {
 		l.mu.Unlock()
 		return
 	}
-	batch := make([]*fusefs.Inode, 0, over)
+	batch := make([]uint64, 0, over)
 	for len(batch) < over && l.head != nil {
 		n := l.head
 		l.unlinkLocked(n)
-		batch = append(batch, n.EmbeddedInode())
+		batch = append(batch, n.ino)
 		l.pushLocked(n)
 	}
 	l.mu.Unlock()
 	for len(batch) > 0 {
 		k := min(pruneBatch, len(batch))
-		if errno := l.root.NotifyPrune(batch[:k]); errno != 0 {
+		if !l.notify(batch[:k]) {
 			return // not supported by this kernel: nothing more to do
 		}
 		batch = batch[k:]
@@ -159,11 +159,4 @@ func (l *inodeLimiter) close() {
 	if l != nil {
 		close(l.stop)
 	}
-}
-
-var _ = (fusefs.NodeOnForgetter)((*node)(nil))
-
-// OnForget is called when the kernel has forgotten the node.
-func (n *node) OnForget() {
-	n.fs.limiter.forgotten(n)
 }

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	fusefs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/ostree-mount/ostree-mount/repo"
@@ -38,23 +37,23 @@ func warmNodes() []repotest.Node {
 	return nodes
 }
 
-// attached looks a path up through the node bridge, as the kernel does,
-// so that its nodes hang in the tree (and know their parents).
-func attached(t *testing.T, raw fuse.RawFileSystem, root *node, names ...string) *node {
+// attached looks a path up through the raw operations, as the kernel
+// does, and returns the node the table holds for it.
+func attached(t *testing.T, raw *rawFS, names ...string) *node {
 	t.Helper()
 	id := uint64(fuse.FUSE_ROOT_ID)
-	in := root.EmbeddedInode()
 	for _, name := range names {
 		var out fuse.EntryOut
-		if st := raw.Lookup(nil, &fuse.InHeader{NodeId: id}, name, &out); !st.Ok() {
+		if st := raw.Lookup(nil, &fuse.InHeader{NodeId: id}, name, &out); !st.Ok() || out.NodeId == 0 {
 			t.Fatalf("lookup %s: %v", name, st)
 		}
 		id = out.NodeId
-		if in = in.GetChild(name); in == nil {
-			t.Fatalf("%s: not in the tree after its lookup", name)
-		}
 	}
-	return in.Operations().(*node)
+	n, errno := raw.f.nodes.get(context.Background(), id)
+	if errno != 0 {
+		t.Fatalf("%v: not in the table after its lookup: %v", names, errno)
+	}
+	return n
 }
 
 // waitWarmed waits until the warmer has opened n objects and its queue is
@@ -80,13 +79,12 @@ func TestWarmListedFiles(t *testing.T) {
 	st := &fileStore{Faulty: im.objs, dir: t.TempDir()}
 	f := newFilesystem(st, im.tree, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	t.Cleanup(f.warm.stop)
-	root := &node{fs: f, e: im.tree.Root()}
-	raw := fusefs.NewNodeFS(root, &fusefs.Options{RootStableAttr: &fusefs.StableAttr{Ino: rootIno, Gen: 1}})
-	d := attached(t, raw, root, "d")
+	raw := newRawFS(f)
+	d := attached(t, raw, "d")
 	readdir(t, d)
 	read := func(i int) {
 		t.Helper()
-		n := attached(t, raw, root, "d", fmt.Sprintf("f%d", i))
+		n := attached(t, raw, "d", fmt.Sprintf("f%d", i))
 		res, errno := n.Read(ctx, nil, make([]byte, 64), 0)
 		if errno != 0 {
 			t.Fatalf("read f%d: %v", i, errno)
@@ -133,9 +131,7 @@ func TestWarmOnlyLocal(t *testing.T) {
 	st := &localStore{fileStore: &fileStore{Faulty: im.objs, dir: t.TempDir()}, local: map[repo.Checksum]bool{im.sums["d/f3"]: true}}
 	f := newFilesystem(st, im.tree, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	t.Cleanup(f.warm.stop)
-	root := &node{fs: f, e: im.tree.Root()}
-	fusefs.NewNodeFS(root, &fusefs.Options{RootStableAttr: &fusefs.StableAttr{Ino: rootIno, Gen: 1}})
-	d, _ := lookup(t, root, "d")
+	d, _ := lookup(t, f.nodes.root, "d")
 	readdir(t, d)
 	f.warm.read("d/big")
 	waitWarmed(t, f, 1)

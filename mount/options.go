@@ -30,8 +30,8 @@ type Options struct {
 	// after the mountpoint (logName) under /run/ostree-mount as root,
 	// under $XDG_RUNTIME_DIR/ostree-mount otherwise (defaultLogPath).
 	LogFile string `json:"log_file,omitempty"`
-	// FS is how the filesystem serves. Name, Logger, Device, DeviceNumber
-	// and SpareP are set by this package.
+	// FS is how the filesystem serves. Name, Logger, Device, DeviceNumber,
+	// State, Resume and SpareP are set by this package.
 	FS fs.Options `json:"fs"`
 
 	// Foreground serves the mount in this process until it is unmounted.
@@ -49,6 +49,7 @@ func (o *Options) fsOptions() fs.Options {
 	f := o.FS
 	f.Name = "ostree-mount:" + o.Rev
 	f.Logger, f.Device, f.DeviceNumber, f.SpareP = nil, 0, 0, false
+	f.State, f.Resume = "", false
 	// OSTREE_MOUNT_WARM=0 turns off the warming of listed directories'
 	// files, for benchmarks that measure what it gains.
 	if os.Getenv("OSTREE_MOUNT_WARM") == "0" {

@@ -1,0 +1,233 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/ostree-mount/ostree-mount/repo"
+	"github.com/ostree-mount/ostree-mount/repo/repotest"
+)
+
+func journalNodes() []repotest.Node {
+	nodes := []repotest.Node{
+		{Path: "a", Mode: repo.ModeDir | 0o755},
+		{Path: "a/b", Mode: repo.ModeDir | 0o755},
+		{Path: "a/b/c", Mode: repo.ModeDir | 0o755},
+	}
+	for i := range 50 {
+		nodes = append(nodes, repotest.Node{Path: fmt.Sprintf("a/b/c/f%d", i), Data: fmt.Sprint(i)})
+	}
+	return nodes
+}
+
+// stateFS is a filesystem over im keeping its state in dir (resume:
+// taking over a predecessor's), without a kernel.
+func stateFS(t *testing.T, im *image, dir string, resume bool) *rawFS {
+	t.Helper()
+	o := Options{State: dir, Resume: resume, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	f := newFilesystem(im.objs, im.tree, o)
+	if f.limiter != nil {
+		f.limiter.notify = func([]uint64) bool { return true }
+	}
+	if err := f.openState(o); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(f.journal.close)
+	return newRawFS(f)
+}
+
+// walk looks a path up through raw, as the kernel does, and returns its
+// node ID.
+func walk(t *testing.T, raw *rawFS, names ...string) uint64 {
+	t.Helper()
+	id := uint64(rootIno)
+	for _, name := range names {
+		var out fuse.EntryOut
+		if st := raw.Lookup(nil, &fuse.InHeader{NodeId: id}, name, &out); !st.Ok() || out.NodeId == 0 {
+			t.Fatalf("lookup %s: %v", name, st)
+		}
+		id = out.NodeId
+	}
+	return id
+}
+
+// A successor revives the IDs its predecessor gave, parents first, from
+// the journal alone; an ID nobody gave is ESTALE; a forgotten one is
+// dropped from the index.
+func TestJournalRevives(t *testing.T) {
+	im := newImage(t, nil, journalNodes()...)
+	dir := t.TempDir()
+	first := stateFS(t, im, dir, false)
+	f7 := walk(t, first, "a", "b", "c", "f7")
+	f8 := walk(t, first, "a", "b", "c", "f8")
+	c := walk(t, first, "a", "b", "c")
+
+	next := stateFS(t, im, dir, true)
+	var ao fuse.AttrOut
+	if st := next.GetAttr(nil, &fuse.GetAttrIn{InHeader: fuse.InHeader{NodeId: f7}}, &ao); !st.Ok() || ao.Ino != f7 || ao.Size != 1 {
+		t.Fatalf("getattr of a predecessor's file: %v, ino %d size %d", st, ao.Ino, ao.Size)
+	}
+	if got := next.f.nodes.revived.Load(); got != 4 {
+		t.Errorf("revived %d nodes for a/b/c/f7, want 4 (its ancestors first)", got)
+	}
+	// A read through a handle the predecessor opened (this store's
+	// contents are not files, so files open through the daemon): the
+	// file is opened again under the kernel's number, once.
+	const oldFh = 7 << 32
+	for range 2 {
+		res, st := next.Read(nil, &fuse.ReadIn{InHeader: fuse.InHeader{NodeId: f7}, Fh: oldFh, Size: 16}, make([]byte, 16))
+		if !st.Ok() {
+			t.Fatalf("read of a predecessor's file: %v", st)
+		}
+		if b, _ := res.Bytes(make([]byte, 16)); string(b) != "7" {
+			t.Errorf("read of a predecessor's file: %q", b)
+		}
+	}
+	if got := im.objs.Reads(im.sums["a/b/c/f7"]); got != 2 {
+		t.Errorf("%d reads of the object, want 2 (its metadata, one open for the adopted handle)", got)
+	}
+	next.Release(nil, &fuse.ReleaseIn{InHeader: fuse.InHeader{NodeId: f7}, Fh: oldFh})
+	if h := next.f.handles.get(oldFh, f7); h != nil {
+		t.Error("the adopted handle outlived its RELEASE")
+	}
+	// A name under a revived directory.
+	var eo fuse.EntryOut
+	if st := next.Lookup(nil, &fuse.InHeader{NodeId: c}, "f9", &eo); !st.Ok() || eo.NodeId == 0 {
+		t.Errorf("lookup under a revived directory: %v", st)
+	}
+	// Unknown everywhere: ESTALE.
+	if st := next.GetAttr(nil, &fuse.GetAttrIn{InHeader: fuse.InHeader{NodeId: 12345}}, &ao); st != fuse.Status(syscall.ESTALE) {
+		t.Errorf("getattr of an ID nobody gave: %v, want ESTALE", st)
+	}
+	// The kernel forgets a predecessor's node it never sent again: the
+	// index lets it go.
+	next.Forget(f8, 3)
+	next.f.nodes.mu.Lock()
+	_, still := next.f.nodes.index[f8]
+	next.f.nodes.mu.Unlock()
+	if still {
+		t.Error("a forgotten predecessor's ID stays in the index")
+	}
+	// A revived node, whose count is unknown, goes at its first FORGET.
+	next.Forget(f7, 1)
+	next.f.nodes.mu.Lock()
+	_, live := next.f.nodes.m[f7]
+	next.f.nodes.mu.Unlock()
+	if live {
+		t.Error("a revived node outlived its FORGET")
+	}
+}
+
+// A journal cut in the middle of a record (a process killed in its
+// write) opens with the complete records, and the torn bytes are cut off
+// so that the successor's records follow whole ones. A journal of
+// another commit, or none, cannot be resumed from.
+func TestJournalTornAndForeign(t *testing.T) {
+	im := newImage(t, nil, journalNodes()...)
+	dir := t.TempDir()
+	first := stateFS(t, im, dir, false)
+	a := walk(t, first, "a")
+	b := walk(t, first, "a", "b")
+	p := filepath.Join(dir, journalFile)
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	full := fi.Size()
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	torn := appendRecord(nil, journalRecord{ino: 99, parent: b, name: "c"})
+	if _, err := f.Write(torn[:len(torn)-1]); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	c, _ := im.tree.Commit()
+	j, index, err := openJournal(dir, c, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.close()
+	if len(index) != 2 || index[a].name != "a" || index[b].parent != a {
+		t.Errorf("index %v, want a and a/b", index)
+	}
+	if fi, err := os.Stat(p); err != nil || fi.Size() != full {
+		t.Errorf("journal is %d bytes after opening, want the %d of its whole records", fi.Size(), full)
+	}
+
+	other := repotest.NewMemStore()
+	if _, _, err := openJournal(dir, mustOtherCommit(t, other), slog.New(slog.NewTextHandler(io.Discard, nil))); !errors.Is(err, ErrNoState) {
+		t.Errorf("a journal of another commit: %v, want ErrNoState", err)
+	}
+	if _, _, err := openJournal(t.TempDir(), c, slog.New(slog.NewTextHandler(io.Discard, nil))); !errors.Is(err, ErrNoState) {
+		t.Errorf("no journal: %v, want ErrNoState", err)
+	}
+	if _, err := loadInit(t.TempDir()); !errors.Is(err, ErrNoState) {
+		t.Errorf("no INIT: %v, want ErrNoState", err)
+	}
+}
+
+func mustOtherCommit(t *testing.T, mem *repotest.MemStore) repo.Checksum {
+	t.Helper()
+	tree, meta, err := mem.PutTree(repotest.Node{Path: "other", Data: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := mem.PutCommit(&repo.Commit{RootTree: tree, RootMeta: meta, Subject: "other"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// Nodes given, forgotten and given again grow the journal; past its
+// bound it is rewritten with what the kernel may still hold: the live
+// nodes, their ancestors, and a predecessor's IDs not forgotten, and a
+// successor revives from the rewritten journal.
+func TestJournalCompaction(t *testing.T) {
+	im := newImage(t, nil, journalNodes()...)
+	dir := t.TempDir()
+	first := stateFS(t, im, dir, false)
+	first.f.journal.compactAt = 200
+	keep := walk(t, first, "a", "b", "c", "f0")
+	for round := range 10 {
+		for i := 1; i < 50; i++ {
+			id := walk(t, first, "a", "b", "c", fmt.Sprintf("f%d", i))
+			first.Forget(id, 1)
+		}
+		_ = round
+	}
+	first.f.journal.mu.Lock()
+	records := first.f.journal.records
+	first.f.journal.mu.Unlock()
+	if records > 300 {
+		t.Errorf("%d records after 490 lookups and forgets with compaction at 200", records)
+	}
+	c, _ := im.tree.Commit()
+	_, index, err := openJournal(dir, c, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := index[keep]; !ok {
+		t.Fatal("the live node is not in the rewritten journal")
+	}
+	next := stateFS(t, im, dir, true)
+	var ao fuse.AttrOut
+	if st := next.GetAttr(nil, &fuse.GetAttrIn{InHeader: fuse.InHeader{NodeId: keep}}, &ao); !st.Ok() || ao.Ino != keep {
+		t.Errorf("revive from the rewritten journal: %v", st)
+	}
+	if _, errno := next.f.nodes.get(context.Background(), keep); errno != 0 {
+		t.Errorf("get: %v", errno)
+	}
+}
