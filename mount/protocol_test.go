@@ -421,9 +421,9 @@ func TestServiceValidates(t *testing.T) {
 // TestFSOptionsOwned: what a request says of the descriptor to serve,
 // the logger or the process's Ps is not taken.
 func TestFSOptionsOwned(t *testing.T) {
-	o := Options{Rev: "img", FS: fs.Options{Device: 3, DeviceNumber: 9, SpareP: true, Logger: slog.Default(), Suid: true}}
+	o := Options{Rev: "img", FS: fs.Options{Device: 3, DeviceNumber: 9, SpareP: true, Logger: slog.Default(), Suid: true, State: "/etc", Resume: true}}
 	f := o.fsOptions()
-	if f.Device != 0 || f.DeviceNumber != 0 || f.SpareP || f.Logger != nil || !f.Suid || f.Name != "ostree-mount:img" {
+	if f.Device != 0 || f.DeviceNumber != 0 || f.SpareP || f.Logger != nil || !f.Suid || f.Name != "ostree-mount:img" || f.State != "" || f.Resume {
 		t.Errorf("fsOptions() = %+v", f)
 	}
 }

@@ -518,12 +518,15 @@ func (s *service) serveMount(o Options, res *resumption) (err error) {
 		// The count of directories composed so far in the shared caches:
 		// a walk of an image another mount walked composes none. The
 		// inode counts tell what the mount held at most.
+		// Revived: node IDs of a predecessor's served again from the
+		// journal; stale: IDs that neither knew (ESTALE).
 		var in fs.InodeStats
+		var revived, stale int64
 		if m != nil {
-			in = m.srv.Inodes()
+			in, revived, stale = m.srv.Inodes(), m.srv.Revived(), m.srv.Stale()
 		}
 		s.log.Info("unmounted", "mountpoint", o.Mountpoint, "composed", s.composed(),
-			"inodes_peak", in.Peak, "inodes_bound", in.Bound)
+			"inodes_peak", in.Peak, "inodes_bound", in.Bound, "revived", revived, "stale", stale)
 		release()
 		s.wg.Done()
 	}

@@ -247,6 +247,20 @@ func TestSurviveKills(t *testing.T) {
 	if len(pins) != 1 || !pins[0].Live {
 		t.Errorf("pins after %d kills: %+v, want one live", rounds, pins)
 	}
+	// The last worker served node IDs that an earlier one gave the
+	// kernel (revived from the journal), and none that it did not know
+	// (stale).
+	unmount(t, mnt)
+	re := regexp.MustCompile(`msg=unmounted mountpoint=` + regexp.QuoteMeta(mnt) + ` .* revived=(\d+) stale=(\d+)`)
+	var m []string
+	waitFor(t, 10*time.Second, "the service to log the unmount", func() bool {
+		m = re.FindStringSubmatch(svc.log.String())
+		return m != nil
+	})
+	if m[1] == "0" || m[2] != "0" {
+		t.Errorf("the last worker revived %s node IDs and met %s stale ones; want some and none", m[1], m[2])
+	}
+	t.Logf("the last worker revived %s node IDs, %s stale", m[1], m[2])
 }
 
 // TestSurvivePrune: a prune that runs while the worker is dead and none
