@@ -77,7 +77,10 @@
 // /dev/fuse and pin descriptors to the supervisor (an "add" message with
 // SCM_RIGHTS on a SOCK_SEQPACKET socketpair) before it answers the
 // client; when a mount ends it says "drop", and removes the record and
-// the pin file. Each message is answered, one at a time (fdStore).
+// the pin file. Each message is answered, one at a time (fdStore). A
+// worker that dies while it makes a mount, after mount(2) and before the
+// supervisor holds the descriptor, leaves that one mount dead (ENOTCONN,
+// which 'ostree-mount umount' cleans up); its client gets no answer.
 //
 // When the worker dies (the supervisor reaps it), even by SIGKILL, the
 // kernel keeps each mount's connection open, because the supervisor
