@@ -106,7 +106,7 @@ func readAndDrop(p string) ([]byte, error) {
 
 // TestSurviveKills: 32 readers read random files of the Go tree through
 // a mount of the service while its worker is killed with SIGKILL ten
-// times. Every read succeeds and every byte is the source's (the
+// times, then while the service upgrades. Every read succeeds and every byte is the source's (the
 // requests in flight at each kill are sent again to the next worker,
 // FUSE_NOTIFY_RESEND); after each kill a file never read before reads
 // correctly within a second of the kill (the new worker serves the
@@ -121,8 +121,9 @@ func TestSurviveKills(t *testing.T) {
 	svc := startService(t, sock)
 	sup := svc.cmd.Process.Pid
 	mnt := newMountpoint(t)
-	cleanupMount(t, mnt, "")
-	om(t, "--repo", rp, "mount", "--socket", sock, "go", mnt)
+	mntLog := filepath.Join(t.TempDir(), "mount.log")
+	cleanupMount(t, mnt, mntLog)
+	om(t, "--repo", rp, "mount", "--socket", sock, "--log-file", mntLog, "go", mnt)
 
 	files := regularFilesOf(t, src)
 	const rounds, readers = 10, 32
@@ -139,11 +140,13 @@ func TestSurviveKills(t *testing.T) {
 	reads := make([]atomic.Int64, readers)
 	var failMu sync.Mutex
 	var failures []string
+	var phase atomic.Value // what the test is doing: the failures say it
+	phase.Store("start")
 	fail := func(format string, a ...any) {
 		failMu.Lock()
 		defer failMu.Unlock()
 		if len(failures) < 20 {
-			failures = append(failures, fmt.Sprintf(time.Now().Format("15:04:05.000 ")+format, a...))
+			failures = append(failures, fmt.Sprintf(time.Now().Format("15:04:05.000 ")+phase.Load().(string)+": "+format, a...))
 		}
 	}
 	for i := range readers {
@@ -199,6 +202,7 @@ func TestSurviveKills(t *testing.T) {
 		// as a quick death, and the supervisor's restart policy delays
 		// the fourth in a row.
 		progress(fmt.Sprintf("round %d: every reader's reads", round), 10, served.Add(1100*time.Millisecond))
+		phase.Store(fmt.Sprintf("round %d", round))
 		old, killed := killWorker(t, sup)
 		got, err := readAndDrop(filepath.Join(mnt, probes[round]))
 		recovered := time.Since(killed)
@@ -214,11 +218,17 @@ func TestSurviveKills(t *testing.T) {
 		served = time.Now()
 		progress(fmt.Sprintf("round %d: every reader's reads after the kill", round), 5, time.Time{})
 	}
+	// And an upgrade, under the same readers.
+	phase.Store("upgrade")
+	old := waitWorker(t, sup, 0)
+	om(t, "serve", "--upgrade", "--socket", sock)
+	waitWorker(t, sup, old)
+	progress("every reader's reads after the upgrade", 5, time.Time{})
 	stop.Store(true)
 	wg.Wait()
 	failMu.Lock()
 	if len(failures) > 0 {
-		t.Errorf("%d reads failed or read wrong bytes across %d kills, want none:\n%s", len(failures), rounds, strings.Join(failures, "\n"))
+		t.Errorf("%d reads failed or read wrong bytes across %d kills and an upgrade, want none:\n%s\nservice log:\n%s", len(failures), rounds, strings.Join(failures, "\n"), clip(svc.log.String(), 6000))
 	}
 	failMu.Unlock()
 	var total int64
@@ -226,15 +236,15 @@ func TestSurviveKills(t *testing.T) {
 		total += reads[i].Load()
 	}
 	slices.Sort(took)
-	t.Logf("%d readers, %d correct reads through %d kills; kill to first read of an unread file: median %v, max %v",
+	t.Logf("%d readers, %d correct reads through %d kills and an upgrade; kill to first read of an unread file: median %v, max %v",
 		readers, total, rounds, took[len(took)/2], took[len(took)-1])
 
 	log := svc.log.String()
 	if n := strings.Count(log, `msg="worker died"`); n != rounds {
 		t.Errorf("the supervisor logged %d deaths of its worker, want %d:\n%s", n, rounds, clip(log, 8000))
 	}
-	if n := len(regexp.MustCompile(`msg="worker ready" .* resumed=1 `).FindAllString(log, -1)); n != rounds {
-		t.Errorf("%d workers said they resumed the mount, want %d:\n%s", n, rounds, clip(log, 8000))
+	if n := len(regexp.MustCompile(`msg="worker ready" .* resumed=1 `).FindAllString(log, -1)); n != rounds+1 {
+		t.Errorf("%d workers said they resumed the mount, want %d (the kills' and the upgrade's):\n%s", n, rounds+1, clip(log, 8000))
 	}
 	if st := statusOf(t, sock); st.Restarts != rounds || st.Mounts != 1 || st.Supervisor != sup {
 		t.Errorf("status %+v: want %d restarts, 1 mount, supervisor %d", st, rounds, sup)
