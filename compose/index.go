@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math/bits"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -56,13 +57,62 @@ const treeRecordSize = 32 + 4 + 4
 // a single object. Its bytes are records sorted by checksum, searched in
 // place; nothing is decoded until asked.
 type Index struct {
-	data    []byte
-	n       int
-	records []byte
-	extra   []byte
-	nTrees  int
-	trees   []byte // tree records
-	treeDat []byte
+	data     []byte
+	n        int
+	records  []byte
+	extra    []byte
+	nTrees   int
+	trees    []byte // tree records
+	treeDat  []byte
+	objects  buckets // of records
+	treeKeys buckets // of tree records
+}
+
+// buckets narrow a search of records sorted by checksum: checksums are
+// uniform, so the top bits of one tell where among the records it is.
+// starts[b] is the first record whose top bits are b or more.
+type buckets struct {
+	shift  uint
+	starts []uint32
+}
+
+// newBuckets sizes the table to about four records a bucket.
+func newBuckets(n int) buckets {
+	k := min(bits.Len(uint(n/4)), 20)
+	return buckets{shift: uint(64 - k), starts: make([]uint32, 1<<k+1)}
+}
+
+func prefix(b []byte) uint64 { return binary.BigEndian.Uint64(b) }
+
+// fill sets the starts from the sorted keys.
+func (b buckets) fill(n int, key func(i int) []byte) {
+	next := 0
+	for i := 0; i < n; i++ {
+		for k := int(b.bucket(key(i))); next <= k; next++ {
+			b.starts[next] = uint32(i)
+		}
+	}
+	for ; next < len(b.starts); next++ {
+		b.starts[next] = uint32(n)
+	}
+}
+
+func (b buckets) bucket(sum []byte) uint64 {
+	if b.shift == 64 {
+		return 0
+	}
+	return prefix(sum) >> b.shift
+}
+
+// find returns the index of the record whose key is c, or -1.
+func (b buckets) find(c *repo.Checksum, key func(i int) []byte) int {
+	k := b.bucket(c[:])
+	lo, hi := int(b.starts[k]), int(b.starts[k+1])
+	i := lo + sort.Search(hi-lo, func(i int) bool { return bytes.Compare(key(lo + i)[:32], c[:]) >= 0 })
+	if i < hi && bytes.Equal(key(i)[:32], c[:]) {
+		return i
+	}
+	return -1
 }
 
 // CommitMetaReader is implemented by object readers that can read a
@@ -117,6 +167,10 @@ func ParseIndex(data []byte) (*Index, error) {
 			return nil, fmt.Errorf("%w: record %d: extra bytes out of range", ErrBadIndex, i)
 		}
 	}
+	idx.objects = newBuckets(idx.n)
+	idx.objects.fill(idx.n, idx.record)
+	idx.treeKeys = newBuckets(idx.nTrees)
+	idx.treeKeys.fill(idx.nTrees, idx.treeRecord)
 	return idx, nil
 }
 
@@ -133,8 +187,8 @@ func (x *Index) Trees() int { return x.nTrees }
 // checked against c, as an object read would be: a mismatch is
 // ErrBadIndex.
 func (x *Index) LookupTree(c repo.Checksum) (*repo.DirTree, error) {
-	i := sort.Search(x.nTrees, func(i int) bool { return bytes.Compare(x.treeRecord(i)[:32], c[:]) >= 0 })
-	if i == x.nTrees || !bytes.Equal(x.treeRecord(i)[:32], c[:]) {
+	i := x.treeKeys.find(&c, x.treeRecord)
+	if i < 0 {
 		return nil, nil
 	}
 	r := x.treeRecord(i)
@@ -158,8 +212,8 @@ func (x *Index) Size() int { return len(x.data) }
 
 // Lookup returns the metadata of content object c, if the index has it.
 func (x *Index) Lookup(c repo.Checksum) (*repo.FileMeta, error) {
-	i := sort.Search(x.n, func(i int) bool { return bytes.Compare(x.record(i)[:32], c[:]) >= 0 })
-	if i == x.n || !bytes.Equal(x.record(i)[:32], c[:]) {
+	i := x.objects.find(&c, x.record)
+	if i < 0 {
 		return nil, nil
 	}
 	r := x.record(i)

@@ -451,3 +451,39 @@ func TestIndexBeforeFetch(t *testing.T) {
 		t.Errorf("%d dirtree objects read over a remote reader; the indexes hold them all", n)
 	}
 }
+
+// Lookups find every record and nothing else, whatever the count (the
+// bucket table over the sorted checksums is sized to it).
+func TestIndexLookupEveryCount(t *testing.T) {
+	for _, n := range []int{0, 1, 3, 4, 17, 1000, 5000} {
+		objs := map[repo.Checksum]*repo.FileMeta{}
+		for i := range n {
+			objs[repo.SumBytes([]byte(fmt.Sprint("object ", i)))] = &repo.FileMeta{Mode: repo.ModeRegular | 0o644, Size: int64(i)}
+		}
+		idx, err := ParseIndex(EncodeIndex(objs))
+		if err != nil {
+			t.Fatalf("%d objects: %v", n, err)
+		}
+		for c, fm := range objs {
+			got, err := idx.Lookup(c)
+			if err != nil || got == nil || got.Size != fm.Size {
+				t.Fatalf("%d objects: lookup %s: %v, %v", n, c, got, err)
+			}
+		}
+		for i := range 200 {
+			if got, _ := idx.Lookup(repo.SumBytes([]byte(fmt.Sprint("absent ", i)))); got != nil {
+				t.Fatalf("%d objects: an absent checksum was found", n)
+			}
+		}
+		var zero, ones repo.Checksum
+		for i := range ones {
+			ones[i] = 0xff
+		}
+		if got, _ := idx.Lookup(zero); got != nil {
+			t.Fatalf("%d objects: the zero checksum was found", n)
+		}
+		if got, _ := idx.Lookup(ones); got != nil {
+			t.Fatalf("%d objects: the all-ones checksum was found", n)
+		}
+	}
+}

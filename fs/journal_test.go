@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+	"unsafe"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
 
@@ -229,5 +230,61 @@ func TestJournalCompaction(t *testing.T) {
 	}
 	if _, errno := next.f.nodes.get(context.Background(), keep); errno != 0 {
 		t.Errorf("get: %v", errno)
+	}
+}
+
+// The in-flight slots outlive their mapping (they are the file's): a
+// successor fails the IDs still recorded, once, with EIO replies, and a
+// fresh start clears them.
+func TestInflightSlots(t *testing.T) {
+	dir := t.TempDir()
+	in, err := openInflight(dir, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := in.begin(100)
+	b := in.begin(200)
+	in.end(a) // answered: its ID stays in the slot until reused
+	_ = b     // in flight when the process dies
+	in.close()
+
+	next, err := openInflight(dir, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer next.close()
+	var fds [2]int
+	if err := syscall.Pipe(fds[:]); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(fds[0])
+	defer syscall.Close(fds[1])
+	if n := next.failPredecessors(fds[1]); n != 2 {
+		t.Fatalf("failed %d requests, want 2 (the pipe takes both; the kernel would refuse the answered one)", n)
+	}
+	buf := make([]byte, 64)
+	n, _ := syscall.Read(fds[0], buf)
+	if n != 32 {
+		t.Fatalf("%d bytes of replies, want two headers of 16", n)
+	}
+	got := map[uint64]int32{}
+	for off := 0; off < n; off += 16 {
+		h := (*fuse.OutHeader)(unsafe.Pointer(&buf[off]))
+		got[h.Unique] = h.Status
+	}
+	if got[100] != -int32(syscall.EIO) || got[200] != -int32(syscall.EIO) {
+		t.Errorf("replies %v, want EIO for 100 and 200", got)
+	}
+	if n := next.failPredecessors(fds[1]); n != 0 {
+		t.Errorf("failed %d requests again", n)
+	}
+	fresh, err := openInflight(dir, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.close()
+	fresh.begin(300)
+	if again, _ := openInflight(dir, true); again.failPredecessors(fds[1]) != 0 {
+		t.Error("a fresh start kept a predecessor's IDs")
 	}
 }

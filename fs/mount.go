@@ -271,7 +271,7 @@ func Mount(mountpoint string, objs Objects, tree *compose.Tree, o Options) (*Ser
 	var err error
 	switch {
 	case o.Resume:
-		srv, err = resumeServer(raw, o, mo)
+		srv, err = resumeServer(raw, o, mo, f.inflight)
 	case o.Device > 0:
 		// go-fuse serves a descriptor mounted elsewhere when given the
 		// mountpoint /dev/fd/N (libfuse's convention).
@@ -295,6 +295,7 @@ func Mount(mountpoint string, objs Objects, tree *compose.Tree, o Options) (*Ser
 	}
 	if err != nil {
 		f.journal.close()
+		f.inflight.close()
 		return nil, fmt.Errorf("mount %s: %w", mountpoint, err)
 	}
 	devnum := o.DeviceNumber
@@ -321,6 +322,7 @@ func Mount(mountpoint string, objs Objects, tree *compose.Tree, o Options) (*Ser
 			f.fds.close()
 		}
 		f.journal.close()
+		f.inflight.close()
 	}()
 	return &Server{Server: srv, Mountpoint: mountpoint, handedOver: o.Device > 0, limiter: f.limiter, nodes: f.nodes}, nil
 }
@@ -415,5 +417,9 @@ func (f *filesystem) openState(o Options) error {
 		return err
 	}
 	f.journal.table = f.nodes
+	if f.inflight, err = openInflight(o.State, !o.Resume); err != nil {
+		f.journal.close()
+		return err
+	}
 	return nil
 }

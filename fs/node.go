@@ -27,7 +27,8 @@ type filesystem struct {
 	warm        *warmer  // with fds, unless Options.NoWarm
 	nodes       *nodeTable
 	handles     *handleTable
-	journal     *journal // nil: no State
+	journal     *journal  // nil: no State
+	inflight    *inflight // nil: no State
 	server      *fuse.Server
 }
 

@@ -40,6 +40,7 @@ func (r *rawFS) Init(s *fuse.Server) { r.f.server = s }
 func status(errno syscall.Errno) fuse.Status { return fuse.Status(errno) }
 
 func (r *rawFS) Lookup(cancel <-chan struct{}, h *fuse.InHeader, name string, out *fuse.EntryOut) fuse.Status {
+	defer r.f.inflight.end(r.f.inflight.begin(h.Unique))
 	defer r.f.journal.flush()
 	ctx := &fuse.Context{Caller: h.Caller, Cancel: cancel}
 	p, errno := r.f.nodes.get(ctx, h.NodeId)
@@ -59,6 +60,7 @@ func (r *rawFS) Lookup(cancel <-chan struct{}, h *fuse.InHeader, name string, ou
 func (r *rawFS) Forget(nodeid, nlookup uint64) { r.f.nodes.forget(nodeid, nlookup) }
 
 func (r *rawFS) GetAttr(cancel <-chan struct{}, in *fuse.GetAttrIn, out *fuse.AttrOut) fuse.Status {
+	defer r.f.inflight.end(r.f.inflight.begin(in.Unique))
 	defer r.f.journal.flush()
 	ctx := &fuse.Context{Caller: in.Caller, Cancel: cancel}
 	n, errno := r.f.nodes.get(ctx, in.NodeId)
@@ -74,6 +76,7 @@ func (r *rawFS) SetAttr(cancel <-chan struct{}, in *fuse.SetAttrIn, out *fuse.At
 }
 
 func (r *rawFS) Readlink(cancel <-chan struct{}, h *fuse.InHeader) ([]byte, fuse.Status) {
+	defer r.f.inflight.end(r.f.inflight.begin(h.Unique))
 	defer r.f.journal.flush()
 	ctx := &fuse.Context{Caller: h.Caller, Cancel: cancel}
 	n, errno := r.f.nodes.get(ctx, h.NodeId)
@@ -85,6 +88,7 @@ func (r *rawFS) Readlink(cancel <-chan struct{}, h *fuse.InHeader) ([]byte, fuse
 }
 
 func (r *rawFS) GetXAttr(cancel <-chan struct{}, h *fuse.InHeader, attr string, dest []byte) (uint32, fuse.Status) {
+	defer r.f.inflight.end(r.f.inflight.begin(h.Unique))
 	defer r.f.journal.flush()
 	ctx := &fuse.Context{Caller: h.Caller, Cancel: cancel}
 	n, errno := r.f.nodes.get(ctx, h.NodeId)
@@ -96,6 +100,7 @@ func (r *rawFS) GetXAttr(cancel <-chan struct{}, h *fuse.InHeader, attr string, 
 }
 
 func (r *rawFS) ListXAttr(cancel <-chan struct{}, h *fuse.InHeader, dest []byte) (uint32, fuse.Status) {
+	defer r.f.inflight.end(r.f.inflight.begin(h.Unique))
 	defer r.f.journal.flush()
 	ctx := &fuse.Context{Caller: h.Caller, Cancel: cancel}
 	n, errno := r.f.nodes.get(ctx, h.NodeId)
@@ -107,11 +112,13 @@ func (r *rawFS) ListXAttr(cancel <-chan struct{}, h *fuse.InHeader, dest []byte)
 }
 
 func (r *rawFS) StatFs(cancel <-chan struct{}, h *fuse.InHeader, out *fuse.StatfsOut) fuse.Status {
+	defer r.f.inflight.end(r.f.inflight.begin(h.Unique))
 	ctx := &fuse.Context{Caller: h.Caller, Cancel: cancel}
 	return status(r.f.nodes.root.Statfs(ctx, out))
 }
 
 func (r *rawFS) Open(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) fuse.Status {
+	defer r.f.inflight.end(r.f.inflight.begin(in.Unique))
 	defer r.f.journal.flush()
 	ctx := &fuse.Context{Caller: in.Caller, Cancel: cancel}
 	n, errno := r.f.nodes.get(ctx, in.NodeId)
@@ -159,6 +166,7 @@ func (r *rawFS) handle(ctx *fuse.Context, n *node, fh uint64) (*fileHandle, sysc
 }
 
 func (r *rawFS) Read(cancel <-chan struct{}, in *fuse.ReadIn, buf []byte) (fuse.ReadResult, fuse.Status) {
+	defer r.f.inflight.end(r.f.inflight.begin(in.Unique))
 	defer r.f.journal.flush()
 	ctx := &fuse.Context{Caller: in.Caller, Cancel: cancel}
 	n, errno := r.f.nodes.get(ctx, in.NodeId)
@@ -174,6 +182,7 @@ func (r *rawFS) Read(cancel <-chan struct{}, in *fuse.ReadIn, buf []byte) (fuse.
 }
 
 func (r *rawFS) Lseek(cancel <-chan struct{}, in *fuse.LseekIn, out *fuse.LseekOut) fuse.Status {
+	defer r.f.inflight.end(r.f.inflight.begin(in.Unique))
 	defer r.f.journal.flush()
 	ctx := &fuse.Context{Caller: in.Caller, Cancel: cancel}
 	n, errno := r.f.nodes.get(ctx, in.NodeId)
@@ -207,6 +216,7 @@ func (r *rawFS) Release(cancel <-chan struct{}, in *fuse.ReleaseIn) {
 // directory of the mount by itself, keeps its listings cached and never
 // sends RELEASEDIR. This saves two round trips per directory of a walk.
 func (r *rawFS) ReadDir(cancel <-chan struct{}, in *fuse.ReadIn, out *fuse.DirEntryList) fuse.Status {
+	defer r.f.inflight.end(r.f.inflight.begin(in.Unique))
 	ctx := &fuse.Context{Caller: in.Caller, Cancel: cancel}
 	n, errno := r.f.nodes.get(ctx, in.NodeId)
 	if errno != 0 {
@@ -218,6 +228,7 @@ func (r *rawFS) ReadDir(cancel <-chan struct{}, in *fuse.ReadIn, out *fuse.DirEn
 }
 
 func (r *rawFS) ReadDirPlus(cancel <-chan struct{}, in *fuse.ReadIn, out *fuse.DirEntryList) fuse.Status {
+	defer r.f.inflight.end(r.f.inflight.begin(in.Unique))
 	defer r.f.journal.flush()
 	ctx := &fuse.Context{Caller: in.Caller, Cancel: cancel}
 	n, errno := r.f.nodes.get(ctx, in.NodeId)

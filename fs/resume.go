@@ -29,9 +29,9 @@ import (
 // the kernel's, waiting for a reply that will never come. The successor
 // asks the kernel to send them again (FUSE_NOTIFY_RESEND, Linux 6.9 and
 // later), marked as resent, and answers them like any other. A kernel
-// without it refuses the notification: those requests then wait until
-// the mount is unmounted (or aborted through
-// /sys/fs/fuse/connections/N/abort), and every later request is served.
+// without it refuses the notification: the successor then fails with EIO
+// the requests its predecessor recorded as in flight (inflight.go), and
+// serves every later one.
 
 // fuseOpInit is FUSE_INIT's opcode; notifyResend FUSE_NOTIFY_RESEND's
 // notification code.
@@ -72,7 +72,7 @@ func loadInit(dir string) (*fuse.InitIn, error) {
 }
 
 // resumeServer makes go-fuse's server for a live mount (see above).
-func resumeServer(raw fuse.RawFileSystem, o Options, mo *fuse.MountOptions) (*fuse.Server, error) {
+func resumeServer(raw fuse.RawFileSystem, o Options, mo *fuse.MountOptions, flight *inflight) (*fuse.Server, error) {
 	in, err := loadInit(o.State)
 	if err != nil {
 		return nil, err
@@ -100,13 +100,25 @@ func resumeServer(raw fuse.RawFileSystem, o Options, mo *fuse.MountOptions) (*fu
 		return nil, fmt.Errorf("resume: %w", err)
 	}
 	unix.Close(o.Device)
-	if err := resend(sp[0]); err != nil {
-		o.Logger.Warn("the kernel cannot resend the requests the previous server left unanswered: they wait until unmount", "err", err)
+	err = errNoResend
+	if !noResend {
+		err = resend(sp[0])
+	}
+	if err != nil {
+		n := flight.failPredecessors(sp[0])
+		o.Logger.Warn("resumed: the kernel cannot resend the requests the previous server left unanswered; they fail with EIO", "failed", n, "err", err)
 	} else {
+		flight.clear()
 		o.Logger.Info("resumed: the kernel resends the requests the previous server left unanswered")
 	}
 	return srv, nil
 }
+
+// noResend makes a successor act as on a kernel without
+// FUSE_NOTIFY_RESEND (tests).
+var noResend bool
+
+var errNoResend = errors.New("FUSE_NOTIFY_RESEND not used")
 
 // resend asks the kernel to send again every request read from the
 // connection and not answered yet.
