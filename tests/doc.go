@@ -153,9 +153,10 @@
 // SIGKILL and the service upgraded, under readers that must not notice.
 // 32 readers read random files of the Go tree (each dropped from the
 // page cache after its read, so reads reach the worker) through ten
-// kills: no read fails, every byte is the source's, and after each kill
+// kills and an upgrade: no read fails, every byte is the source's, and after each kill
 // a file never read before reads within a second of the kill; the pin
-// stays live, and the supervisor logs each death and each resumption.
+// stays live, the supervisor logs each death and each resumption, and
+// the last worker revived node IDs from the journal and met no stale one.
 // A prune while the worker is dead and not yet replaced (the supervisor
 // held with SIGSTOP) deletes nothing of the mounted image whose ref is
 // gone; the mount then equals the source and ostree fsck passes, and
