@@ -120,8 +120,8 @@
 // removes the socket and the run directory. The worker is started with
 // SIGTERM as its parent-death signal, so that a supervisor killed
 // outright takes its mounts with it, unmounted, rather than leaving a
-// worker no one restarts; the next supervisor on the socket clears the
-// run directory it left.
+// worker no one restarts; the worker then finds the supervisor gone (it
+// answers no "ping") and removes the socket and the run directory.
 //
 // # Memory
 //

@@ -32,6 +32,7 @@ import (
 //     closes what it held for it.
 //   - "ready": the worker resumed every mount of its manifest (Resumed,
 //     Failed) and accepts on the service's socket.
+//   - "ping": answered, by a supervisor that is alive.
 type ctlMsg struct {
 	Op      string `json:"op"`
 	ID      string `json:"id,omitempty"`

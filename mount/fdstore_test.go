@@ -353,8 +353,15 @@ func TestSupervisorHoldsDescriptors(t *testing.T) {
 	default:
 		t.Error("ready not told")
 	}
+	if err := store.call(ctlMsg{Op: "ping"}); err != nil {
+		t.Errorf("ping: %v", err)
+	}
 	if err := store.call(ctlMsg{Op: "bogus"}); err == nil {
 		t.Error("an unknown request: want an error")
+	}
+	sup.Close()
+	if err := store.call(ctlMsg{Op: "ping"}); err == nil {
+		t.Error("ping of a supervisor whose end is closed: want an error")
 	}
 	worker.Close()
 	select {

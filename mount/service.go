@@ -101,7 +101,6 @@ func RunWorker(log io.Writer) error {
 		fmt.Println(probeReply)
 		return nil
 	}
-	sup := os.Getppid()
 	p := os.Getenv(manifestEnv)
 	os.Unsetenv(manifestEnv)
 	m, err := readManifest(p)
@@ -162,9 +161,12 @@ func RunWorker(log io.Writer) error {
 		os.Exit(0)
 	}
 	s.stop()
-	if os.Getppid() != sup {
-		// The supervisor died (this worker was told by its parent-death
-		// signal): no one else cleans up after it.
+	// A supervisor that died (this worker was told by its parent-death
+	// signal, which may come while the supervisor's other threads still
+	// exit) no longer answers: no one else cleans up after it.
+	_ = ctl.SetDeadline(time.Now().Add(5 * time.Second))
+	if err := s.store.call(ctlMsg{Op: "ping"}); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+		s.log.Info("worker stopped: the supervisor is gone", "pid", os.Getpid())
 		os.Remove(m.Socket)
 		os.RemoveAll(m.RunDir)
 	}

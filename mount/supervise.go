@@ -463,6 +463,8 @@ func (s *supervisor) serveWorker(w *workerProc) {
 		case "drop":
 			closeFiles(files)
 			s.drop(m.ID)
+		case "ping":
+			closeFiles(files)
 		case "ready":
 			closeFiles(files)
 			s.log.Info("worker ready", "pid", w.pid, "resumed", m.Resumed, "failed", m.Failed, "took", time.Since(w.started).Round(time.Microsecond))
