@@ -27,6 +27,9 @@ type nodeTable struct {
 	m  map[uint64]*node
 	// index is a predecessor's journal: ID -> (parent, name), for the
 	// IDs the kernel may still send; nil when the mount started fresh.
+	// It never shrinks: a predecessor's ID may stay in the kernel for as
+	// long as the mount, and its FORGET does not say whether the kernel
+	// looked it up again since.
 	index   map[uint64]journalRecord
 	revived atomic.Int64
 	stale   atomic.Int64
@@ -50,6 +53,10 @@ func (t *nodeTable) looked(parent *node, c *compose.Entry, ino uint64) *node {
 		if c.IsDir() {
 			n.dirPath = childPath(parent.dirPath, c.Name)
 		}
+		// An ID a predecessor gave has a count this server does not
+		// know (a FORGET of the predecessor's lookups may still come):
+		// it is counted as revived.
+		_, n.revived = t.index[ino]
 		t.m[ino] = n
 		t.f.journal.add(ino, parent.ino, c.Name)
 	}
@@ -62,14 +69,17 @@ func (t *nodeTable) looked(parent *node, c *compose.Entry, ino uint64) *node {
 }
 
 // forget applies the kernel's FORGET: a node whose count reaches zero,
-// or a revived one (whose count is unknown), is dropped.
+// or a revived one (whose count is unknown), is dropped. A
+// predecessor's record of the ID stays: the FORGET may be of the
+// predecessor's lookups only, sent after the kernel looked the name up
+// again, and a node the kernel still holds is then revived again when
+// it names it.
 func (t *nodeTable) forget(ino, nlookup uint64) {
 	if ino == rootIno {
 		return
 	}
 	t.mu.Lock()
 	n := t.m[ino]
-	delete(t.index, ino)
 	gone := false
 	if n != nil {
 		if n.revived || nlookup >= n.lookups {
