@@ -48,11 +48,11 @@ const (
 	serviceCacheBytes = 64 << 20
 	mountOverhead     = 2 << 20
 	// serviceMaxInodes bounds each mount's inodes (fs.Options.MaxInodes)
-	// unless the request sets it: an inode costs about 500 bytes with
-	// go-fuse's bookkeeping of it, and the kernel holds every one a walk
-	// met until told to forget them (fs.DefaultMaxInodes would be 20 MB
-	// a mount). Forgotten entries are looked up again from the shared
-	// caches, a round trip each.
+	// unless the request sets it: an inode costs about 100 bytes in fs's
+	// node table (plus the kernel's own), and the kernel holds every one
+	// a walk met until told to forget them (fs.DefaultMaxInodes would be
+	// 4 MB a mount). Forgotten entries are looked up again from the
+	// shared caches, a round trip each.
 	serviceMaxInodes = 1024
 	// serviceMaxRequest is each mount's largest request
 	// (fs.Options.MaxRequest) unless the request sets it, and
