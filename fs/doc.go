@@ -50,8 +50,10 @@
 // requests its predecessor had read and not answered
 // (FUSE_NOTIFY_RESEND, Linux 6.9 and later; resume.go). Open files need
 // nothing: zero-message opens have no handles, a passed-through file is
-// the kernel's own, and a handle of the predecessor's is opened again
-// under the kernel's number when a read names it.
+// the kernel's own (it reads on while no server runs; new opens of its
+// inode get the predecessor's backing ID, backing.go), and a handle of
+// the predecessor's is opened again under the kernel's number when a
+// read names it.
 //
 // Content comes through the Objects interface (objects.go), never from a
 // repository directly: *repo.Repo, or a store in front of one. fs does not

@@ -290,3 +290,50 @@ func TestInflightSlots(t *testing.T) {
 		t.Error("a fresh start kept a predecessor's IDs")
 	}
 }
+
+// Overlapping passed-through opens of an inode share one backing ID
+// (the kernel refuses a second), closed with the last; a successor
+// gives the IDs its predecessor left registered to the same inodes, and
+// never closes them.
+func TestBackingsShared(t *testing.T) {
+	dir := t.TempDir()
+	b := newBackings()
+	if err := b.openState(dir, false); err != nil {
+		t.Fatal(err)
+	}
+	next := int32(0)
+	registered, closed := 0, []int32{}
+	reg := func(int) (int32, error) { registered++; next++; return next, nil }
+	unreg := func(id int32) { closed = append(closed, id) }
+	a1, _ := b.acquire(10, 3, reg)
+	a2, _ := b.acquire(10, 4, reg)
+	c1, _ := b.acquire(20, 5, reg)
+	if a1 != a2 || a1 == c1 || registered != 2 {
+		t.Fatalf("IDs %d %d %d, %d registered: want one per inode", a1, a2, c1, registered)
+	}
+	b.release(10, unreg)
+	if len(closed) != 0 {
+		t.Fatalf("closed %v with an open left", closed)
+	}
+	b.release(10, unreg)
+	if len(closed) != 1 || closed[0] != a1 {
+		t.Fatalf("closed %v after the last release, want [%d]", closed, a1)
+	}
+	b.close() // the server dies with inode 20's ID registered
+
+	s := newBackings()
+	if err := s.openState(dir, true); err != nil {
+		t.Fatal(err)
+	}
+	defer s.close()
+	if id, _ := s.acquire(20, 6, reg); id != c1 || registered != 2 {
+		t.Errorf("successor's ID for inode 20: %d (%d registered), want the predecessor's %d", id, registered, c1)
+	}
+	s.release(20, unreg)
+	if len(closed) != 1 {
+		t.Errorf("the successor closed a predecessor's ID: %v", closed)
+	}
+	if id, _ := s.acquire(10, 7, reg); id == a1 || registered != 3 {
+		t.Errorf("inode 10, whose ID was closed: %d (%d registered), want a new one", id, registered)
+	}
+}

@@ -323,6 +323,7 @@ func Mount(mountpoint string, objs Objects, tree *compose.Tree, o Options) (*Ser
 		}
 		f.journal.close()
 		f.inflight.close()
+		f.backings.close()
 	}()
 	return &Server{Server: srv, Mountpoint: mountpoint, handedOver: o.Device > 0, limiter: f.limiter, nodes: f.nodes}, nil
 }
@@ -419,6 +420,11 @@ func (f *filesystem) openState(o Options) error {
 	f.journal.table = f.nodes
 	if f.inflight, err = openInflight(o.State, !o.Resume); err != nil {
 		f.journal.close()
+		return err
+	}
+	if err := f.backings.openState(o.State, o.Resume); err != nil {
+		f.journal.close()
+		f.inflight.close()
 		return err
 	}
 	return nil

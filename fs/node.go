@@ -27,6 +27,7 @@ type filesystem struct {
 	warm        *warmer  // with fds, unless Options.NoWarm
 	nodes       *nodeTable
 	handles     *handleTable
+	backings    *backings
 	journal     *journal  // nil: no State
 	inflight    *inflight // nil: no State
 	server      *fuse.Server

@@ -49,11 +49,12 @@ var (
 // newFilesystem sets up the state of a mount of tree, without the kernel.
 func newFilesystem(objs Objects, tree *compose.Tree, o Options) *filesystem {
 	f := &filesystem{
-		tree:    tree,
-		objs:    objs,
-		log:     o.Logger,
-		verify:  o.Verify,
-		handles: newHandleTable(),
+		tree:     tree,
+		objs:     objs,
+		log:      o.Logger,
+		verify:   o.Verify,
+		handles:  newHandleTable(),
+		backings: newBackings(),
 	}
 	f.nodes = newNodeTable(f)
 	switch {

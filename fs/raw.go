@@ -131,10 +131,16 @@ func (r *rawFS) Open(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut)
 	}
 	out.OpenFlags = flags
 	if fh.passthrough && fh.fd >= 0 && !r.noBacking.Load() {
-		id, errno := r.f.server.RegisterBackingFd(&fuse.BackingMap{Fd: int32(fh.fd)})
-		if errno != 0 {
+		id, err := r.f.backings.acquire(n.ino, fh.fd, func(fd int) (int32, error) {
+			id, errno := r.f.server.RegisterBackingFd(&fuse.BackingMap{Fd: int32(fd)})
+			if errno != 0 {
+				return 0, errno
+			}
+			return id, nil
+		})
+		if err != nil {
 			r.noBacking.Store(true)
-			r.f.log.Warn("passthrough refused by the kernel: files are read through the daemon", "err", errno)
+			r.f.log.Warn("passthrough refused by the kernel: files are read through the daemon", "err", err)
 		} else {
 			fh.backing = id
 			out.BackingID = id
@@ -204,9 +210,11 @@ func (r *rawFS) Release(cancel <-chan struct{}, in *fuse.ReleaseIn) {
 		return // a predecessor's handle, never read here
 	}
 	if h.backing != 0 {
-		if errno := r.f.server.UnregisterBackingFd(h.backing); errno != 0 {
-			r.f.log.Warn("passthrough: closing a backing file", "path", "/"+h.path, "err", errno)
-		}
+		r.f.backings.release(h.ino, func(id int32) {
+			if errno := r.f.server.UnregisterBackingFd(id); errno != 0 {
+				r.f.log.Warn("passthrough: closing a backing file", "path", "/"+h.path, "err", errno)
+			}
+		})
 	}
 	h.release()
 }

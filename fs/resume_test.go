@@ -128,6 +128,7 @@ func resumeHelper() error {
 		DeviceNumber: devnum,
 		State:        env("STATE"),
 		Resume:       env("RESUME") != "",
+		Passthrough:  env("PASSTHROUGH") != "",
 		Logger:       slog.New(slog.NewTextHandler(os.Stderr, nil)),
 	})
 	if err != nil {
@@ -209,11 +210,14 @@ func TestResumeAfterKill(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to mount")
 	}
-	t.Run("resend", func(t *testing.T) { testResumeAfterKill(t, true) })
-	t.Run("no resend", func(t *testing.T) { testResumeAfterKill(t, false) })
+	t.Run("resend", func(t *testing.T) { testResumeAfterKill(t, true, false) })
+	t.Run("no resend", func(t *testing.T) { testResumeAfterKill(t, false, false) })
+	t.Run("passthrough", func(t *testing.T) { testResumeAfterKill(t, true, true) })
 }
 
-func testResumeAfterKill(t *testing.T, resend bool) {
+// With passthrough, a file opened before the kill is the kernel's own
+// (its backing file): it reads on while no server runs at all.
+func testResumeAfterKill(t *testing.T, resend, passthrough bool) {
 	content, state, mnt := t.TempDir(), t.TempDir(), t.TempDir()
 	_, _, _, err := resumeTree(content)
 	if err != nil {
@@ -230,6 +234,9 @@ func testResumeAfterKill(t *testing.T, resend bool) {
 	}
 	defer func() { _ = unix.Unmount(mnt, unix.MNT_DETACH) }()
 	vars := map[string]string{"CONTENT": content, "STATE": state, "MNT": mnt, "DEVNUM": strconv.FormatUint(devnum, 10), "BLOCK": "slow"}
+	if passthrough {
+		vars["PASSTHROUGH"] = "1"
+	}
 	first := startHelper(t, dev, vars)
 
 	// The kernel learns nodes from the first server: a walk, an open
@@ -281,6 +288,12 @@ func testResumeAfterKill(t *testing.T, resend bool) {
 	default:
 	}
 
+	if passthrough {
+		mid := make([]byte, 8192)
+		if _, err := big.ReadAt(mid, 8<<20); err != nil || !bytes.Equal(mid, want["big"][8<<20:8<<20+8192]) {
+			t.Errorf("read of a passed-through file with no server: %v", err)
+		}
+	}
 	delete(vars, "BLOCK")
 	vars["RESUME"] = "1"
 	if !resend {
@@ -320,7 +333,7 @@ func testResumeAfterKill(t *testing.T, resend bool) {
 	for p, data := range want {
 		b, err := os.ReadFile(filepath.Join(mnt, p))
 		if err != nil || !bytes.Equal(b, data) {
-			t.Errorf("read %s after the kill: %d bytes, %v", p, len(b), err)
+			t.Errorf("read %s after the kill: %d bytes, %v\n%s", p, len(b), err, second.stderr)
 		}
 	}
 	ents, err := os.ReadDir(filepath.Join(mnt, "d/e"))
