@@ -264,6 +264,11 @@ func testResumeAfterKill(t *testing.T, resend, passthrough bool) {
 	if _, err := io.ReadFull(big, head); err != nil || !bytes.Equal(head, want["big"][:4096]) {
 		t.Fatalf("read big: %v", err)
 	}
+	// A second open of the file while it is open: with passthrough, the
+	// same backing file (the kernel refuses another).
+	if b, err := os.ReadFile(filepath.Join(mnt, "big")); err != nil || !bytes.Equal(b, want["big"]) {
+		t.Fatalf("read big while it is open: %d bytes, %v", len(b), err)
+	}
 	if _, err := os.Stat(filepath.Join(mnt, "d/e/f3")); err != nil {
 		t.Fatal(err)
 	}
