@@ -443,7 +443,7 @@ func (tx *Transaction) fillFile(f *os.File, m *FileMeta, content io.Reader) (Che
 		if m.IsSymlink() {
 			_, err = io.WriteString(f, m.Target+"\x00")
 		} else {
-			err = copyContent(f, content, h, cnt)
+			err = copyContent(f, m.Size, tx.r.fsync, content, h, cnt)
 		}
 		if err != nil {
 			return Checksum{}, fmt.Errorf("write object: %w", err)
@@ -456,7 +456,7 @@ func (tx *Transaction) fillFile(f *os.File, m *FileMeta, content io.Reader) (Che
 			err = unix.Fsetxattr(fd, "user.ostreemeta", marshalOstreeMeta(m), 0)
 		}
 	default: // bare, bare-user-only: content plus real metadata
-		if err = copyContent(f, content, h, cnt); err != nil {
+		if err = copyContent(f, m.Size, tx.r.fsync, content, h, cnt); err != nil {
 			return Checksum{}, fmt.Errorf("write object: %w", err)
 		}
 		if tx.r.mode == ModeBare {
