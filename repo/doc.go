@@ -85,7 +85,9 @@
 // crash at any point leaves objects/ holding only complete objects.
 // A large file (8 MiB or more) is hashed in the writer's goroutine while
 // another writes it; with core.fsync its pages are handed to the disk as
-// they are written, so that Commit's sync mostly finds them there.
+// they are written, so that Commit's sync mostly finds them there; so
+// are small files, by a background syncfs every 64 MiB of them. Commit
+// renames the objects other than commits in parallel.
 //
 // # Pruning
 //

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -394,6 +395,79 @@ func BenchmarkWriteLargeFile(b *testing.B) {
 		if _, err := tx.WriteFile(&repo.FileMeta{Mode: repo.ModeRegular | 0o644, Size: int64(len(data))}, bytes.NewReader(data)); err != nil {
 			b.Fatal(err)
 		}
+		if err := tx.Commit(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// TestBackgroundSyncs: with core.fsync, more small files than a
+// background syncfs batch (64 MiB) commit whole, and an abort while such
+// a sync may run leaves no staging directory.
+func TestBackgroundSyncs(t *testing.T) {
+	r := repotest.NewRepo(t, repo.ModeBareUser)
+	ctx := context.Background()
+	data := make([]byte, 4<<20)
+	write := func(tx *repo.Transaction, n int) []repo.Checksum {
+		var sums []repo.Checksum
+		for i := range n {
+			copy(data, fmt.Sprintf("file %d", i))
+			sum, err := tx.WriteFile(&repo.FileMeta{Mode: repo.ModeRegular | 0o644, Size: int64(len(data))}, bytes.NewReader(data))
+			if err != nil {
+				t.Fatal(err)
+			}
+			sums = append(sums, sum)
+		}
+		return sums
+	}
+	tx, err := r.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(tx, 20)
+	tx.Abort()
+	ents, err := os.ReadDir(filepath.Join(r.Path(), "tmp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), "staging-") {
+			t.Fatalf("tmp/%s left after the abort", e.Name())
+		}
+	}
+	tx, err = r.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sums := write(tx, 40)
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range sums {
+		if err := r.VerifyContent(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkCommitSmallFiles: the Commit (syncfs and renames) of 20000
+// files of 4 KiB; their writes are not timed.
+func BenchmarkCommitSmallFiles(b *testing.B) {
+	data := make([]byte, 4096)
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		r := repotest.NewRepo(b, repo.ModeBareUser)
+		tx, err := r.Begin(context.Background())
+		if err != nil {
+			b.Fatal(err)
+		}
+		for j := range 20000 {
+			copy(data, fmt.Sprintf("file %d", j))
+			if _, err := tx.WriteFile(&repo.FileMeta{Mode: repo.ModeRegular | 0o644, Size: int64(len(data))}, bytes.NewReader(data)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StartTimer()
 		if err := tx.Commit(); err != nil {
 			b.Fatal(err)
 		}
