@@ -83,6 +83,11 @@
 // complete. Commit syncs the filesystem, renames the objects into objects/
 // (commit objects last), syncs the directories, and then writes refs. A
 // crash at any point leaves objects/ holding only complete objects.
+// A large file (8 MiB or more) is hashed in the writer's goroutine while
+// another writes it; with core.fsync its pages are handed to the disk as
+// they are written, so that Commit's sync mostly finds them there; so
+// are small files, by a background syncfs every 64 MiB of them. Commit
+// renames the objects other than commits in parallel.
 //
 // # Pruning
 //

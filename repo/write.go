@@ -11,13 +11,16 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
 	"github.com/klauspost/compress/flate"
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 )
 
@@ -48,7 +51,32 @@ type Transaction struct {
 	// most maxFileMetas): an import's metadata index then costs no
 	// open, getxattr and stat per file.
 	fileMetas map[Checksum]*FileMeta
-	done      bool
+	// With core.fsync, every syncBatch bytes of small files written start
+	// a syncfs in the background (one at a time), so that Commit's syncfs
+	// finds most of the data on disk: unsynced counts the bytes since.
+	unsynced atomic.Int64
+	syncing  atomic.Bool
+	bgSync   sync.WaitGroup
+	done     bool
+}
+
+// syncBatch is how many bytes of small files start a background syncfs.
+const syncBatch = 64 << 20
+
+// wrote counts n bytes of a small file written, and starts a background
+// syncfs once syncBatch of them are unsynced and none is running. Its
+// error is not kept: Commit's own syncfs reports any.
+func (tx *Transaction) wrote(n int64) {
+	if !tx.r.fsync || tx.unsynced.Add(n) < syncBatch || !tx.syncing.CompareAndSwap(false, true) {
+		return
+	}
+	tx.unsynced.Store(0)
+	tx.bgSync.Add(1)
+	go func() {
+		defer tx.bgSync.Done()
+		_ = unix.Syncfs(int(tx.dir.Fd()))
+		tx.syncing.Store(false)
+	}()
 }
 
 // maxFileMetas bounds Transaction.fileMetas (some 100 MiB).
@@ -162,6 +190,7 @@ func (r *Repo) Begin(ctx context.Context) (*Transaction, error) {
 // release removes the staging directory and drops the locks.
 func (tx *Transaction) release() {
 	tmp := filepath.Join(tx.r.path, "tmp")
+	tx.bgSync.Wait()
 	if tx.dir != nil {
 		tx.dir.Close()
 	}
@@ -443,7 +472,7 @@ func (tx *Transaction) fillFile(f *os.File, m *FileMeta, content io.Reader) (Che
 		if m.IsSymlink() {
 			_, err = io.WriteString(f, m.Target+"\x00")
 		} else {
-			err = copyContent(f, content, h, cnt)
+			err = copyContent(f, m.Size, tx.r.fsync, content, h, cnt)
 		}
 		if err != nil {
 			return Checksum{}, fmt.Errorf("write object: %w", err)
@@ -456,7 +485,7 @@ func (tx *Transaction) fillFile(f *os.File, m *FileMeta, content io.Reader) (Che
 			err = unix.Fsetxattr(fd, "user.ostreemeta", marshalOstreeMeta(m), 0)
 		}
 	default: // bare, bare-user-only: content plus real metadata
-		if err = copyContent(f, content, h, cnt); err != nil {
+		if err = copyContent(f, m.Size, tx.r.fsync, content, h, cnt); err != nil {
 			return Checksum{}, fmt.Errorf("write object: %w", err)
 		}
 		if tx.r.mode == ModeBare {
@@ -478,6 +507,9 @@ func (tx *Transaction) fillFile(f *os.File, m *FileMeta, content io.Reader) (Che
 	}
 	if !m.IsSymlink() && cnt.n != m.Size {
 		return Checksum{}, fmt.Errorf("write object: content is %d bytes, expected %d: %w", cnt.n, m.Size, io.ErrUnexpectedEOF)
+	}
+	if m.Size < pipeMin {
+		tx.wrote(cnt.n)
 	}
 	if tx.r.mode != ModeArchive {
 		if err := futimensZero(fd); err != nil {
@@ -553,6 +585,7 @@ func (tx *Transaction) Commit() error {
 	defer tx.release()
 	r := tx.r
 	if r.fsync {
+		tx.bgSync.Wait()
 		if err := unix.Syncfs(int(tx.dir.Fd())); err != nil {
 			return fmt.Errorf("commit transaction: syncfs: %w", err)
 		}
@@ -565,13 +598,9 @@ func (tx *Transaction) Commit() error {
 			objs = append(objs, n)
 		}
 	}
-	// By name, for a deterministic order.
-	sort.Slice(objs, func(i, j int) bool { return objectLess(objs[i], objs[j]) })
 	touched := map[string]bool{}
-	for _, n := range objs {
-		if err := tx.moveObject(n, touched); err != nil {
-			return err
-		}
+	if err := tx.moveObjects(objs, touched); err != nil {
+		return err
 	}
 	// Detached metadata before its commit: a commit never appears without
 	// it, and one left alone by a crash is inert.
@@ -622,15 +651,61 @@ func objectLess(a, b ObjectName) bool {
 	return string(a.Checksum[:]) < string(b.Checksum[:])
 }
 
+// moveObjects renames the staged objects objs (no commits) into
+// objects/, their objects/XX directories made first, and records the XX
+// in touched. Nothing names them but the commits renamed after them, so
+// their order does not matter: each of GOMAXPROCS workers renames the
+// objects of its share of the XX directories, by name.
+func (tx *Transaction) moveObjects(objs []ObjectName, touched map[string]bool) error {
+	r := tx.r
+	bySub := map[string][]ObjectName{}
+	for _, n := range objs {
+		sub := r.objectRel(n.Type, n.Checksum)[:2]
+		if err := tx.objectSubdir(sub, touched); err != nil {
+			return err
+		}
+		bySub[sub] = append(bySub[sub], n)
+	}
+	subs := make([]string, 0, len(bySub))
+	for sub := range bySub {
+		subs = append(subs, sub)
+	}
+	sort.Strings(subs)
+	workers := min(runtime.GOMAXPROCS(0), len(subs))
+	var g errgroup.Group
+	for w := range workers {
+		g.Go(func() error {
+			for i := w; i < len(subs); i += workers {
+				ns := bySub[subs[i]]
+				sort.Slice(ns, func(i, j int) bool { return objectLess(ns[i], ns[j]) })
+				for _, n := range ns {
+					if err := tx.rename(n); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
 // moveObject renames one staged object into objects/, creating its
 // objects/XX directory if needed, and records XX in touched.
 func (tx *Transaction) moveObject(n ObjectName, touched map[string]bool) error {
-	r := tx.r
-	sdfd, odfd := int(tx.dir.Fd()), int(r.objects.Fd())
-	rel := r.objectRel(n.Type, n.Checksum)
+	rel := tx.r.objectRel(n.Type, n.Checksum)
 	if err := tx.objectSubdir(rel[:2], touched); err != nil {
 		return err
 	}
+	return tx.rename(n)
+}
+
+// rename renames one staged object into its objects/XX directory, which
+// exists.
+func (tx *Transaction) rename(n ObjectName) error {
+	r := tx.r
+	sdfd, odfd := int(tx.dir.Fd()), int(r.objects.Fd())
+	rel := r.objectRel(n.Type, n.Checksum)
 	err := unix.Renameat2(sdfd, rel, odfd, rel, unix.RENAME_NOREPLACE)
 	if errors.Is(err, unix.EEXIST) {
 		err = nil // written meanwhile by another transaction: same bytes

@@ -3,12 +3,17 @@ package repo_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/ostree-mount/ostree-mount/repo"
@@ -288,6 +293,183 @@ func TestConcurrentTransactions(t *testing.T) {
 	for _, e := range ents {
 		if strings.HasPrefix(e.Name(), "staging-") {
 			t.Errorf("staging left behind: %s", e.Name())
+		}
+	}
+}
+
+// errAfter yields n bytes of data, then fails with err.
+type errAfter struct {
+	r   io.Reader
+	err error
+}
+
+func (e *errAfter) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err == io.EOF {
+		return n, e.err
+	}
+	return n, err
+}
+
+// TestLargeFileWrites: files large enough to be hashed and written at
+// once (and handed to the disk as they are written, with core.fsync) read
+// back as written, with their runs of zeros as holes, and hash as
+// FileChecksum says; a short or failing content stages nothing.
+func TestLargeFileWrites(t *testing.T) {
+	for _, fsync := range []bool{true, false} {
+		r := repotest.NewRepoNoSync(t, repo.ModeBareUser)
+		if fsync {
+			r = repotest.NewRepo(t, repo.ModeBareUser)
+		}
+		ctx := context.Background()
+		tx, err := r.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		size := 20<<20 + 12345
+		data := make([]byte, size)
+		if _, err := rand.Read(data[:9<<20]); err != nil {
+			t.Fatal(err)
+		}
+		copy(data[size-100:], "the end")
+		m := &repo.FileMeta{Mode: repo.ModeRegular | 0o644, Size: int64(size)}
+		want, err := repo.FileChecksum(m, bytes.NewReader(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum, err := tx.WriteFile(m, iotest.HalfReader(bytes.NewReader(data)))
+		if err != nil || sum != want {
+			t.Fatalf("fsync %v: WriteFile = %s, %v; want %s", fsync, sum, err, want)
+		}
+		for _, bad := range []io.Reader{bytes.NewReader(data[:size-1]), &errAfter{bytes.NewReader(data[:15<<20]), errors.ErrUnsupported}} {
+			bm := &repo.FileMeta{Mode: repo.ModeRegular | 0o600, Size: int64(size)}
+			if _, err := tx.WriteFile(bm, bad); err == nil {
+				t.Fatalf("fsync %v: WriteFile of bad content succeeded", fsync)
+			}
+		}
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		f, err := r.OpenFile(sum)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(f.Reader())
+		f.Close()
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("fsync %v: read back %d bytes (%v), want the %d written", fsync, len(got), err, size)
+		}
+		var st syscall.Stat_t
+		if err := syscall.Stat(r.ObjectPath(repo.ObjFile, sum), &st); err != nil {
+			t.Fatal(err)
+		}
+		if st.Blocks*512 > 10<<20 {
+			t.Errorf("fsync %v: object takes %d bytes of disk, want its 11 MiB of zeros left as holes", fsync, st.Blocks*512)
+		}
+		var objs []repo.ObjectName
+		if err := r.ListObjects(func(n repo.ObjectName) error { objs = append(objs, n); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if len(objs) != 1 {
+			t.Errorf("fsync %v: %d objects after the commit, want the one good file: %v", fsync, len(objs), objs)
+		}
+	}
+}
+
+// BenchmarkWriteLargeFile: one 256 MiB file object, written and
+// committed (syncfs included).
+func BenchmarkWriteLargeFile(b *testing.B) {
+	data := make([]byte, 256<<20)
+	if _, err := rand.Read(data); err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(data)))
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		r := repotest.NewRepo(b, repo.ModeBareUser)
+		tx, err := r.Begin(context.Background())
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		if _, err := tx.WriteFile(&repo.FileMeta{Mode: repo.ModeRegular | 0o644, Size: int64(len(data))}, bytes.NewReader(data)); err != nil {
+			b.Fatal(err)
+		}
+		if err := tx.Commit(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// TestBackgroundSyncs: with core.fsync, more small files than a
+// background syncfs batch (64 MiB) commit whole, and an abort while such
+// a sync may run leaves no staging directory.
+func TestBackgroundSyncs(t *testing.T) {
+	r := repotest.NewRepo(t, repo.ModeBareUser)
+	ctx := context.Background()
+	data := make([]byte, 4<<20)
+	write := func(tx *repo.Transaction, n int) []repo.Checksum {
+		var sums []repo.Checksum
+		for i := range n {
+			copy(data, fmt.Sprintf("file %d", i))
+			sum, err := tx.WriteFile(&repo.FileMeta{Mode: repo.ModeRegular | 0o644, Size: int64(len(data))}, bytes.NewReader(data))
+			if err != nil {
+				t.Fatal(err)
+			}
+			sums = append(sums, sum)
+		}
+		return sums
+	}
+	tx, err := r.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(tx, 20)
+	tx.Abort()
+	ents, err := os.ReadDir(filepath.Join(r.Path(), "tmp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), "staging-") {
+			t.Fatalf("tmp/%s left after the abort", e.Name())
+		}
+	}
+	tx, err = r.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sums := write(tx, 40)
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range sums {
+		if err := r.VerifyContent(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkCommitSmallFiles: the Commit (syncfs and renames) of 20000
+// files of 4 KiB; their writes are not timed.
+func BenchmarkCommitSmallFiles(b *testing.B) {
+	data := make([]byte, 4096)
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		r := repotest.NewRepo(b, repo.ModeBareUser)
+		tx, err := r.Begin(context.Background())
+		if err != nil {
+			b.Fatal(err)
+		}
+		for j := range 20000 {
+			copy(data, fmt.Sprintf("file %d", j))
+			if _, err := tx.WriteFile(&repo.FileMeta{Mode: repo.ModeRegular | 0o644, Size: int64(len(data))}, bytes.NewReader(data)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StartTimer()
+		if err := tx.Commit(); err != nil {
+			b.Fatal(err)
 		}
 	}
 }
