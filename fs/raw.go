@@ -39,11 +39,18 @@ func (r *rawFS) Init(s *fuse.Server) { r.f.server = s }
 
 func status(errno syscall.Errno) fuse.Status { return fuse.Status(errno) }
 
+// request returns a request's context and the node it names, revived
+// when a predecessor gave it.
+func (r *rawFS) request(cancel <-chan struct{}, h *fuse.InHeader) (*fuse.Context, *node, syscall.Errno) {
+	ctx := &fuse.Context{Caller: h.Caller, Cancel: cancel}
+	n, errno := r.f.nodes.get(ctx, h.NodeId)
+	return ctx, n, errno
+}
+
 func (r *rawFS) Lookup(cancel <-chan struct{}, h *fuse.InHeader, name string, out *fuse.EntryOut) fuse.Status {
 	defer r.f.inflight.end(r.f.inflight.begin(h.Unique))
 	defer r.f.journal.flush()
-	ctx := &fuse.Context{Caller: h.Caller, Cancel: cancel}
-	p, errno := r.f.nodes.get(ctx, h.NodeId)
+	ctx, p, errno := r.request(cancel, h)
 	if errno != 0 {
 		return status(errno)
 	}
@@ -62,8 +69,7 @@ func (r *rawFS) Forget(nodeid, nlookup uint64) { r.f.nodes.forget(nodeid, nlooku
 func (r *rawFS) GetAttr(cancel <-chan struct{}, in *fuse.GetAttrIn, out *fuse.AttrOut) fuse.Status {
 	defer r.f.inflight.end(r.f.inflight.begin(in.Unique))
 	defer r.f.journal.flush()
-	ctx := &fuse.Context{Caller: in.Caller, Cancel: cancel}
-	n, errno := r.f.nodes.get(ctx, in.NodeId)
+	ctx, n, errno := r.request(cancel, &in.InHeader)
 	if errno != 0 {
 		return status(errno)
 	}
@@ -78,8 +84,7 @@ func (r *rawFS) SetAttr(cancel <-chan struct{}, in *fuse.SetAttrIn, out *fuse.At
 func (r *rawFS) Readlink(cancel <-chan struct{}, h *fuse.InHeader) ([]byte, fuse.Status) {
 	defer r.f.inflight.end(r.f.inflight.begin(h.Unique))
 	defer r.f.journal.flush()
-	ctx := &fuse.Context{Caller: h.Caller, Cancel: cancel}
-	n, errno := r.f.nodes.get(ctx, h.NodeId)
+	ctx, n, errno := r.request(cancel, h)
 	if errno != 0 {
 		return nil, status(errno)
 	}
@@ -90,8 +95,7 @@ func (r *rawFS) Readlink(cancel <-chan struct{}, h *fuse.InHeader) ([]byte, fuse
 func (r *rawFS) GetXAttr(cancel <-chan struct{}, h *fuse.InHeader, attr string, dest []byte) (uint32, fuse.Status) {
 	defer r.f.inflight.end(r.f.inflight.begin(h.Unique))
 	defer r.f.journal.flush()
-	ctx := &fuse.Context{Caller: h.Caller, Cancel: cancel}
-	n, errno := r.f.nodes.get(ctx, h.NodeId)
+	ctx, n, errno := r.request(cancel, h)
 	if errno != 0 {
 		return 0, status(errno)
 	}
@@ -102,8 +106,7 @@ func (r *rawFS) GetXAttr(cancel <-chan struct{}, h *fuse.InHeader, attr string, 
 func (r *rawFS) ListXAttr(cancel <-chan struct{}, h *fuse.InHeader, dest []byte) (uint32, fuse.Status) {
 	defer r.f.inflight.end(r.f.inflight.begin(h.Unique))
 	defer r.f.journal.flush()
-	ctx := &fuse.Context{Caller: h.Caller, Cancel: cancel}
-	n, errno := r.f.nodes.get(ctx, h.NodeId)
+	ctx, n, errno := r.request(cancel, h)
 	if errno != 0 {
 		return 0, status(errno)
 	}
@@ -120,8 +123,7 @@ func (r *rawFS) StatFs(cancel <-chan struct{}, h *fuse.InHeader, out *fuse.Statf
 func (r *rawFS) Open(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) fuse.Status {
 	defer r.f.inflight.end(r.f.inflight.begin(in.Unique))
 	defer r.f.journal.flush()
-	ctx := &fuse.Context{Caller: in.Caller, Cancel: cancel}
-	n, errno := r.f.nodes.get(ctx, in.NodeId)
+	ctx, n, errno := r.request(cancel, &in.InHeader)
 	if errno != 0 {
 		return status(errno)
 	}
@@ -174,8 +176,7 @@ func (r *rawFS) handle(ctx *fuse.Context, n *node, fh uint64) (*fileHandle, sysc
 func (r *rawFS) Read(cancel <-chan struct{}, in *fuse.ReadIn, buf []byte) (fuse.ReadResult, fuse.Status) {
 	defer r.f.inflight.end(r.f.inflight.begin(in.Unique))
 	defer r.f.journal.flush()
-	ctx := &fuse.Context{Caller: in.Caller, Cancel: cancel}
-	n, errno := r.f.nodes.get(ctx, in.NodeId)
+	ctx, n, errno := r.request(cancel, &in.InHeader)
 	if errno != 0 {
 		return nil, status(errno)
 	}
@@ -190,8 +191,7 @@ func (r *rawFS) Read(cancel <-chan struct{}, in *fuse.ReadIn, buf []byte) (fuse.
 func (r *rawFS) Lseek(cancel <-chan struct{}, in *fuse.LseekIn, out *fuse.LseekOut) fuse.Status {
 	defer r.f.inflight.end(r.f.inflight.begin(in.Unique))
 	defer r.f.journal.flush()
-	ctx := &fuse.Context{Caller: in.Caller, Cancel: cancel}
-	n, errno := r.f.nodes.get(ctx, in.NodeId)
+	ctx, n, errno := r.request(cancel, &in.InHeader)
 	if errno != 0 {
 		return status(errno)
 	}
@@ -225,8 +225,7 @@ func (r *rawFS) Release(cancel <-chan struct{}, in *fuse.ReleaseIn) {
 // sends RELEASEDIR. This saves two round trips per directory of a walk.
 func (r *rawFS) ReadDir(cancel <-chan struct{}, in *fuse.ReadIn, out *fuse.DirEntryList) fuse.Status {
 	defer r.f.inflight.end(r.f.inflight.begin(in.Unique))
-	ctx := &fuse.Context{Caller: in.Caller, Cancel: cancel}
-	n, errno := r.f.nodes.get(ctx, in.NodeId)
+	ctx, n, errno := r.request(cancel, &in.InHeader)
 	if errno != 0 {
 		return status(errno)
 	}
@@ -238,8 +237,7 @@ func (r *rawFS) ReadDir(cancel <-chan struct{}, in *fuse.ReadIn, out *fuse.DirEn
 func (r *rawFS) ReadDirPlus(cancel <-chan struct{}, in *fuse.ReadIn, out *fuse.DirEntryList) fuse.Status {
 	defer r.f.inflight.end(r.f.inflight.begin(in.Unique))
 	defer r.f.journal.flush()
-	ctx := &fuse.Context{Caller: in.Caller, Cancel: cancel}
-	n, errno := r.f.nodes.get(ctx, in.NodeId)
+	ctx, n, errno := r.request(cancel, &in.InHeader)
 	if errno != 0 {
 		return status(errno)
 	}
