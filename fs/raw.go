@@ -47,6 +47,9 @@ func (r *rawFS) request(cancel <-chan struct{}, h *fuse.InHeader) (*fuse.Context
 	return ctx, n, errno
 }
 
+// Lookup and ReadDirPlus give the kernel nodes: they flush the journal
+// before their replies. The other operations give none (a revived node
+// is in the journal already).
 func (r *rawFS) Lookup(cancel <-chan struct{}, h *fuse.InHeader, name string, out *fuse.EntryOut) fuse.Status {
 	defer r.f.inflight.end(r.f.inflight.begin(h.Unique))
 	defer r.f.journal.flush()
@@ -68,7 +71,6 @@ func (r *rawFS) Forget(nodeid, nlookup uint64) { r.f.nodes.forget(nodeid, nlooku
 
 func (r *rawFS) GetAttr(cancel <-chan struct{}, in *fuse.GetAttrIn, out *fuse.AttrOut) fuse.Status {
 	defer r.f.inflight.end(r.f.inflight.begin(in.Unique))
-	defer r.f.journal.flush()
 	ctx, n, errno := r.request(cancel, &in.InHeader)
 	if errno != 0 {
 		return status(errno)
@@ -83,7 +85,6 @@ func (r *rawFS) SetAttr(cancel <-chan struct{}, in *fuse.SetAttrIn, out *fuse.At
 
 func (r *rawFS) Readlink(cancel <-chan struct{}, h *fuse.InHeader) ([]byte, fuse.Status) {
 	defer r.f.inflight.end(r.f.inflight.begin(h.Unique))
-	defer r.f.journal.flush()
 	ctx, n, errno := r.request(cancel, h)
 	if errno != 0 {
 		return nil, status(errno)
@@ -94,7 +95,6 @@ func (r *rawFS) Readlink(cancel <-chan struct{}, h *fuse.InHeader) ([]byte, fuse
 
 func (r *rawFS) GetXAttr(cancel <-chan struct{}, h *fuse.InHeader, attr string, dest []byte) (uint32, fuse.Status) {
 	defer r.f.inflight.end(r.f.inflight.begin(h.Unique))
-	defer r.f.journal.flush()
 	ctx, n, errno := r.request(cancel, h)
 	if errno != 0 {
 		return 0, status(errno)
@@ -105,7 +105,6 @@ func (r *rawFS) GetXAttr(cancel <-chan struct{}, h *fuse.InHeader, attr string, 
 
 func (r *rawFS) ListXAttr(cancel <-chan struct{}, h *fuse.InHeader, dest []byte) (uint32, fuse.Status) {
 	defer r.f.inflight.end(r.f.inflight.begin(h.Unique))
-	defer r.f.journal.flush()
 	ctx, n, errno := r.request(cancel, h)
 	if errno != 0 {
 		return 0, status(errno)
@@ -122,7 +121,6 @@ func (r *rawFS) StatFs(cancel <-chan struct{}, h *fuse.InHeader, out *fuse.Statf
 
 func (r *rawFS) Open(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) fuse.Status {
 	defer r.f.inflight.end(r.f.inflight.begin(in.Unique))
-	defer r.f.journal.flush()
 	ctx, n, errno := r.request(cancel, &in.InHeader)
 	if errno != 0 {
 		return status(errno)
@@ -175,7 +173,6 @@ func (r *rawFS) handle(ctx *fuse.Context, n *node, fh uint64) (*fileHandle, sysc
 
 func (r *rawFS) Read(cancel <-chan struct{}, in *fuse.ReadIn, buf []byte) (fuse.ReadResult, fuse.Status) {
 	defer r.f.inflight.end(r.f.inflight.begin(in.Unique))
-	defer r.f.journal.flush()
 	ctx, n, errno := r.request(cancel, &in.InHeader)
 	if errno != 0 {
 		return nil, status(errno)
@@ -190,7 +187,6 @@ func (r *rawFS) Read(cancel <-chan struct{}, in *fuse.ReadIn, buf []byte) (fuse.
 
 func (r *rawFS) Lseek(cancel <-chan struct{}, in *fuse.LseekIn, out *fuse.LseekOut) fuse.Status {
 	defer r.f.inflight.end(r.f.inflight.begin(in.Unique))
-	defer r.f.journal.flush()
 	ctx, n, errno := r.request(cancel, &in.InHeader)
 	if errno != 0 {
 		return status(errno)
