@@ -95,6 +95,9 @@ const DefaultMaxInodes = 40000
 type Server struct {
 	*fuse.Server
 	Mountpoint string
+	// Dev is the mount's device number (st_dev of its root), which tells
+	// this mount from a later one at the same path.
+	Dev        uint64
 	handedOver bool          // mounted by MountDevice: go-fuse does not know where
 	limiter    *inodeLimiter // nil: no bound
 	nodes      *nodeTable
@@ -325,7 +328,7 @@ func Mount(mountpoint string, objs Objects, tree *compose.Tree, o Options) (*Ser
 		f.inflight.close()
 		f.backings.close()
 	}()
-	return &Server{Server: srv, Mountpoint: mountpoint, handedOver: o.Device > 0, limiter: f.limiter, nodes: f.nodes}, nil
+	return &Server{Server: srv, Mountpoint: mountpoint, Dev: devnum, handedOver: o.Device > 0, limiter: f.limiter, nodes: f.nodes}, nil
 }
 
 // readAheadKB is the mount's readahead window. The kernel gives a FUSE

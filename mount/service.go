@@ -66,15 +66,19 @@ const (
 
 // service is a running mount service.
 type service struct {
-	mu      sync.Mutex
-	mounts  map[string]*mounted // by mountpoint; nil while being mounted
-	budget  int64               // the memory limit of all mounts
-	closing bool                // shutting down: no new mounts
-	wg      sync.WaitGroup
-	log     *slog.Logger
-	uid     uint32                // the only peer allowed (root)
-	mount   func(o Options) error // s.mountOne; tests replace it
-	caches  *caches               // shared by every mount; made by the first
+	mu     sync.Mutex
+	mounts map[string]*mounted // by mountpoint; nil while being mounted
+	// detached holds mounts no longer at their path (umount, or umount
+	// -l with files open) whose servers have not ended yet: the path is
+	// free for a new mount.
+	detached map[*mounted]bool
+	budget   int64 // the memory limit of all mounts
+	closing  bool  // shutting down: no new mounts
+	wg       sync.WaitGroup
+	log      *slog.Logger
+	uid      uint32                // the only peer allowed (root)
+	mount    func(o Options) error // s.mountOne; tests replace it
+	caches   *caches               // shared by every mount; made by the first
 	// handlers counts the requests being answered.
 	handlers sync.WaitGroup
 	// store is the supervisor's fd store that every mount is handed to,
@@ -195,7 +199,7 @@ func (s *service) accept(ln *net.UnixListener) {
 }
 
 func newService(log *slog.Logger) *service {
-	s := &service{mounts: map[string]*mounted{}, budget: serviceBase, log: log}
+	s := &service{mounts: map[string]*mounted{}, detached: map[*mounted]bool{}, budget: serviceBase, log: log}
 	s.mount = s.mountOne
 	return s
 }
@@ -217,11 +221,27 @@ func (s *service) stop() {
 		}
 	}
 	s.mu.Unlock()
-	s.wg.Wait()
+	all := make(chan struct{})
+	go func() { s.wg.Wait(); close(all) }()
+	select {
+	case <-all:
+	case <-time.After(stopWait):
+		// Mounts unmounted lazily (umount -l) whose files are still
+		// open: they end when this process and the supervisor close
+		// their descriptors, and the kernel then fails those files'
+		// reads (ENOTCONN) rather than leave them waiting for a server.
+		s.mu.Lock()
+		s.log.Error("stopping with detached mounts still open", "mounts", len(s.mounts)+len(s.detached))
+		s.mu.Unlock()
+		return
+	}
 	if s.caches != nil {
 		s.caches.Close()
 	}
 }
+
+// stopWait bounds how long stop waits for mounts that it cannot unmount.
+const stopWait = 5 * time.Second
 
 // sharedCaches returns the mounts' caches, made on first use; s.mu held.
 func (s *service) sharedCaches() (*caches, error) {
@@ -484,10 +504,16 @@ func (s *service) serveMount(o Options, res *resumption) (err error) {
 		release()
 		return errors.New("serve: the service is stopping")
 	}
-	if _, ok := s.mounts[o.Mountpoint]; ok {
-		s.mu.Unlock()
-		release()
-		return fmt.Errorf("mount: %s is already a mountpoint", o.Mountpoint)
+	if old, ok := s.mounts[o.Mountpoint]; ok {
+		if old == nil || stillMounted(old) {
+			s.mu.Unlock()
+			release()
+			return fmt.Errorf("mount: %s is already a mountpoint", o.Mountpoint)
+		}
+		// Unmounted by the kernel (umount(8) right before this request),
+		// its server not ended yet: it ends on its own.
+		delete(s.mounts, o.Mountpoint)
+		s.detached[old] = true
 	}
 	shared, err := s.sharedCaches()
 	if err != nil {
@@ -507,7 +533,11 @@ func (s *service) serveMount(o Options, res *resumption) (err error) {
 	handed := res != nil
 	done := func() {
 		s.mu.Lock()
-		delete(s.mounts, o.Mountpoint)
+		if s.detached[m] {
+			delete(s.detached, m)
+		} else {
+			delete(s.mounts, o.Mountpoint)
+		}
 		s.budget -= mountOverhead
 		debug.SetMemoryLimit(s.budget)
 		s.mu.Unlock()
@@ -598,6 +628,13 @@ func (s *service) serveMount(o Options, res *resumption) (err error) {
 		return errors.New("serve: the service is stopping")
 	}
 	return nil
+}
+
+// stillMounted reports whether m is still the mount at its path; a
+// mountinfo that cannot be read counts as yes.
+func stillMounted(m *mounted) bool {
+	mi, ok, err := fs.MountedAt(m.srv.Mountpoint)
+	return err != nil || (ok && mi.Dev == m.srv.Dev)
 }
 
 // Request asks the mount service at socket to make the mount o

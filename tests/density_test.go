@@ -2,12 +2,16 @@ package tests
 
 import (
 	"bytes"
+	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -73,6 +77,9 @@ func startServiceExe(t *testing.T, exe, sock string) *service {
 	t.Helper()
 	s := &service{cmd: exec.Command(exe, "serve", "--socket", sock), log: &lockedBuffer{}, exited: make(chan error, 1)}
 	s.cmd.Stderr = s.log
+	// The worker, the supervisor's child, writes to the same pipe: a
+	// worker outliving a killed supervisor must not hold up the cleanup.
+	s.cmd.WaitDelay = 10 * time.Second
 	check(t, s.cmd.Start())
 	go func() { s.exited <- s.cmd.Wait() }()
 	t.Cleanup(func() {
@@ -201,5 +208,87 @@ func TestServiceInodeBound(t *testing.T) {
 	// the walk goes on: 1.7 times the bound measured on an idle machine.
 	if peak > 3*bound {
 		t.Errorf("the mount held up to %d inodes, its bound is %d: pruning does not keep up, or forgotten nodes are kept", peak, bound)
+	}
+}
+
+// TestServiceRemountAtOnce unmounts a service's mount with umount(8) and
+// mounts again at the same path at once, as scripts do: the service
+// learns of an unmount only when the kernel ends the mount's connection,
+// and must not take the path for still mounted until then. Then the same
+// after `umount -l` with a file of the old mount still open: the old mount
+// lives on, detached, until that file closes, and the path is free.
+func TestServiceRemountAtOnce(t *testing.T) {
+	rp := filepath.Join(t.TempDir(), "repo")
+	om(t, "init", "--repo", rp, "--mode", "bare-user")
+	src := t.TempDir()
+	check(t, os.WriteFile(filepath.Join(src, "f"), []byte("content\n"), 0o644))
+	check(t, os.WriteFile(filepath.Join(src, "g"), []byte("never read before the service stops\n"), 0o644))
+	om(t, "commit", "--repo", rp, "-b", "t", src)
+	sock := filepath.Join(t.TempDir(), "mount.sock")
+	svc := startService(t, sock)
+	mnt := newMountpoint(t)
+	cleanupMount(t, mnt, "")
+	readF := func() {
+		t.Helper()
+		b, err := os.ReadFile(filepath.Join(mnt, "f"))
+		if err != nil || string(b) != "content\n" {
+			t.Fatalf("read %s/f: %q, %v\n%s", mnt, b, err, svc.log.String())
+		}
+	}
+	for i := 0; i < 10; i++ {
+		om(t, "--repo", rp, "mount", "--socket", sock, "t", mnt)
+		readF()
+		if r := run("umount", mnt); r.Code != 0 {
+			t.Fatalf("umount %s:\n%s", mnt, r)
+		}
+	}
+	om(t, "--repo", rp, "mount", "--socket", sock, "t", mnt)
+	old, err := os.Open(filepath.Join(mnt, "f"))
+	check(t, err)
+	// Closed on failure too: the detached mount ends with its last file.
+	defer old.Close()
+	if r := run("umount", "-l", mnt); r.Code != 0 {
+		t.Fatalf("umount -l %s:\n%s", mnt, r)
+	}
+	om(t, "--repo", rp, "mount", "--socket", sock, "t", mnt)
+	readF()
+	b, err := io.ReadAll(old)
+	if err != nil || string(b) != "content\n" {
+		t.Fatalf("read of the detached mount's open file: %q, %v", b, err)
+	}
+	check(t, old.Close())
+	unmount(t, mnt)
+	// 12 mounts, each logged once as unmounted: the detached one too,
+	// once its last file closed.
+	waitFor(t, 10*time.Second, "the service to log 12 unmounts", func() bool {
+		return strings.Count(svc.log.String(), "msg=unmounted mountpoint="+mnt+" ") == 12
+	})
+
+	// A detached mount with a file open when the service stops: the
+	// service does not wait for it for ever, and the file's reads then
+	// fail rather than hang.
+	om(t, "--repo", rp, "mount", "--socket", sock, "t", mnt)
+	g, err := os.Open(filepath.Join(mnt, "g"))
+	check(t, err)
+	defer g.Close()
+	if r := run("umount", "-l", mnt); r.Code != 0 {
+		t.Fatalf("umount -l %s:\n%s", mnt, r)
+	}
+	check(t, svc.cmd.Process.Signal(syscall.SIGTERM))
+	select {
+	case err := <-svc.exited:
+		svc.exited <- err // for the cleanup
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the service did not stop within 30s with a detached mount open\n%s", svc.log.String())
+	}
+	read := make(chan error, 1)
+	go func() { _, err := io.ReadAll(g); read <- err }()
+	select {
+	case err := <-read:
+		if !errors.Is(err, syscall.ENOTCONN) && !errors.Is(err, syscall.ECONNABORTED) {
+			t.Errorf("read of a detached mount's file after the service stopped: %v, want ENOTCONN", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("a read of a detached mount's file hangs after the service stopped")
 	}
 }

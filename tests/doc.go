@@ -148,6 +148,10 @@
 // mount of an image of many times its inode bound, walked twice reading
 // every file, equals the source tree both times, and the inodes it held
 // at once (the service logs the peak) stay within three times the bound.
+// A path unmounted with umount(8) is mounted again at once, ten times;
+// one unmounted with umount -l while a file stays open is mounted again
+// while the old mount still serves that file; and a service stopped with
+// a detached mount open exits, the file's reads failing with ENOTCONN.
 //
 // Survival (survive_test.go): the mount service's worker killed with
 // SIGKILL and the service upgraded, under readers that must not notice.
