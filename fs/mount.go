@@ -36,6 +36,11 @@ type Options struct {
 	// files (Objects.ContentFiles false: archive repositories, which
 	// inflate) always opens through the daemon.
 	Passthrough bool
+	// NoURing keeps every request on /dev/fuse. Otherwise a root mount
+	// without State is served over io_uring, one ring per CPU
+	// (uring.go), when the kernel offers it (Linux 6.14 and later, with
+	// the fuse module's enable_uring set).
+	NoURing bool `json:",omitempty"`
 	// SpareP runs the process with two Ps more than go-fuse's readers (see
 	// newServer), for a process that serves this one mount; it sets
 	// GOMAXPROCS. A process serving many mounts leaves it off.
@@ -270,6 +275,35 @@ func Mount(mountpoint string, objs Objects, tree *compose.Tree, o Options) (*Ser
 		Logger: log.New(os.Stderr, "", log.LstdFlags),
 	}
 	raw := newRawFS(f)
+	// FUSE over io_uring needs the mount's /dev/fuse descriptor, which a
+	// mount go-fuse makes keeps to itself: such a mount is made here.
+	var ownDev *os.File
+	if wantURing(o) {
+		mo.ExtraCapabilities |= fuse.CAP_OVER_IO_URING
+		if o.Device <= 0 {
+			dev, err := OpenDevice()
+			if err == nil {
+				var devnum uint64
+				if devnum, err = MountDevice(dev, mountpoint, o); err != nil {
+					dev.Close()
+					f.journal.close()
+					f.inflight.close()
+					return nil, err
+				}
+				// go-fuse serves, and closes, a duplicate.
+				fd, derr := unix.FcntlInt(dev.Fd(), unix.F_DUPFD_CLOEXEC, 3)
+				if derr != nil {
+					_ = unix.Unmount(mountpoint, unix.MNT_DETACH)
+					dev.Close()
+					f.journal.close()
+					f.inflight.close()
+					return nil, fmt.Errorf("mount %s: %w", mountpoint, derr)
+				}
+				ownDev, o.Device, o.DeviceNumber = dev, fd, devnum
+				mo.DirectMount = false
+			}
+		}
+	}
 	var srv *fuse.Server
 	var err error
 	switch {
@@ -286,6 +320,10 @@ func Mount(mountpoint string, objs Objects, tree *compose.Tree, o Options) (*Ser
 		if serr := saveInit(o.State, srv.KernelSettings()); serr != nil {
 			o.Logger.Error("the mount cannot be resumed by a successor", "err", serr)
 		}
+	}
+	if err != nil && ownDev != nil {
+		_ = unix.Unmount(mountpoint, unix.MNT_DETACH)
+		ownDev.Close()
 	}
 	if err == nil {
 		// NewServer has mounted and answered INIT. go-fuse's WaitMount
@@ -308,6 +346,17 @@ func Mount(mountpoint string, objs Objects, tree *compose.Tree, o Options) (*Ser
 			devnum = st.Dev
 		}
 	}
+	var rings *uringServer
+	if o.Device > 0 && wantURing(o) && uringOffered(srv.KernelSettings()) {
+		payload := (max(o.maxRequest(), 8192) + os.Getpagesize() - 1) &^ (os.Getpagesize() - 1)
+		logf := func(msg string, args ...any) { o.Logger.Error(msg, args...) }
+		var err error
+		if rings, err = startURing(o.Device, raw, mo.DisableXAttrs, payload, logf); err != nil {
+			o.Logger.Info("FUSE over io_uring not used", "err", err)
+		} else {
+			o.Logger.Info("serving over io_uring", "rings", len(rings.queues))
+		}
+	}
 	if err := setReadAhead(devnum, readAheadKB); err != nil {
 		o.Logger.Info("readahead left at the kernel's default", "err", err)
 	}
@@ -317,6 +366,13 @@ func Mount(mountpoint string, objs Objects, tree *compose.Tree, o Options) (*Ser
 	}
 	go func() {
 		srv.Wait()
+		if rings != nil {
+			o.Logger.Info("io_uring rings stopped", "requests", rings.served())
+		}
+		rings.stop()
+		if ownDev != nil {
+			ownDev.Close()
+		}
 		if f.limiter != nil {
 			f.limiter.close()
 		}
@@ -329,6 +385,17 @@ func Mount(mountpoint string, objs Objects, tree *compose.Tree, o Options) (*Ser
 		f.backings.close()
 	}()
 	return &Server{Server: srv, Mountpoint: mountpoint, Dev: devnum, handedOver: o.Device > 0, limiter: f.limiter, nodes: f.nodes}, nil
+}
+
+// wantURing reports whether the mount is to be served over io_uring if
+// the kernel offers it: a root mount, not one a successor may take over
+// (State), and not refused by Options.NoURing.
+func wantURing(o Options) bool {
+	if o.NoURing || o.State != "" || o.Resume || os.Geteuid() != 0 {
+		return false
+	}
+	b, err := os.ReadFile("/sys/module/fuse/parameters/enable_uring")
+	return err == nil && strings.TrimSpace(string(b)) == "Y"
 }
 
 // readAheadKB is the mount's readahead window. The kernel gives a FUSE

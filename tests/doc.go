@@ -141,6 +141,14 @@
 // walk of 100k entries; SIGTERM and SIGINT; the handoff of /dev/fuse and
 // the pin to the daemon; the mount service (serve).
 //
+// FUSE over io_uring (uring_test.go): with the fuse module's
+// enable_uring set for the test, the realistic image and a tree of a
+// 5 MiB file, a symlink and xattrs, mounted over io_uring and with
+// --io-uring=false, pass fstest.TestFS and equal their sources in
+// metadata, xattrs and content (whole reads, a pread at an offset, a
+// negative lookup); the daemon's log names the transport and the count
+// of requests its rings answered.
+//
 // Density (density_test.go): ten mounts of one image through the mount
 // service, each walked with find, compose its directories once: the
 // count of directories the service logs after the first walk does not

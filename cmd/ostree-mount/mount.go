@@ -20,6 +20,7 @@ func mountFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "suid", Usage: "honour setuid/setgid bits (the mount is nosuid otherwise; always nodev)"},
 		&cli.BoolFlag{Name: "verify", Usage: "verify each file object's checksum before serving it (EIO on mismatch)"},
 		&cli.StringFlag{Name: "cache-size", Value: "64M", Usage: "bytes of composed-directory metadata to cache (K, M, G suffixes)"},
+		&cli.BoolFlag{Name: "io-uring", Value: true, Usage: "as root, serve requests over io_uring, one ring per CPU, when the kernel offers it (Linux 6.14+, fuse module parameter enable_uring=Y); --io-uring=false keeps them on /dev/fuse"},
 		&cli.BoolFlag{Name: "passthrough", Usage: "hand opened files to the kernel (FUSE passthrough, as root): reads bypass the daemon and share page cache with other mounts, but every open is a round trip (default: opens cost no round trip)"},
 		&cli.StringFlag{Name: "log-file", Usage: "where a background mount logs (default: /run/ostree-mount/MOUNTPOINT.log as root, $XDG_RUNTIME_DIR/ostree-mount/MOUNTPOINT.log otherwise, the mountpoint escaped as by systemd-escape --path: /mnt/x-y is mnt-x\\x2dy.log)"},
 		&cli.BoolFlag{Name: "debug", Usage: "log every FUSE request"},
@@ -106,7 +107,7 @@ func mountOptions(c *cli.Context, rev, mnt string) (mount.Options, error) {
 		Socket: c.String("socket"), Log: c.App.ErrWriter,
 		FS: fs.Options{
 			AllowOther: c.Bool("allow-other"), Suid: c.Bool("suid"), Verify: c.Bool("verify"),
-			Passthrough: c.Bool("passthrough"), Debug: c.Bool("debug"),
+			Passthrough: c.Bool("passthrough"), Debug: c.Bool("debug"), NoURing: !c.Bool("io-uring"),
 		},
 	}
 	var err error

@@ -11,7 +11,7 @@ import (
 // mountOptsUsage documents -o, the options of mount(8) and fstab, which
 // mount.fuse3 passes on as 'ostree-mount SOURCE MOUNTPOINT -o OPTIONS'.
 const mountOptsUsage = "mount(8) options, comma-separated, as mount -t fuse.ostree-mount and fstab give them: " +
-	"repo=PATH, allow_other, suid, nosuid, nodev, dev, ro, rw, verify, passthrough, debug, cache_size=SIZE, log_file=PATH; " +
+	"repo=PATH, allow_other, suid, nosuid, nodev, dev, ro, rw, verify, passthrough, no_io_uring, debug, cache_size=SIZE, log_file=PATH; " +
 	"mount(8)'s own (defaults, auto, noauto, user, users, nouser, owner, group, _netdev, nofail, exec, atime, noatime, relatime, x-*, comment=*) are ignored; " +
 	"noexec and anything else are refused; rw and dev (which mount(8) and mount.fuse3 add) are accepted, but the mount stays read-only and nodev"
 
@@ -66,6 +66,8 @@ func applyMountOpts(o *mount.Options, list string) (string, error) {
 			o.FS.Verify = true
 		case "passthrough":
 			o.FS.Passthrough = true
+		case "no_io_uring":
+			o.FS.NoURing = true
 		case "debug":
 			o.FS.Debug = true
 		case "noexec":
