@@ -26,6 +26,12 @@ ONLY=${BENCH_ONLY:-}
 # want PART: whether this run measures PART.
 want() { [ -z "$ONLY" ] || [[ " $ONLY " == *" $1 "* ]]; }
 mkdir -p "$W" "$OUT"
+# FUSE over io_uring (Linux 6.14+) is off unless the fuse module's
+# enable_uring is set, as a machine that runs ostree-mount would set it
+# (modprobe fuse enable_uring=1). The layered and precomposed rows use it;
+# the devfuse row is the layered mount with every request on /dev/fuse.
+URING=/sys/module/fuse/parameters/enable_uring
+if [ -w "$URING" ]; then echo Y > "$URING"; fi
 # BENCH_SKIP_IMPORT=1 keeps the import timings of the previous run.
 if [ -n "$ONLY" ]; then
   :
@@ -150,25 +156,28 @@ touch "$W/repo.done"
 fi
 
 # ---------------------------------------------------------------- mounts --
-MNT=$W/mnt; mkdir -p "$MNT"/{layered,precomposed,overlay,fuseovl,l50,verify,passthrough,svc,svc50}
+MNT=$W/mnt; mkdir -p "$MNT"/{layered,devfuse,precomposed,overlay,fuseovl,l50,verify,passthrough,svc,svc50}
 CO=$W/checkout
 cleanup() {
-  for m in layered precomposed overlay fuseovl l50 verify passthrough; do umount "$MNT/$m" 2>/dev/null || umount -l "$MNT/$m" 2>/dev/null || true; done
+  for m in layered devfuse precomposed overlay fuseovl l50 verify passthrough; do umount "$MNT/$m" 2>/dev/null || umount -l "$MNT/$m" 2>/dev/null || true; done
 }
 trap cleanup EXIT
 cleanup
 
 declare -A MOUNT UMOUNT
 MOUNT[layered]="$BIN --repo $REPO bench/layered $MNT/layered"
+# The same mount with every request on /dev/fuse, as on a kernel without
+# FUSE over io_uring (before 6.14, or enable_uring unset).
+MOUNT[devfuse]="$BIN --repo $REPO --io-uring=false bench/layered $MNT/devfuse"
 MOUNT[precomposed]="$BIN --repo $REPO bench/precomposed $MNT/precomposed"
 MOUNT[overlay]="mount -t overlay overlay -o ro,lowerdir=$LOWER $MNT/overlay"
 MOUNT[fuseovl]="fuse-overlayfs -o lowerdir=$LOWER $MNT/fuseovl"
 MOUNT[verify]="$BIN --repo $REPO --verify bench/layered $MNT/verify"
 # The other way of opening files: FUSE passthrough, a round trip per open.
 MOUNT[passthrough]="$BIN --repo $REPO --passthrough bench/layered $MNT/passthrough"
-for s in layered precomposed overlay fuseovl verify passthrough; do UMOUNT[$s]="umount $MNT/$s"; done
+for s in layered devfuse precomposed overlay fuseovl verify passthrough; do UMOUNT[$s]="umount $MNT/$s"; done
 # BENCH_SYSTEMS narrows the systems of the find, ls, read and fio rows.
-SYSTEMS=${BENCH_SYSTEMS:-overlay fuseovl layered precomposed checkout}
+SYSTEMS=${BENCH_SYSTEMS:-overlay fuseovl layered devfuse precomposed checkout}
 
 if want checkout; then
 log "checkout: materialize the composed tree with ostree checkout"
@@ -184,7 +193,7 @@ path_of() { if [ "$1" = checkout ]; then echo "$CO"; else echo "$MNT/$1"; fi; }
 
 if want mount; then
 log "mount: ready and first stat"
-for s in layered precomposed overlay fuseovl; do
+for s in layered devfuse precomposed overlay fuseovl; do
   # hyperfine 1.15 has no --conclude: each run unmounts the previous one first.
   hyperfine --runs "$MOUNT_RUNS" --warmup 2 --export-json "$OUT/mount-$s.json" --prepare "${UMOUNT[$s]} 2>/dev/null || true" \
     "${MOUNT[$s]} && stat $MNT/$s/usr/local/go/VERSION" >&2
@@ -207,7 +216,7 @@ umount "$MNT/svc50"
 kill "$SVC"; wait "$SVC" || true
 fi
 
-for s in layered precomposed overlay fuseovl; do eval "${MOUNT[$s]}"; done
+for s in layered devfuse precomposed overlay fuseovl; do eval "${MOUNT[$s]}"; done
 
 # A cold run remounts FUSE daemons too, so their own caches start empty.
 cold_prep() {
@@ -242,7 +251,7 @@ log "reads with --passthrough"
 SYSTEMS=passthrough measure readall "tar cf - -C {P} . | cat > /dev/null"
 SYSTEMS=passthrough measure seqread "dd if={P}/srv/big of=/dev/null bs=1M status=none"
 fi
-SYSTEMS=${BENCH_SYSTEMS:-overlay fuseovl layered precomposed checkout}" passthrough"
+SYSTEMS=${BENCH_SYSTEMS:-overlay fuseovl layered devfuse precomposed checkout}" passthrough"
 
 want fio && log "4k random reads (fio)"
 for s in $SYSTEMS; do
@@ -254,7 +263,7 @@ for s in $SYSTEMS; do
 done
 
 ${UMOUNT[passthrough]}
-SYSTEMS="overlay fuseovl layered precomposed checkout"
+SYSTEMS="overlay fuseovl layered devfuse precomposed checkout"
 
 want rss && log "daemon RSS after a full walk"
 rss_of_mount() { # RSS (kB) of the process serving mountpoint $1
@@ -264,7 +273,7 @@ rss_of_mount() { # RSS (kB) of the process serving mountpoint $1
   done
   echo 0
 }
-for s in layered precomposed fuseovl; do
+for s in layered devfuse precomposed fuseovl; do
   want rss || break
   ${UMOUNT[$s]}; eval "${MOUNT[$s]}"
   find "$MNT/$s" -printf '%s %m\n' > /dev/null; ls -lR "$MNT/$s" > /dev/null

@@ -12,8 +12,9 @@ import os
 import sys
 
 out, results, big_mb, runs = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
-SYSTEMS = ["overlay", "fuseovl", "layered", "precomposed", "checkout", "verify", "passthrough"]
+SYSTEMS = ["overlay", "fuseovl", "layered", "devfuse", "precomposed", "checkout", "verify", "passthrough"]
 NAMES = {"overlay": "kernel overlayfs", "fuseovl": "fuse-overlayfs", "layered": "ostree-mount layered",
+         "devfuse": "ostree-mount layered --io-uring=false",
          "precomposed": "ostree-mount precomposed", "checkout": "ostree checkout",
          "verify": "ostree-mount layered --verify", "passthrough": "ostree-mount layered --passthrough"}
 
