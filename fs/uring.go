@@ -505,6 +505,15 @@ func (q *uringQueue) serve(e *uringEnt) uint64 {
 	return commit
 }
 
+// outStruct is a reply struct of type T at the start of out, zeroed,
+// and its size.
+func outStruct[T any](out []byte) (*T, int) {
+	var z T
+	n := int(unsafe.Sizeof(z))
+	clear(out[:n])
+	return (*T)(unsafe.Pointer(&out[0])), n
+}
+
 // cstring is a NUL-terminated name of a request's payload.
 func cstring(b []byte) string {
 	for i, c := range b {
@@ -520,30 +529,26 @@ func cstring(b []byte) string {
 // into out, returning its size. payload and out share the ring entry's
 // buffer: a name is copied out before the reply is written.
 func dispatch(fsys fuse.RawFileSystem, h *fuse.InHeader, in unsafe.Pointer, payload, out []byte) (int, fuse.Status) {
-	reply := func(size uintptr) unsafe.Pointer {
-		clear(out[:size])
-		return unsafe.Pointer(&out[0])
-	}
 	switch h.Opcode {
 	case opLookup:
 		name := cstring(payload) // before the reply overwrites it
-		o := (*fuse.EntryOut)(reply(unsafe.Sizeof(fuse.EntryOut{})))
-		return int(unsafe.Sizeof(*o)), fsys.Lookup(nil, h, name, o)
+		o, n := outStruct[fuse.EntryOut](out)
+		return n, fsys.Lookup(nil, h, name, o)
 	case opGetattr:
-		o := (*fuse.AttrOut)(reply(unsafe.Sizeof(fuse.AttrOut{})))
-		return int(unsafe.Sizeof(*o)), fsys.GetAttr(nil, (*fuse.GetAttrIn)(in), o)
+		o, n := outStruct[fuse.AttrOut](out)
+		return n, fsys.GetAttr(nil, (*fuse.GetAttrIn)(in), o)
 	case opSetattr:
-		o := (*fuse.AttrOut)(reply(unsafe.Sizeof(fuse.AttrOut{})))
-		return int(unsafe.Sizeof(*o)), fsys.SetAttr(nil, (*fuse.SetAttrIn)(in), o)
+		o, n := outStruct[fuse.AttrOut](out)
+		return n, fsys.SetAttr(nil, (*fuse.SetAttrIn)(in), o)
 	case opReadlink:
 		b, st := fsys.Readlink(nil, h)
 		return copy(out, b), st
 	case opOpen:
-		o := (*fuse.OpenOut)(reply(unsafe.Sizeof(fuse.OpenOut{})))
-		return int(unsafe.Sizeof(*o)), fsys.Open(nil, (*fuse.OpenIn)(in), o)
+		o, n := outStruct[fuse.OpenOut](out)
+		return n, fsys.Open(nil, (*fuse.OpenIn)(in), o)
 	case opOpendir:
-		o := (*fuse.OpenOut)(reply(unsafe.Sizeof(fuse.OpenOut{})))
-		return int(unsafe.Sizeof(*o)), fsys.OpenDir(nil, (*fuse.OpenIn)(in), o)
+		o, n := outStruct[fuse.OpenOut](out)
+		return n, fsys.OpenDir(nil, (*fuse.OpenIn)(in), o)
 	case opRead:
 		ri := (*fuse.ReadIn)(in)
 		buf := out[:min(int(ri.Size), len(out))]
@@ -561,8 +566,8 @@ func dispatch(fsys fuse.RawFileSystem, h *fuse.InHeader, in unsafe.Pointer, payl
 		}
 		return len(b), fuse.OK
 	case opStatfs:
-		o := (*fuse.StatfsOut)(reply(unsafe.Sizeof(fuse.StatfsOut{})))
-		return int(unsafe.Sizeof(*o)), fsys.StatFs(nil, h, o)
+		o, n := outStruct[fuse.StatfsOut](out)
+		return n, fsys.StatFs(nil, h, o)
 	case opRelease:
 		fsys.Release(nil, (*fuse.ReleaseIn)(in))
 		return 0, fuse.OK
@@ -583,9 +588,9 @@ func dispatch(fsys fuse.RawFileSystem, h *fuse.InHeader, in unsafe.Pointer, payl
 			if st == fuse.ERANGE {
 				st = fuse.OK
 			}
-			o := (*fuse.GetXAttrOut)(reply(unsafe.Sizeof(fuse.GetXAttrOut{})))
+			o, size := outStruct[fuse.GetXAttrOut](out)
 			o.Size = n
-			return int(unsafe.Sizeof(*o)), st
+			return size, st
 		}
 		return int(min(n, uint32(len(dest)))), st
 	case opFlush:
@@ -603,8 +608,8 @@ func dispatch(fsys fuse.RawFileSystem, h *fuse.InHeader, in unsafe.Pointer, payl
 		}
 		return len(l.Bytes()), st
 	case opLseek:
-		o := (*fuse.LseekOut)(reply(unsafe.Sizeof(fuse.LseekOut{})))
-		return int(unsafe.Sizeof(*o)), fsys.Lseek(nil, (*fuse.LseekIn)(in), o)
+		o, n := outStruct[fuse.LseekOut](out)
+		return n, fsys.Lseek(nil, (*fuse.LseekIn)(in), o)
 	}
 	return 0, fuse.ENOSYS
 }

@@ -242,14 +242,21 @@ func TestServiceRemountAtOnce(t *testing.T) {
 			t.Fatalf("umount %s:\n%s", mnt, r)
 		}
 	}
-	om(t, "--repo", rp, "mount", "--socket", sock, "t", mnt)
-	old, err := os.Open(filepath.Join(mnt, "f"))
-	check(t, err)
-	// Closed on failure too: the detached mount ends with its last file.
-	defer old.Close()
-	if r := run("umount", "-l", mnt); r.Code != 0 {
-		t.Fatalf("umount -l %s:\n%s", mnt, r)
+	// detached mounts rev at mnt, opens name in it and unmounts it with
+	// umount -l: the mount lives on, detached, while the file is open.
+	detached := func(name string) *os.File {
+		t.Helper()
+		om(t, "--repo", rp, "mount", "--socket", sock, "t", mnt)
+		f, err := os.Open(filepath.Join(mnt, name))
+		check(t, err)
+		// Closed on failure too: the detached mount ends with its last file.
+		t.Cleanup(func() { f.Close() })
+		if r := run("umount", "-l", mnt); r.Code != 0 {
+			t.Fatalf("umount -l %s:\n%s", mnt, r)
+		}
+		return f
 	}
+	old := detached("f")
 	om(t, "--repo", rp, "mount", "--socket", sock, "t", mnt)
 	readF()
 	b, err := io.ReadAll(old)
@@ -267,13 +274,7 @@ func TestServiceRemountAtOnce(t *testing.T) {
 	// A detached mount with a file open when the service stops: the
 	// service does not wait for it for ever, and the file's reads then
 	// fail rather than hang.
-	om(t, "--repo", rp, "mount", "--socket", sock, "t", mnt)
-	g, err := os.Open(filepath.Join(mnt, "g"))
-	check(t, err)
-	defer g.Close()
-	if r := run("umount", "-l", mnt); r.Code != 0 {
-		t.Fatalf("umount -l %s:\n%s", mnt, r)
-	}
+	g := detached("g")
 	check(t, svc.cmd.Process.Signal(syscall.SIGTERM))
 	select {
 	case err := <-svc.exited:
