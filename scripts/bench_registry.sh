@@ -37,10 +37,16 @@ SRC=docker://127.0.0.1:$PORT/bench:latest
 mkdir -p "$RW/old"
 aside() { echo "[ ! -e $RW/$1 ] || mv $RW/$1 $RW/old/$1.\$(date +%s%N)"; }
 skopeo --insecure-policy copy -q --dest-tls-verify=false "oci:$IMG:bench" "$SRC"
+# Every run starts with the previous runs' writes on disk and the page
+# cache empty (sync, drop_caches), for both tools alike. Without the
+# sync, the previous run's 1.3 GB, which skopeo leaves dirty, was
+# written back during the next run, and the import's syncfs, which
+# waits for every dirty page of the filesystem, waited for it too.
+clean="sync; echo 3 > /proc/sys/vm/drop_caches"
 hyperfine --runs "$RUNS" --export-json "$OUT/registry-skopeo.json" \
-  --prepare "$(aside oci)" "skopeo --insecure-policy copy -q --src-tls-verify=false $SRC oci:$RW/oci:bench" >&2
+  --prepare "$(aside oci); $clean" "skopeo --insecure-policy copy -q --src-tls-verify=false $SRC oci:$RW/oci:bench" >&2
 hyperfine --runs "$RUNS" --export-json "$OUT/registry-om.json" \
-  --prepare "$(aside repo) && $BIN init --repo $RW/repo --mode bare-user" \
+  --prepare "$(aside repo) && $BIN init --repo $RW/repo --mode bare-user && $clean" \
   "$BIN import -q --tls-verify=false --repo $RW/repo $SRC" >&2
 python3 - "$OUT" <<'PY'
 import json, sys
