@@ -634,9 +634,19 @@ func (s *fileStore) OpenContent(ctx context.Context, c repo.Checksum) (repo.Cont
 	if _, err := ct.ReadAt(b, 0); err != nil && !errors.Is(err, io.EOF) {
 		return nil, err
 	}
+	// Written once, under a name of its own then renamed: an object
+	// being opened by several readers at once is never seen truncated.
 	p := filepath.Join(s.dir, c.String())
-	if err := os.WriteFile(p, b, 0o444); err != nil && !errors.Is(err, os.ErrExist) && !errors.Is(err, os.ErrPermission) {
-		return nil, err
+	if _, err := os.Stat(p); err != nil {
+		tmp, err := os.CreateTemp(s.dir, "tmp-")
+		if err != nil {
+			return nil, err
+		}
+		_, werr := tmp.Write(b)
+		if err := errors.Join(werr, tmp.Close(), os.Rename(tmp.Name(), p)); err != nil {
+			os.Remove(tmp.Name())
+			return nil, err
+		}
 	}
 	f, err := os.Open(p)
 	if err != nil {
