@@ -278,7 +278,8 @@ func Mount(mountpoint string, objs Objects, tree *compose.Tree, o Options) (*Ser
 	// FUSE over io_uring needs the mount's /dev/fuse descriptor, which a
 	// mount go-fuse makes keeps to itself: such a mount is made here.
 	var ownDev *os.File
-	if wantURing(o) {
+	uring := wantURing(o)
+	if uring {
 		mo.ExtraCapabilities |= fuse.CAP_OVER_IO_URING
 		if o.Device <= 0 {
 			dev, err := OpenDevice()
@@ -347,7 +348,7 @@ func Mount(mountpoint string, objs Objects, tree *compose.Tree, o Options) (*Ser
 		}
 	}
 	var rings *uringServer
-	if o.Device > 0 && wantURing(o) && uringOffered(srv.KernelSettings()) {
+	if uring && o.Device > 0 && uringOffered(srv.KernelSettings()) {
 		payload := (max(o.maxRequest(), 8192) + os.Getpagesize() - 1) &^ (os.Getpagesize() - 1)
 		logf := func(msg string, args ...any) { o.Logger.Error(msg, args...) }
 		var err error
