@@ -282,24 +282,13 @@ func Mount(mountpoint string, objs Objects, tree *compose.Tree, o Options) (*Ser
 	if uring {
 		mo.ExtraCapabilities |= fuse.CAP_OVER_IO_URING
 		if o.Device <= 0 {
-			dev, err := OpenDevice()
-			if err == nil {
-				var devnum uint64
-				if devnum, err = MountDevice(dev, mountpoint, o); err != nil {
-					dev.Close()
-					f.journal.close()
-					f.inflight.close()
-					return nil, err
-				}
-				// go-fuse serves, and closes, a duplicate.
-				fd, derr := unix.FcntlInt(dev.Fd(), unix.F_DUPFD_CLOEXEC, 3)
-				if derr != nil {
-					_ = unix.Unmount(mountpoint, unix.MNT_DETACH)
-					dev.Close()
-					f.journal.close()
-					f.inflight.close()
-					return nil, fmt.Errorf("mount %s: %w", mountpoint, derr)
-				}
+			dev, fd, devnum, err := mountOwn(mountpoint, o)
+			if err != nil {
+				f.journal.close()
+				f.inflight.close()
+				return nil, err
+			}
+			if dev != nil {
 				ownDev, o.Device, o.DeviceNumber = dev, fd, devnum
 				mo.DirectMount = false
 			}
@@ -386,6 +375,26 @@ func Mount(mountpoint string, objs Objects, tree *compose.Tree, o Options) (*Ser
 		f.backings.close()
 	}()
 	return &Server{Server: srv, Mountpoint: mountpoint, Dev: devnum, handedOver: o.Device > 0, limiter: f.limiter, nodes: f.nodes}, nil
+}
+
+// mountOwn makes the kernel side of the mount on a /dev/fuse descriptor
+// of its own (MountDevice), for the rings, and returns it with the
+// duplicate go-fuse is to serve (and close). No /dev/fuse to open leaves
+// the mount to go-fuse: dev nil, no error.
+func mountOwn(mountpoint string, o Options) (dev *os.File, fd int, devnum uint64, err error) {
+	if dev, err = OpenDevice(); err != nil {
+		return nil, 0, 0, nil
+	}
+	if devnum, err = MountDevice(dev, mountpoint, o); err != nil {
+		dev.Close()
+		return nil, 0, 0, err
+	}
+	if fd, err = unix.FcntlInt(dev.Fd(), unix.F_DUPFD_CLOEXEC, 3); err != nil {
+		_ = unix.Unmount(mountpoint, unix.MNT_DETACH)
+		dev.Close()
+		return nil, 0, 0, fmt.Errorf("mount %s: %w", mountpoint, err)
+	}
+	return dev, fd, devnum, nil
 }
 
 // wantURing reports whether the mount is to be served over io_uring if
